@@ -1,0 +1,19 @@
+//! resctl: a Linux resource controller that runs a pipeline in its own cgroup,
+//! watches it, and steers its parallelism under memory pressure.
+//!
+//! Data flows one way: **sample → assess → decide → act → report**.
+//!
+//! - [`sample`]: kernel readers (`/proc` and cgroupfs) behind injectable roots.
+//! - [`cgroup`]: cgroupfs layout detection, readers and writers.
+//! - [`policy`]: pure code over samples: levels, leak trend, thread count.
+//! - [`act`]: everything resctl changes: cgroup limits, thread-count channels.
+//! - [`report`]: logs, the end-of-run summary, recorded traces.
+//! - [`config`] and [`units`]: the YAML configuration and systemd-style units.
+
+pub mod act;
+pub mod cgroup;
+pub mod config;
+pub mod policy;
+pub mod report;
+pub mod sample;
+pub mod units;
