@@ -12,8 +12,13 @@
 
 pub mod act;
 pub mod cgroup;
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod doctor;
+pub mod placement;
 pub mod policy;
 pub mod report;
+pub mod run;
 pub mod sample;
 pub mod units;

@@ -1,1 +1,34 @@
-fn main() {}
+//! The `resctl` binary: parses arguments and hands over to the library.
+
+use clap::Parser;
+use resctl::cli::{Cli, Command, ConfigCommand};
+use resctl::commands;
+
+fn main() {
+    let raw_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Usage errors are resctl's own failure before any job ran: 125,
+            // like env(1) and timeout(1). --help and --version exit 0.
+            let code = if err.use_stderr() {
+                resctl::run::exit::RESCTL_FAILED
+            } else {
+                0
+            };
+            let _ = err.print();
+            std::process::exit(code);
+        }
+    };
+    resctl::report::logging::init(cli.verbose);
+    let code = match cli.command {
+        Command::Run(args) => commands::run_job(args, raw_args),
+        Command::Config(ConfigCommand::Check { file }) => commands::config_check(&file),
+        Command::Config(ConfigCommand::Show { source, slice }) => {
+            commands::config_show(&source, slice.as_deref())
+        }
+        Command::Doctor(args) => commands::doctor(&args),
+        Command::Replay(args) => commands::replay(&args),
+    };
+    std::process::exit(code);
+}

@@ -1,1 +1,511 @@
-//! (being written)
+//! The policy engine: **assess** (pressure levels, leak trend) and **decide** (worker count,
+//! reclaim), as pure code over [`Observation`]s. No IO and no clock: time comes in the
+//! observations, so a recorded trace replays to the same decisions ([`replay`]).
+//!
+//! Rules, with their constants and reasons in [`defaults`]:
+//!
+//! - **Levels** per signal (memory bytes, CPU %, each configured PSI avg10); the overall
+//!   level is their maximum. A level is entered once its threshold has held for `grace`
+//!   (memory ≥ critical: at once) and left once the value has stayed below
+//!   threshold × (1 − `hysteresis`) for `transition`.
+//! - **Shrinking**, driven by the memory and PSI levels (CPU *utilisation* only blocks
+//!   growth, see [`defaults::CPU_LEVEL_REDUCES_THREADS`]): moderate −1 and high −2 worker(s),
+//!   at most once per `cooldown`; critical goes straight to `min_threads` at once.
+//! - **Growing**: +1 per `cooldown` once memory and PSI have been normal for a `cooldown`,
+//!   unless CPU is contended (CPU level ≥ high, CPU PSI some above its moderate threshold,
+//!   throttling, run queue > 1 per core), unless a count on the way was measured slower than
+//!   the fastest one, and unless memory + one worker's memory would reach the lowest memory
+//!   level (moderate: growing into it would take the worker away again). One worker's
+//!   memory is the least-squares slope of memory against worker count
+//!   ([`Policy::marginal_memory_per_worker`]), or memory ÷ workers until two counts are known.
+//!   A count measured slower than the fastest steps back by one per cooldown.
+//! - **Reclaim** when memory crosses `memory_cleanup` going up: down to 90 % of it, at most
+//!   once per cooldown.
+//! - **Leak**: least-squares slope and r² of memory over the last `leak_window` (kept by
+//!   time), suspected when the slope × window ≥ `leak_growth`, r² ≥ `leak_min_fit` and at
+//!   least half the window is covered.
+
+pub mod defaults;
+
+mod config;
+mod format;
+mod leak;
+mod level;
+mod observation;
+mod workers;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+pub use config::{PolicyConfig, PolicyConfigError};
+pub use level::Level;
+pub use observation::{Decision, LeakVerdict, Observation};
+
+use format::{bytes, duration};
+use leak::{LeakDetector, LeakSettings};
+use level::{LevelTracker, Timing, Unit};
+use workers::{Throughput, WorkerMemory};
+
+/// The levels of one tick.
+#[derive(Debug, Clone, Copy)]
+struct Levels {
+    memory: Level,
+    cpu: Level,
+    psi: Level,
+    /// The level that shrinks the worker count.
+    action: Level,
+}
+
+impl Levels {
+    fn overall(&self) -> Level {
+        self.memory.max(self.cpu).max(self.psi)
+    }
+}
+
+/// The policy's state across ticks: one per managed job.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: PolicyConfig,
+    timing: Timing,
+    memory: LevelTracker,
+    cpu: LevelTracker,
+    /// Memory some, memory full, CPU some.
+    psi: [LevelTracker; 3],
+    threads: u32,
+    /// Time of the previous observation (time never runs backwards).
+    last_at: Option<Duration>,
+    /// When the current worker count took effect (or the first observation).
+    count_since: Duration,
+    /// When the worker count last changed.
+    last_change: Option<Duration>,
+    /// Since when memory and PSI have been normal.
+    calm_since: Option<Duration>,
+    last_memory: Option<u64>,
+    last_reclaim: Option<Duration>,
+    last_progress: Option<(Duration, u64)>,
+    worker_memory: WorkerMemory,
+    throughput: Throughput,
+    leak: LeakDetector,
+}
+
+impl Policy {
+    /// A policy starting at `initial_threads`; the configuration is first
+    /// [normalized](PolicyConfig::normalized), so any configuration is accepted.
+    pub fn new(config: PolicyConfig) -> Self {
+        let config = config.normalized();
+        let timing = Timing {
+            grace: config.grace,
+            hysteresis: config.hysteresis,
+            transition: config.transition,
+        };
+        let percent = |thresholds: Option<[f64; 3]>| thresholds.map_or([None; 3], |t| t.map(Some));
+        let memory = LevelTracker::new(
+            "memory",
+            Unit::Bytes,
+            [
+                config.memory_moderate,
+                config.memory_high,
+                config.memory_critical,
+            ]
+            .map(|bytes| Some(bytes as f64)),
+            true,
+        );
+        let cpu = LevelTracker::new(
+            "cpu",
+            Unit::Percent,
+            percent(Some([
+                config.cpu_moderate,
+                config.cpu_high,
+                config.cpu_critical,
+            ])),
+            false,
+        );
+        let psi = [
+            LevelTracker::new(
+                "memory PSI some",
+                Unit::Percent,
+                percent(config.psi_memory_some),
+                false,
+            ),
+            LevelTracker::new(
+                "memory PSI full",
+                Unit::Percent,
+                percent(config.psi_memory_full),
+                false,
+            ),
+            LevelTracker::new(
+                "cpu PSI some",
+                Unit::Percent,
+                percent(config.psi_cpu_some),
+                false,
+            ),
+        ];
+        let leak = LeakDetector::new(LeakSettings {
+            window: config.leak_window,
+            growth: config.leak_growth,
+            min_fit: config.leak_min_fit,
+            limit: config.memory_limit.unwrap_or(config.memory_critical),
+        });
+        Self {
+            threads: config.initial_threads,
+            config,
+            timing,
+            memory,
+            cpu,
+            psi,
+            last_at: None,
+            count_since: Duration::ZERO,
+            last_change: None,
+            calm_since: None,
+            last_memory: None,
+            last_reclaim: None,
+            last_progress: None,
+            worker_memory: WorkerMemory::default(),
+            throughput: Throughput::default(),
+            leak,
+        }
+    }
+
+    /// Assesses one observation and decides the worker count from now on.
+    ///
+    /// The observation is attributed to the worker count in force before this call.
+    pub fn step(&mut self, observation: &Observation) -> Decision {
+        let at = self
+            .last_at
+            .map_or(observation.at, |last| observation.at.max(last));
+        if self.last_at.is_none() {
+            self.count_since = at;
+        }
+        let memory = observation.memory_bytes;
+        self.assess(at, observation);
+        let levels = self.levels();
+        self.learn(at, observation);
+        self.leak.push(at, memory);
+        let leak = self.leak.verdict(memory);
+        let reclaim = self.reclaim(at, memory);
+        if levels.action == Level::Normal {
+            self.calm_since.get_or_insert(at);
+        } else {
+            self.calm_since = None;
+        }
+
+        let previous_threads = self.threads;
+        let (threads, mut reason) = self.decide(at, observation, levels);
+        let threads = threads.clamp(self.config.min_threads, self.config.max_threads);
+        if let Some(amount) = reclaim {
+            reason = format!(
+                "{reason}; reclaim {}: memory {} crossed cleanup {} going up",
+                bytes(amount),
+                bytes(memory),
+                bytes(self.config.memory_cleanup)
+            );
+        }
+        if let Some(verdict) = leak.as_ref().filter(|verdict| verdict.suspected) {
+            reason.push_str("; ");
+            reason.push_str(&verdict.message);
+        }
+        if threads != previous_threads {
+            self.threads = threads;
+            self.last_change = Some(at);
+            self.count_since = at;
+        }
+        self.last_at = Some(at);
+        self.last_memory = Some(memory);
+        Decision {
+            at: observation.at,
+            level: levels.overall(),
+            memory_level: levels.memory,
+            cpu_level: levels.cpu,
+            psi_level: levels.psi,
+            threads,
+            previous_threads,
+            reason,
+            reclaim,
+            leak,
+        }
+    }
+
+    /// The worker count in force.
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+
+    /// Estimated memory one more worker costs, in bytes: the least-squares slope of the
+    /// job's memory against its worker count over the settled samples seen at each count.
+    /// `None` until two distinct counts were seen, or when the slope is not positive.
+    pub fn marginal_memory_per_worker(&self) -> Option<u64> {
+        self.worker_memory.marginal()
+    }
+
+    /// The configuration in force (after normalisation).
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// Feeds the observation to every level tracker.
+    fn assess(&mut self, at: Duration, observation: &Observation) {
+        let timing = self.timing;
+        self.memory
+            .update(at, Some(observation.memory_bytes as f64), timing);
+        self.cpu.update(at, observation.cpu_percent, timing);
+        let psi_values = [
+            observation.memory_psi_some_avg10,
+            observation.memory_psi_full_avg10,
+            observation.cpu_psi_some_avg10,
+        ];
+        for (tracker, value) in self.psi.iter_mut().zip(psi_values) {
+            tracker.update(at, value, timing);
+        }
+    }
+
+    fn levels(&self) -> Levels {
+        let memory = self.memory.level();
+        let cpu = self.cpu.level();
+        let psi = self
+            .psi
+            .iter()
+            .map(LevelTracker::level)
+            .max()
+            .unwrap_or_default();
+        let mut action = memory.max(psi);
+        if defaults::CPU_LEVEL_REDUCES_THREADS {
+            action = action.max(cpu);
+        }
+        Levels {
+            memory,
+            cpu,
+            psi,
+            action,
+        }
+    }
+
+    /// The trackers that can shrink the worker count, memory first.
+    fn action_trackers(&self) -> impl Iterator<Item = &LevelTracker> {
+        let cpu = defaults::CPU_LEVEL_REDUCES_THREADS.then_some(&self.cpu);
+        std::iter::once(&self.memory)
+            .chain(self.psi.iter())
+            .chain(cpu)
+    }
+
+    /// Describes the tracker that put the action level at `level`.
+    fn cause(&self, at: Duration, level: Level) -> String {
+        self.action_trackers()
+            .find(|tracker| tracker.level() == level)
+            .map_or_else(
+                || format!("{level} pressure"),
+                |tracker| tracker.describe(at, self.timing),
+            )
+    }
+
+    /// Records what this tick says about the worker count in force, once it has settled.
+    fn learn(&mut self, at: Duration, observation: &Observation) {
+        let settle = defaults::SETTLE.min(self.config.cooldown / 2);
+        let settled_from = self.count_since.saturating_add(settle);
+        if at >= settled_from {
+            self.worker_memory
+                .record(self.threads, observation.memory_bytes);
+        }
+        if let Some(units) = observation.progress_units {
+            if let Some((previous_at, previous_units)) = self.last_progress {
+                if units >= previous_units && at > previous_at && previous_at >= settled_from {
+                    self.throughput
+                        .record(self.threads, units - previous_units, at - previous_at);
+                }
+            }
+            self.last_progress = Some((at, units));
+        }
+    }
+
+    /// Bytes to reclaim when memory crossed the cleanup level going up, once per cooldown.
+    fn reclaim(&mut self, at: Duration, memory: u64) -> Option<u64> {
+        let cleanup = self.config.memory_cleanup;
+        let crossed = cleanup > 0
+            && memory >= cleanup
+            && self.last_memory.map_or(true, |previous| previous < cleanup);
+        let cooled = self
+            .last_reclaim
+            .map_or(true, |last| at.saturating_sub(last) >= self.config.cooldown);
+        if !(crossed && cooled) {
+            return None;
+        }
+        self.last_reclaim = Some(at);
+        let target = (cleanup as f64 * defaults::RECLAIM_TARGET_FRACTION) as u64;
+        Some(memory.saturating_sub(target))
+    }
+
+    /// Time left before the worker count may change again (critical excepted).
+    fn cooldown_left(&self, at: Duration) -> Option<Duration> {
+        let elapsed = at.saturating_sub(self.last_change?);
+        (elapsed < self.config.cooldown).then(|| self.config.cooldown - elapsed)
+    }
+
+    /// The worker count from now on, and why.
+    fn decide(&self, at: Duration, observation: &Observation, levels: Levels) -> (u32, String) {
+        let threads = self.threads;
+        let min = self.config.min_threads;
+        match levels.action {
+            Level::Critical => {
+                let cause = self.cause(at, Level::Critical);
+                if threads > min {
+                    (
+                        min,
+                        format!("{cause}: sequential fallback, {threads} → {min} threads"),
+                    )
+                } else {
+                    (
+                        threads,
+                        format!("{cause}: holding {threads} threads (minimum)"),
+                    )
+                }
+            }
+            level @ (Level::High | Level::Moderate) => {
+                let cause = self.cause(at, level);
+                let step = if level == Level::High { 2 } else { 1 };
+                if threads <= min {
+                    (
+                        threads,
+                        format!("{cause}: holding {threads} threads (minimum)"),
+                    )
+                } else if let Some(left) = self.cooldown_left(at) {
+                    (
+                        threads,
+                        format!(
+                            "{cause}: holding {threads} threads, cooldown {} left",
+                            duration(left)
+                        ),
+                    )
+                } else {
+                    let reduced = threads.saturating_sub(step).max(min);
+                    (reduced, format!("{cause}: {threads} → {reduced} threads"))
+                }
+            }
+            Level::Normal => self.decide_growth(at, observation, levels),
+        }
+    }
+
+    /// Decision when memory and PSI are normal: grow by one if everything allows it.
+    fn decide_growth(
+        &self,
+        at: Duration,
+        observation: &Observation,
+        levels: Levels,
+    ) -> (u32, String) {
+        let threads = self.threads;
+        let calm = self
+            .calm_since
+            .map_or(Duration::ZERO, |since| at.saturating_sub(since));
+        let prefix = self
+            .action_trackers()
+            .find_map(|tracker| tracker.describe_pending(at, self.timing))
+            .unwrap_or_else(|| format!("normal for {}", duration(calm)));
+        let hold = |why: String| (threads, format!("{prefix}: holding {threads} threads{why}"));
+        let cooldown = self.config.cooldown;
+        if calm < cooldown {
+            return hold(format!(" until normal for {}", duration(cooldown)));
+        }
+        if let Some(left) = self.cooldown_left(at) {
+            return hold(format!(", cooldown {} left", duration(left)));
+        }
+        let min_span = defaults::THROUGHPUT_MIN_SPAN;
+        if let (Some(current), Some(best)) = (
+            self.throughput.rate(threads, min_span),
+            self.throughput.best(min_span),
+        ) {
+            if best.threads < threads && current.units_per_sec < best.units_per_sec {
+                let fewer = threads - 1;
+                return (
+                    fewer,
+                    format!(
+                        "{prefix}: {threads} threads measured slower ({:.1} units/s) than {} ({:.1} units/s): {threads} → {fewer} threads",
+                        current.units_per_sec, best.threads, best.units_per_sec
+                    ),
+                );
+            }
+        }
+        if threads >= self.config.max_threads {
+            return hold(" (maximum)".to_owned());
+        }
+        if let Some(contention) = self.cpu_contention(at, observation, levels) {
+            return hold(format!(": cpu contended ({contention})"));
+        }
+        let target = threads + 1;
+        if let Some((slower, best)) = self.throughput.slower_on_the_way(target, min_span) {
+            return hold(format!(
+                ": {} threads measured slower ({:.1} units/s) than {} ({:.1} units/s)",
+                slower.threads, slower.units_per_sec, best.threads, best.units_per_sec
+            ));
+        }
+        let memory = observation.memory_bytes;
+        let (per_worker, basis) = match self.worker_memory.marginal() {
+            Some(marginal) => (marginal, "per worker"),
+            None => (
+                memory / u64::from(threads.max(1)),
+                "per worker (average; no marginal estimate yet)",
+            ),
+        };
+        let ceiling = self
+            .config
+            .memory_moderate
+            .min(self.config.memory_high)
+            .min(self.config.memory_critical);
+        let projected = memory.saturating_add(per_worker);
+        let headroom = format!("memory {} + {} {basis}", bytes(memory), bytes(per_worker));
+        if projected >= ceiling {
+            return hold(format!(
+                ": {headroom} would reach moderate {}",
+                bytes(ceiling)
+            ));
+        }
+        (
+            target,
+            format!(
+                "{prefix}: {threads} → {target} threads ({headroom} < moderate {})",
+                bytes(ceiling)
+            ),
+        )
+    }
+
+    /// Why the CPUs count as contended, if they do.
+    fn cpu_contention(
+        &self,
+        at: Duration,
+        observation: &Observation,
+        levels: Levels,
+    ) -> Option<String> {
+        if levels.cpu >= Level::High {
+            return Some(self.cpu.describe(at, self.timing));
+        }
+        if let (Some(pressure), Some(thresholds)) =
+            (observation.cpu_psi_some_avg10, self.config.psi_cpu_some)
+        {
+            if pressure > thresholds[0] {
+                return Some(format!(
+                    "cpu PSI some {pressure:.1}% > moderate {:.1}%",
+                    thresholds[0]
+                ));
+            }
+        }
+        if observation.cpu_throttled {
+            return Some("throttled by the cgroup's CPU quota".to_owned());
+        }
+        match observation.runnable_per_core {
+            Some(runnable) if runnable > defaults::RUNNABLE_PER_CORE_CONTENDED => Some(format!(
+                "run queue {runnable:.2} per core > {:.2}",
+                defaults::RUNNABLE_PER_CORE_CONTENDED
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a whole trace through a fresh policy; used by `resctl replay` and the tests.
+#[must_use]
+pub fn replay(config: PolicyConfig, observations: &[Observation]) -> Vec<Decision> {
+    let mut policy = Policy::new(config);
+    observations
+        .iter()
+        .map(|observation| policy.step(observation))
+        .collect()
+}

@@ -1,0 +1,500 @@
+//! The cgroup reader: one [`CgroupDir`] per cgroup directory, sampled every tick.
+//!
+//! The directory is opened once (`O_DIRECTORY`) and checked with `fstatfs` to really be
+//! cgroupfs; each file is then opened relative to that directory handle, kept open, and
+//! re-read with `pread` at offset 0 — no path lookups and no open/close per tick. A cgroup
+//! removed underneath fails cleanly (ENODEV/ENOENT → [`CgroupError::Read`]) instead of
+//! silently reading some other directory that took its name.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, OFlag};
+use nix::sys::stat::Mode;
+use nix::sys::statfs::{fstatfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+use serde::{Deserialize, Serialize};
+
+use super::error::CgroupError;
+use super::parse;
+pub use super::stats::{CgroupSample, CpuStat, MemoryEvents, MemoryStat};
+use crate::sample::proc_parse::{parse_pressure, ParseError};
+
+/// Which cgroup interface a directory speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CgroupKind {
+    /// A cgroup2 directory (`memory.current`, `cpu.stat`, PSI files, ...).
+    V2,
+    /// A directory of the v1 memory hierarchy (`memory.usage_in_bytes`, `memory.limit_in_bytes`, ...).
+    V1Memory,
+}
+
+/// Initial capacity of the read buffer; `memory.stat` is about 1.5 KiB.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// An open cgroup directory that can be sampled repeatedly and cheaply.
+#[derive(Debug)]
+pub struct CgroupDir {
+    path: PathBuf,
+    kind: CgroupKind,
+    dir: OwnedFd,
+    /// Files opened so far, re-read with pread. Absent files are not cached: they are
+    /// looked up again next time (a controller may be enabled later).
+    files: HashMap<&'static str, File>,
+    buffer: Vec<u8>,
+}
+
+impl CgroupDir {
+    /// Opens the cgroup directory `path` and checks with `fstatfs` that it is on the right
+    /// filesystem: cgroup2 for [`CgroupKind::V2`], cgroup (v1) for [`CgroupKind::V1Memory`].
+    pub fn open(path: &Path, kind: CgroupKind) -> Result<Self, CgroupError> {
+        let dir = Self::open_unchecked(path, kind)?;
+        let statfs = fstatfs(&dir.dir).map_err(|errno| CgroupError::read(path, errno.into()))?;
+        let (expected_magic, expected) = match kind {
+            CgroupKind::V2 => (CGROUP2_SUPER_MAGIC, "cgroup2"),
+            CgroupKind::V1Memory => (CGROUP_SUPER_MAGIC, "cgroup (v1)"),
+        };
+        let found = statfs.filesystem_type();
+        if found != expected_magic {
+            return Err(CgroupError::NotCgroupfs {
+                path: path.to_path_buf(),
+                expected,
+                #[allow(clippy::unnecessary_cast)] // fs_type_t differs between targets
+                found: found.0 as u64,
+            });
+        }
+        Ok(dir)
+    }
+
+    /// Opens `path` WITHOUT checking the filesystem: for fixture trees in tests only (plain
+    /// files in a temporary directory). Production code uses [`CgroupDir::open`].
+    pub fn open_unchecked(path: &Path, kind: CgroupKind) -> Result<Self, CgroupError> {
+        let dir = open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| CgroupError::read(path, errno.into()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            kind,
+            dir,
+            files: HashMap::new(),
+            buffer: Vec::with_capacity(READ_BUFFER_BYTES),
+        })
+    }
+
+    /// The directory this reader was opened on.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this is a v2 or a v1 memory cgroup.
+    pub fn kind(&self) -> CgroupKind {
+        self.kind
+    }
+
+    /// Reads one sample of the cgroup. Files that the kernel does not provide here (a
+    /// controller not enabled, an older kernel, PSI disabled, the root cgroup) give `None`
+    /// fields; the one file every cgroup of the kind has (`cpu.stat` on v2,
+    /// `memory.usage_in_bytes` on v1) is required, so a removed cgroup is an error.
+    pub fn sample(&mut self) -> Result<CgroupSample, CgroupError> {
+        match self.kind {
+            CgroupKind::V2 => self.sample_v2(),
+            CgroupKind::V1Memory => self.sample_v1(),
+        }
+    }
+
+    fn sample_v2(&mut self) -> Result<CgroupSample, CgroupError> {
+        let cpu = self.read_required("cpu.stat", parse::parse_cpu_stat)?;
+        Ok(CgroupSample {
+            memory_current: self.read_optional("memory.current", parse::parse_u64)?,
+            memory_peak: self.read_optional("memory.peak", parse::parse_u64)?,
+            memory_high: self
+                .read_optional("memory.high", parse::parse_max_or_u64)?
+                .flatten(),
+            memory_max: self
+                .read_optional("memory.max", parse::parse_max_or_u64)?
+                .flatten(),
+            swap_current: self.read_optional("memory.swap.current", parse::parse_u64)?,
+            events: self
+                .read_optional("memory.events", parse::parse_memory_events)?
+                .unwrap_or_default(),
+            stat: self
+                .read_optional("memory.stat", parse::parse_memory_stat)?
+                .unwrap_or_default(),
+            cpu: Some(cpu),
+            memory_pressure: self.read_optional("memory.pressure", pressure)?,
+            cpu_pressure: self.read_optional("cpu.pressure", pressure)?,
+            io_pressure: self.read_optional("io.pressure", pressure)?,
+            pids_current: self.read_optional("pids.current", parse::parse_u64)?,
+        })
+    }
+
+    fn sample_v1(&mut self) -> Result<CgroupSample, CgroupError> {
+        let memory_current = self.read_required("memory.usage_in_bytes", parse::parse_u64)?;
+        let v1_stat = self
+            .read_optional("memory.stat", parse::parse_memory_stat_v1)?
+            .unwrap_or_default();
+        let oom = self
+            .read_optional("memory.oom_control", parse::parse_oom_control)?
+            .unwrap_or_default();
+        let mut sample = CgroupSample {
+            memory_current: Some(memory_current),
+            memory_peak: self.read_optional("memory.max_usage_in_bytes", parse::parse_u64)?,
+            memory_high: self
+                .read_optional("memory.soft_limit_in_bytes", parse::parse_v1_limit)?
+                .flatten(),
+            memory_max: self
+                .read_optional("memory.limit_in_bytes", parse::parse_v1_limit)?
+                .flatten(),
+            swap_current: v1_stat.swap,
+            stat: MemoryStat {
+                kernel: self.read_optional("memory.kmem.usage_in_bytes", parse::parse_u64)?,
+                sock: self.read_optional("memory.kmem.tcp.usage_in_bytes", parse::parse_u64)?,
+                ..v1_stat.stat
+            },
+            ..CgroupSample::default()
+        };
+        sample.events.max = self.read_optional("memory.failcnt", parse::parse_u64)?;
+        sample.events.oom_kill = oom.oom_kill;
+        sample.events.under_oom = oom.under_oom;
+        Ok(sample)
+    }
+
+    /// The processes in this cgroup (`cgroup.procs`; not those of child cgroups).
+    pub fn pids(&mut self) -> Result<Vec<i32>, CgroupError> {
+        if self.kind == CgroupKind::V1Memory {
+            // v1 builds the pid list once per open file and keeps it for about a second:
+            // re-reading a cached descriptor would return a stale list. Open it afresh.
+            self.files.remove("cgroup.procs");
+        }
+        self.read_required("cgroup.procs", parse::parse_pids)
+    }
+
+    /// Whether a live process is in this cgroup: v2 `populated` of `cgroup.events` (counts
+    /// descendants too); v1: `cgroup.procs` is not empty (this cgroup only).
+    pub fn is_populated(&mut self) -> Result<bool, CgroupError> {
+        match self.kind {
+            CgroupKind::V2 => self.read_required("cgroup.events", parse::parse_populated),
+            CgroupKind::V1Memory => Ok(!self.pids()?.is_empty()),
+        }
+    }
+
+    fn read_required<T>(
+        &mut self,
+        name: &'static str,
+        parser: impl FnOnce(&Path, &str) -> Result<T, ParseError>,
+    ) -> Result<T, CgroupError> {
+        match self.read_file(name, parser)? {
+            Some(value) => Ok(value),
+            None => Err(CgroupError::read(
+                self.path.join(name),
+                io::Error::from_raw_os_error(Errno::ENOENT as i32),
+            )),
+        }
+    }
+
+    fn read_optional<T>(
+        &mut self,
+        name: &'static str,
+        parser: impl FnOnce(&Path, &str) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, CgroupError> {
+        self.read_file(name, parser)
+    }
+
+    /// Reads `name` (opening it relative to the directory handle on first use) and parses it.
+    /// `Ok(None)` when the file does not exist or the kernel does not support it.
+    fn read_file<T>(
+        &mut self,
+        name: &'static str,
+        parser: impl FnOnce(&Path, &str) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, CgroupError> {
+        let file = match self.files.entry(name) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                match openat(
+                    &self.dir,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(fd) => entry.insert(File::from(fd)),
+                    Err(Errno::ENOENT) => return Ok(None),
+                    Err(errno) => {
+                        return Err(CgroupError::read(self.path.join(name), errno.into()))
+                    }
+                }
+            }
+        };
+        match read_whole(file, &mut self.buffer) {
+            Ok(()) => {}
+            // PSI files exist but refuse reads when PSI is disabled for the cgroup.
+            Err(error) if error.raw_os_error() == Some(Errno::EOPNOTSUPP as i32) => {
+                self.files.remove(name);
+                return Ok(None);
+            }
+            Err(error) => {
+                self.files.remove(name);
+                return Err(CgroupError::read(self.path.join(name), error));
+            }
+        }
+        let path = self.path.join(name);
+        let text = std::str::from_utf8(&self.buffer).map_err(|_| {
+            ParseError::new(path.display().to_string(), 0, "", "file is not valid UTF-8")
+        })?;
+        Ok(Some(parser(&path, text)?))
+    }
+}
+
+fn pressure(path: &Path, text: &str) -> Result<crate::sample::proc_parse::Pressure, ParseError> {
+    parse_pressure(text).map_err(|error| error.in_file(path))
+}
+
+/// Reads the whole file from offset 0 with pread into `buffer` (replacing its content).
+fn read_whole(file: &File, buffer: &mut Vec<u8>) -> io::Result<()> {
+    buffer.clear();
+    loop {
+        if buffer.len() == buffer.capacity() {
+            buffer.reserve(READ_BUFFER_BYTES);
+        }
+        let filled = buffer.len();
+        buffer.resize(buffer.capacity(), 0);
+        let result = file.read_at(&mut buffer[filled..], filled as u64);
+        match result {
+            Ok(0) => {
+                buffer.truncate(filled);
+                return Ok(());
+            }
+            Ok(read) => buffer.truncate(filled + read),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => buffer.truncate(filled),
+            Err(error) => {
+                buffer.truncate(filled);
+                return Err(error);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(relative: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/cgroup")
+            .join(relative)
+    }
+
+    const V2_JOB: &str = "v2/sys/fs/cgroup/system.slice/vmtest.service/fixture-job";
+    const V1_JOB: &str = "hybrid/sys/fs/cgroup/memory/host.slice/session-1.scope/fixture-job";
+
+    /// Copies a fixture cgroup directory into a temporary directory the test may change.
+    fn copy_fixture(relative: &str) -> tempfile::TempDir {
+        let target = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(fixture(relative)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), target.path().join(entry.file_name())).unwrap();
+        }
+        target
+    }
+
+    #[test]
+    fn v2_job_sample() {
+        let mut dir = CgroupDir::open_unchecked(&fixture(V2_JOB), CgroupKind::V2).unwrap();
+        let sample = dir.sample().unwrap();
+        assert_eq!(sample.memory_current, Some(46_030_848));
+        assert_eq!(sample.memory_peak, Some(174_886_912));
+        assert_eq!(sample.memory_high, Some(157_286_400));
+        assert_eq!(sample.memory_max, Some(209_715_200));
+        assert_eq!(sample.swap_current, Some(0));
+        assert_eq!(sample.events.high, Some(226));
+        assert_eq!(sample.events.oom_group_kill, Some(0));
+        assert_eq!(sample.events.under_oom, None);
+        assert_eq!(sample.stat.anon, Some(45_522_944));
+        assert_eq!(sample.stat.kernel, Some(376_832));
+        assert_eq!(
+            sample.cpu,
+            Some(CpuStat {
+                usage_usec: 2_767_615,
+                user_usec: 1_353_536,
+                system_usec: 1_414_078,
+                nr_periods: Some(82),
+                nr_throttled: Some(46),
+                throttled_usec: Some(2_082_510),
+            })
+        );
+        let memory = sample.memory_pressure.unwrap();
+        assert_eq!(memory.some.avg10, 46.91);
+        assert_eq!(memory.full.unwrap().total_usec, 13_044_055);
+        assert_eq!(sample.cpu_pressure.unwrap().some.total_usec, 1_682_351);
+        assert_eq!(sample.io_pressure.unwrap().some.total_usec, 3881);
+        assert_eq!(sample.pids_current, Some(6));
+        assert_eq!(dir.pids().unwrap(), vec![191]);
+        assert!(dir.is_populated().unwrap());
+        assert_eq!(dir.kind(), CgroupKind::V2);
+        assert!(dir.path().ends_with("fixture-job"));
+    }
+
+    #[test]
+    fn v2_root_has_no_memory_limits() {
+        let mut dir =
+            CgroupDir::open_unchecked(&fixture("v2/sys/fs/cgroup"), CgroupKind::V2).unwrap();
+        let sample = dir.sample().unwrap();
+        assert_eq!(sample.memory_current, None);
+        assert_eq!(sample.memory_peak, None);
+        assert_eq!(sample.memory_max, None);
+        assert_eq!(sample.swap_current, None);
+        assert_eq!(sample.pids_current, None);
+        assert_eq!(sample.events, MemoryEvents::default());
+        assert_eq!(sample.stat.anon, Some(53_927_936));
+        assert_eq!(sample.cpu.as_ref().unwrap().usage_usec, 24_764_000);
+        assert_eq!(sample.memory_pressure.unwrap().some.total_usec, 12_345_617);
+        assert_eq!(sample.io_pressure.unwrap().full.unwrap().total_usec, 54_450);
+    }
+
+    #[test]
+    fn v1_job_sample() {
+        let mut dir = CgroupDir::open_unchecked(&fixture(V1_JOB), CgroupKind::V1Memory).unwrap();
+        let sample = dir.sample().unwrap();
+        assert_eq!(sample.memory_current, Some(335_872));
+        assert_eq!(sample.memory_peak, Some(104_857_600));
+        assert_eq!(sample.memory_max, Some(104_857_600));
+        assert_eq!(sample.memory_high, None, "soft limit unset = unlimited");
+        assert_eq!(sample.swap_current, Some(0));
+        assert_eq!(
+            sample.events,
+            MemoryEvents {
+                max: Some(787),
+                oom_kill: Some(1),
+                under_oom: Some(false),
+                ..MemoryEvents::default()
+            }
+        );
+        assert_eq!(
+            sample.stat,
+            MemoryStat {
+                anon: Some(114_688),
+                file: Some(32_768),
+                shmem: Some(0),
+                kernel: Some(73_728),
+                sock: Some(0),
+                pgmajfault: Some(10),
+                workingset_refault_anon: Some(0),
+                workingset_refault_file: Some(647),
+            }
+        );
+        assert_eq!(sample.cpu, None);
+        assert_eq!(sample.memory_pressure, None);
+        assert_eq!(sample.pids_current, None);
+        assert_eq!(dir.pids().unwrap(), vec![8064]);
+        assert!(dir.is_populated().unwrap());
+    }
+
+    #[test]
+    fn cached_files_are_reread_and_absent_files_appear_later() {
+        let temp = copy_fixture(V2_JOB);
+        std::fs::remove_file(temp.path().join("memory.peak")).unwrap();
+        let mut dir = CgroupDir::open_unchecked(temp.path(), CgroupKind::V2).unwrap();
+        let first = dir.sample().unwrap();
+        assert_eq!(first.memory_peak, None);
+        // Rewrite in place (same inode, as the kernel does) and create the missing file.
+        std::fs::write(
+            temp.path().join("memory.events"),
+            std::fs::read(fixture(V2_JOB).join("memory.events.after-oom")).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(temp.path().join("memory.current"), "7\n").unwrap();
+        std::fs::write(temp.path().join("memory.peak"), "202604544\n").unwrap();
+        std::fs::write(temp.path().join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+        let second = dir.sample().unwrap();
+        assert_eq!(second.events.high, Some(985));
+        assert_eq!(second.memory_current, Some(7));
+        assert_eq!(second.memory_peak, Some(202_604_544));
+        assert!(!dir.is_populated().unwrap());
+    }
+
+    #[test]
+    fn malformed_file_error_names_the_file_and_line() {
+        let temp = copy_fixture(V2_JOB);
+        let stat = std::fs::read_to_string(temp.path().join("memory.stat")).unwrap();
+        std::fs::write(
+            temp.path().join("memory.stat"),
+            stat.replace("sock 0", "sock"),
+        )
+        .unwrap();
+        let mut dir = CgroupDir::open_unchecked(temp.path(), CgroupKind::V2).unwrap();
+        let text = dir.sample().unwrap_err().to_string();
+        assert!(text.contains("memory.stat"), "{text}");
+        assert!(text.contains("line 8"), "{text}");
+        assert!(text.contains("\"sock\""), "{text}");
+
+        std::fs::write(temp.path().join("memory.stat"), stat).unwrap();
+        std::fs::write(temp.path().join("memory.pressure"), "some avg10=x\n").unwrap();
+        let text = dir.sample().unwrap_err().to_string();
+        assert!(text.contains("memory.pressure"), "{text}");
+
+        std::fs::copy(
+            fixture(V2_JOB).join("memory.pressure"),
+            temp.path().join("memory.pressure"),
+        )
+        .unwrap();
+        std::fs::write(temp.path().join("memory.max"), "lots\n").unwrap();
+        let text = dir.sample().unwrap_err().to_string();
+        assert!(
+            text.contains("memory.max") && text.contains("lots"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missing_required_file_is_an_error() {
+        let temp = copy_fixture(V2_JOB);
+        std::fs::remove_file(temp.path().join("cpu.stat")).unwrap();
+        let mut dir = CgroupDir::open_unchecked(temp.path(), CgroupKind::V2).unwrap();
+        let text = dir.sample().unwrap_err().to_string();
+        assert!(text.contains("cpu.stat"), "{text}");
+        assert!(text.contains("ENOENT"), "{text}");
+        let err = CgroupDir::open_unchecked(&temp.path().join("gone"), CgroupKind::V2).unwrap_err();
+        assert!(err.to_string().contains("gone"), "{err}");
+    }
+
+    #[test]
+    fn open_checks_the_filesystem_magic() {
+        let err = CgroupDir::open(&fixture(V2_JOB), CgroupKind::V2).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CgroupError::NotCgroupfs {
+                    expected: "cgroup2",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("fixture-job"), "{err}");
+    }
+
+    #[test]
+    fn live_v1_memory_cgroup_of_this_process() {
+        let Ok(host) = crate::cgroup::detect(Path::new("/proc"), Path::new("/")) else {
+            return;
+        };
+        let Some(own) = host.memory_v1_own else {
+            eprintln!("no v1 memory cgroup on this host; skipped");
+            return;
+        };
+        let mut dir = CgroupDir::open(&own, CgroupKind::V1Memory).unwrap();
+        let sample = dir.sample().unwrap();
+        assert!(sample.memory_current.unwrap() > 0);
+        assert!(sample.stat.anon.is_some());
+        assert!(dir.pids().unwrap().contains(&(std::process::id() as i32)));
+        assert!(dir.is_populated().unwrap());
+        let err = CgroupDir::open(&own, CgroupKind::V2).unwrap_err();
+        assert!(matches!(err, CgroupError::NotCgroupfs { .. }), "{err}");
+    }
+}

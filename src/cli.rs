@@ -1,0 +1,143 @@
+//! The command line: every flag defined once, with its help, next to its parsing.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// resctl: run a memory-hungry parallel job in its own cgroup and steer its
+/// parallelism under memory pressure instead of letting it be OOM-killed.
+#[derive(Debug, Parser)]
+#[command(name = "resctl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log more (debug level). `RESCTL_LOG` takes an env-filter too.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run COMMAND in its own cgroup, watch it and steer its thread count.
+    ///
+    /// The job gets RESCTL_THREADS (initial worker count) and RESCTL_THREADS_FILE
+    /// (a file holding the current recommendation, replaced atomically). Exit
+    /// status is the job's (128+N if killed by signal N; 126/127 if it cannot be
+    /// executed / is not found; 125 if resctl fails before the job starts).
+    Run(RunArgs),
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Explain what this host offers (cgroup layout, controllers, PSI, systemd,
+    /// journald) and what `resctl run` will therefore do.
+    Doctor(DoctorArgs),
+    /// Re-run the policy over a trace written by `resctl run --record` and print
+    /// its decisions.
+    Replay(ReplayArgs),
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigSource {
+    /// YAML configuration file [default: /etc/resctl/resctl.yaml when it exists].
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "RESCTL_CONFIG"
+    )]
+    pub file: Option<PathBuf>,
+}
+
+/// `resctl run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file.
+    #[command(flatten)]
+    pub source: ConfigSource,
+    /// Throttle the job above this much memory (cgroup memory.high): size like
+    /// `3.5G`, or `80%` of --memory-max.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_high: Option<String>,
+    /// Hard memory limit of the job (cgroup memory.max): the kernel OOM-kills
+    /// past it. Thresholds default to 50/75/87.5 % of it.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// Moderate memory level (size or % of the limit): one worker fewer.
+    #[arg(long, value_name = "SIZE")]
+    pub moderate: Option<String>,
+    /// High memory level (size or % of the limit): two workers fewer.
+    #[arg(long, value_name = "SIZE")]
+    pub high: Option<String>,
+    /// Critical memory level (size or % of the limit): down to the minimum at once.
+    #[arg(long, value_name = "SIZE")]
+    pub critical: Option<String>,
+    /// Sampling interval, like `1s` or `500ms`.
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Fewest workers to recommend.
+    #[arg(long, value_name = "N")]
+    pub min_threads: Option<u32>,
+    /// Most workers to recommend.
+    #[arg(long, value_name = "N")]
+    pub max_threads: Option<u32>,
+    /// systemd slice for the job's scope (systemd hosts), e.g. `batch.slice`.
+    #[arg(long, value_name = "SLICE")]
+    pub slice: Option<String>,
+    /// Also send this signal to the job when the count changes (e.g. USR1).
+    /// Only for jobs that handle it: the default action of SIGUSR1 kills.
+    #[arg(long, value_name = "SIGNAL")]
+    pub notify_signal: Option<String>,
+    /// Write every sample and decision as JSON lines to FILE (for `resctl replay`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Create the job's cgroup under this cgroup directory (a delegated subtree).
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Create no cgroup: watch the job through /proc only.
+    #[arg(long)]
+    pub monitor_only: bool,
+    /// The job: COMMAND [ARGS...] (after `--`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// `resctl config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file; errors name FILE:LINE:COLUMN.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the effective configuration with every default filled in.
+    Show {
+        /// Configuration file.
+        #[command(flatten)]
+        source: ConfigSource,
+        /// Show it as it applies to this slice (per-slice overrides merged).
+        #[arg(long, value_name = "SLICE")]
+        slice: Option<String>,
+    },
+}
+
+/// `resctl doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `resctl replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Trace file written by `resctl run --record`.
+    pub trace: PathBuf,
+    /// Print every tick, not only changes.
+    #[arg(long)]
+    pub all: bool,
+}

@@ -1,0 +1,172 @@
+//! What each subcommand does, once its arguments are parsed. Returns exit codes.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{ConfigSource, DoctorArgs, ReplayArgs, RunArgs};
+use crate::config::{Config, Overrides};
+use crate::doctor::DoctorReport;
+use crate::report::record::read_trace;
+use crate::run::exit::RESCTL_FAILED;
+use crate::run::{run, RunRequest};
+use crate::units::{parse_duration, parse_limit, Limit};
+
+/// The configuration file read when none is named.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/resctl/resctl.yaml";
+
+/// Loads the configuration named by `source`, else the default file if it
+/// exists, else the built-in defaults.
+pub fn load_config(source: &ConfigSource) -> Result<Config, String> {
+    let path = match &source.file {
+        Some(path) => Some(path.clone()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+    };
+    match path {
+        Some(path) => Config::load(&path).map_err(|err| err.to_string()),
+        None => Ok(Config::default()),
+    }
+}
+
+fn flag_limit(flag: &str, value: &Option<String>) -> Result<Option<Limit>, String> {
+    value
+        .as_deref()
+        .map(|v| parse_limit(v).map_err(|err| format!("--{flag} {v}: {err}")))
+        .transpose()
+}
+
+/// The configuration overrides that `resctl run`'s flags make.
+pub fn overrides_from(args: &RunArgs) -> Result<Overrides, String> {
+    Ok(Overrides {
+        memory_high: flag_limit("memory-high", &args.memory_high)?,
+        memory_max: flag_limit("memory-max", &args.memory_max)?,
+        moderate: flag_limit("moderate", &args.moderate)?,
+        high: flag_limit("high", &args.high)?,
+        critical: flag_limit("critical", &args.critical)?,
+        interval: args
+            .interval
+            .as_deref()
+            .map(|v| parse_duration(v).map_err(|err| format!("--interval {v}: {err}")))
+            .transpose()?,
+        min_threads: args.min_threads,
+        max_threads: args.max_threads,
+        slice: args.slice.clone(),
+        notify_signal: args.notify_signal.clone(),
+    })
+}
+
+/// `resctl run`.
+pub fn run_job(args: RunArgs, reexec_args: Vec<OsString>) -> i32 {
+    let config = match effective_run_config(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            tracing::error!("{message}");
+            return RESCTL_FAILED;
+        }
+    };
+    run(RunRequest {
+        config,
+        command: args.command,
+        record: args.record,
+        cgroup_parent: args.cgroup_parent,
+        monitor_only: args.monitor_only,
+        reexec_args,
+        slice_requested: args.slice.is_some(),
+    })
+}
+
+fn effective_run_config(args: &RunArgs) -> Result<Config, String> {
+    let overrides = overrides_from(args)?;
+    let base = load_config(&args.source)?;
+    let slice = overrides
+        .slice
+        .clone()
+        .unwrap_or_else(|| base.slice.clone());
+    let mut config = base.for_slice(&slice);
+    config.apply(&overrides).map_err(|err| err.to_string())?;
+    Ok(config)
+}
+
+/// `resctl config check FILE`.
+pub fn config_check(file: &Path) -> i32 {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            0
+        }
+        Err(err) => {
+            eprintln!("resctl: {err}");
+            1
+        }
+    }
+}
+
+/// `resctl config show`.
+pub fn config_show(source: &ConfigSource, slice: Option<&str>) -> i32 {
+    match load_config(source) {
+        Ok(config) => {
+            let config = match slice {
+                Some(slice) => config.for_slice(slice),
+                None => config,
+            };
+            print!("{}", config.to_yaml());
+            0
+        }
+        Err(message) => {
+            eprintln!("resctl: {message}");
+            1
+        }
+    }
+}
+
+/// `resctl doctor`.
+pub fn doctor(args: &DoctorArgs) -> i32 {
+    match DoctorReport::gather(Path::new("/proc"), Path::new("/")) {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(err) => {
+                        eprintln!("resctl: {err}");
+                        return 1;
+                    }
+                }
+            } else {
+                print!("{}", report.render());
+            }
+            0
+        }
+        Err(message) => {
+            eprintln!("resctl: doctor: {message}");
+            1
+        }
+    }
+}
+
+/// `resctl replay TRACE`.
+pub fn replay(args: &ReplayArgs) -> i32 {
+    let (config, observations) = match read_trace(&args.trace) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("resctl: replay: {message}");
+            return 1;
+        }
+    };
+    let decisions = crate::policy::replay(config, &observations);
+    let mut changes = 0;
+    for decision in &decisions {
+        let changed = decision.threads != decision.previous_threads;
+        changes += usize::from(changed);
+        if changed || args.all {
+            println!(
+                "{:>8.1}s  {:<8}  threads {:>2} -> {:>2}  {}",
+                decision.at.as_secs_f64(),
+                decision.level.to_string(),
+                decision.previous_threads,
+                decision.threads,
+                decision.reason
+            );
+        }
+    }
+    println!("{} ticks, {} thread changes", decisions.len(), changes);
+    0
+}

@@ -1,0 +1,749 @@
+//! resctl's configuration: YAML (read with serde-saphyr), defaults from the original,
+//! command-line overrides and per-slice overrides.
+//!
+//! A file holds any subset of the keys below; missing keys take the defaults in
+//! [`defaults`]. `config/resctl.yaml` is the documented example.
+//!
+//! ```yaml
+//! interval: 1s            # sampling period, 100ms..=60s
+//! grace: 2s               # a level must persist this long before it is entered
+//! hysteresis: 0.05        # leave a level only 5 % below its threshold
+//! slice: resctl.slice
+//! notify_signal: USR1     # optional: signal the job when the thread count changes
+//! memory: { moderate: 50%, high: 3000M, critical: ~, cleanup: ~ }   # ~ = default
+//! cpu: { moderate: 70, high: 85, critical: 95 }
+//! psi: { memory_full: { moderate: 10, high: 25, critical: 50 } }
+//! threads: { min: 1, max: 8, initial: ~, cooldown: 30s }
+//! leak: { enabled: true, growth: 800M, window: 15min, min_fit: 0.8 }
+//! limits: { memory_high: ~, memory_max: 4G }
+//! slices:
+//!   build.slice: { threads: { max: 16 }, memory: { high: 80% } }
+//! ```
+//!
+//! The original Python project's block (`orchestrator: threading: resource_management:`)
+//! is accepted as a whole file and mapped onto [`Config`]; see the `legacy` module.
+//!
+//! Errors name the file, line and column: `resctl.yaml:7:3: unknown field ...`, and for
+//! values that parse but do not fit together, the key:
+//! `resctl.yaml:4:3: memory.moderate (3000M) must be below memory.high (2000M)`.
+
+mod legacy;
+mod source;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::units::{self, percent_of, Limit};
+use source::{parse_options, KeyTree};
+
+pub use source::{ConfigError, Position, Provenance};
+pub use validate::{check_slice_name, parse_signal};
+
+/// The original's defaults and resctl's bounds, each with the reason for its value.
+pub mod defaults {
+    use super::PsiLevels;
+    use std::time::Duration;
+
+    /// One MiB: the original's "MB" figures are MiB here (binary, like systemd).
+    pub const MIB: u64 = 1 << 20;
+
+    /// The original sampled every second.
+    pub const INTERVAL: Duration = Duration::from_secs(1);
+    /// The original's lower bound (0.1 s); faster sampling costs more than it tells.
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+    /// The original's upper bound (60 s); slower sampling misses a job's memory climb.
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+    /// The original's moderate level, used when the job has no memory limit.
+    pub const MEMORY_MODERATE: u64 = 2000 * MIB;
+    /// The original's high level, used when the job has no memory limit.
+    pub const MEMORY_HIGH: u64 = 3000 * MIB;
+    /// The original's critical level, used when the job has no memory limit.
+    pub const MEMORY_CRITICAL: u64 = 3500 * MIB;
+    /// The original's cleanup ("GC") trigger, used when the job has no memory limit.
+    pub const MEMORY_CLEANUP: u64 = 2500 * MIB;
+    /// The original's memory limit for parallel execution; the percentages below are its
+    /// absolute levels against it (2000/3000/3500/2500 of 4000 MB).
+    pub const ORIGINAL_JOB_LIMIT: u64 = 4000 * MIB;
+    /// Moderate level when the job has a memory limit: 2000 of the original's 4000 MB.
+    pub const MEMORY_MODERATE_PERCENT: f64 = 50.0;
+    /// High level when the job has a memory limit: 3000 of 4000 MB.
+    pub const MEMORY_HIGH_PERCENT: f64 = 75.0;
+    /// Critical level when the job has a memory limit: 3500 of 4000 MB.
+    pub const MEMORY_CRITICAL_PERCENT: f64 = 87.5;
+    /// Cleanup trigger when the job has a memory limit: 2500 of 4000 MB.
+    pub const MEMORY_CLEANUP_PERCENT: f64 = 62.5;
+
+    /// The original's CPU levels (percent).
+    pub const CPU_MODERATE: f64 = 70.0;
+    /// The original's CPU high level (percent).
+    pub const CPU_HIGH: f64 = 85.0;
+    /// The original's CPU critical level (percent).
+    pub const CPU_CRITICAL: f64 = 95.0;
+
+    /// Memory "full" PSI avg10 levels (percent of the last 10 s in which every task of the
+    /// job stalled on memory at once). systemd-oomd's 60 % is a *kill* threshold; resctl's
+    /// answer (fewer workers) is gentle and reversible, so it acts much earlier: 10 % (a
+    /// second in ten lost to reclaim: thrashing begins), 25 %, and 50 % as critical, still
+    /// below oomd's 60 % so the job is shrunk before oomd would kill it. "some" pressure
+    /// and CPU pressure are off by default: they rise with ordinary contention, which the
+    /// CPU levels already cover.
+    pub const PSI_MEMORY_FULL: PsiLevels = PsiLevels {
+        moderate: 10.0,
+        high: 25.0,
+        critical: 50.0,
+    };
+
+    /// The original's thread range.
+    pub const MIN_THREADS: u32 = 1;
+    /// The original's thread range.
+    pub const MAX_THREADS: u32 = 8;
+    /// A sanity bound on threads.max (the original allowed 16), catching typos such as
+    /// 80000.
+    pub const THREADS_CAP: u32 = 1024;
+    /// The original's cooldown between thread-count changes.
+    pub const COOLDOWN: Duration = Duration::from_secs(30);
+    /// The original's lower cooldown bound: faster changes thrash.
+    pub const MIN_COOLDOWN: Duration = Duration::from_secs(5);
+    /// The original's upper cooldown bound: slower changes react too late.
+    pub const MAX_COOLDOWN: Duration = Duration::from_secs(300);
+
+    /// The original's leak rule: growth above 800 MB ...
+    pub const LEAK_GROWTH: u64 = 800 * MIB;
+    /// ... over 15 minutes.
+    pub const LEAK_WINDOW: Duration = Duration::from_secs(15 * 60);
+    /// Least-squares goodness of fit (r²) a trend needs before it is called a leak; 0.8
+    /// means the growth is steady, not a few spikes.
+    pub const LEAK_MIN_FIT: f64 = 0.8;
+    /// A fit needs at least this many samples in the window.
+    pub const LEAK_MIN_SAMPLES: u32 = 10;
+    /// Shortest leak window: under a minute, growth is a workload phase, not a leak.
+    pub const MIN_LEAK_WINDOW: Duration = Duration::from_secs(60);
+    /// Longest leak window (the samples are held in memory).
+    pub const MAX_LEAK_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+    /// A level must persist 2 s (two samples) before it is entered, so one spike does
+    /// not cut workers (the kubelet's eviction grace period is the model).
+    pub const GRACE: Duration = Duration::from_secs(2);
+    /// Longest grace: beyond that the kernel acts before resctl does.
+    pub const MAX_GRACE: Duration = Duration::from_secs(300);
+    /// A level is left only 5 % below its threshold, so it does not flap.
+    pub const HYSTERESIS: f64 = 0.05;
+    /// Hysteresis must stay below one half, or levels would never be left.
+    pub const MAX_HYSTERESIS: f64 = 0.5;
+    /// The systemd slice jobs run in by default.
+    pub const SLICE: &str = "resctl.slice";
+}
+
+/// The whole configuration. Fields are in the order `to_yaml` writes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Sampling period (default 1 s, allowed 100ms..=60s).
+    #[serde(with = "units::serde_duration")]
+    pub interval: Duration,
+    /// Time a level must persist before it is entered (default 2 s).
+    #[serde(with = "units::serde_duration")]
+    pub grace: Duration,
+    /// Fraction below a threshold before a level is left (default 0.05 = 5 %).
+    pub hysteresis: f64,
+    /// The systemd slice the job runs in (default `resctl.slice`).
+    pub slice: String,
+    /// Signal sent to the job when its thread count changes, e.g. `USR1`; off by default
+    /// because an unaware process would die of it.
+    pub notify_signal: Option<String>,
+    /// Memory levels.
+    pub memory: MemoryConfig,
+    /// CPU levels (percent).
+    pub cpu: CpuConfig,
+    /// Pressure-stall (PSI) levels.
+    pub psi: PsiConfig,
+    /// Thread-count range and pacing.
+    pub threads: ThreadsConfig,
+    /// Leak detection.
+    pub leak: LeakConfig,
+    /// Memory limits put on the job's cgroup.
+    pub limits: LimitsConfig,
+    /// Per-slice overrides; keys are slice names ending in `.slice`.
+    pub slices: BTreeMap<String, SliceOverrides>,
+    /// Where the values came from (for error messages); ignored by `==`.
+    #[serde(skip)]
+    pub provenance: Provenance,
+}
+
+/// Memory levels: sizes, percentages of the job's memory limit, or absent for the
+/// default (a percentage when the job has a limit, else the original's size); see
+/// [`Config::resolve_memory`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Moderate level: shed a worker (default 50 % of the limit, else 2000M).
+    pub moderate: Option<Limit>,
+    /// High level: shed more (default 75 %, else 3000M).
+    pub high: Option<Limit>,
+    /// Critical level: fall back to one worker (default 87.5 %, else 3500M).
+    pub critical: Option<Limit>,
+    /// Cleanup level: ask the kernel to reclaim (default 62.5 %, else 2500M; `max` = off).
+    pub cleanup: Option<Limit>,
+}
+
+impl MemoryConfig {
+    /// Whether no level is set.
+    pub fn is_empty(&self) -> bool {
+        *self == MemoryConfig::default()
+    }
+}
+
+/// Memory levels in bytes, for one job limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedMemory {
+    /// Moderate level in bytes.
+    pub moderate: u64,
+    /// High level in bytes.
+    pub high: u64,
+    /// Critical level in bytes.
+    pub critical: u64,
+    /// Cleanup level in bytes; `u64::MAX` when cleanup is off.
+    pub cleanup: u64,
+}
+
+/// CPU levels in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CpuConfig {
+    /// Moderate level (default 70).
+    #[serde(with = "units::serde_percent")]
+    pub moderate: f64,
+    /// High level (default 85).
+    #[serde(with = "units::serde_percent")]
+    pub high: f64,
+    /// Critical level (default 95).
+    #[serde(with = "units::serde_percent")]
+    pub critical: f64,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        CpuConfig {
+            moderate: defaults::CPU_MODERATE,
+            high: defaults::CPU_HIGH,
+            critical: defaults::CPU_CRITICAL,
+        }
+    }
+}
+
+/// Three avg10 levels (percent) for one pressure-stall measure.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsiLevels {
+    /// Moderate level.
+    #[serde(with = "units::serde_percent")]
+    pub moderate: f64,
+    /// High level.
+    #[serde(with = "units::serde_percent")]
+    pub high: f64,
+    /// Critical level.
+    #[serde(with = "units::serde_percent")]
+    pub critical: f64,
+}
+
+impl PsiLevels {
+    /// The levels as `[moderate, high, critical]`.
+    pub fn as_array(&self) -> [f64; 3] {
+        [self.moderate, self.high, self.critical]
+    }
+}
+
+impl From<PsiLevels> for [f64; 3] {
+    fn from(levels: PsiLevels) -> Self {
+        levels.as_array()
+    }
+}
+
+/// Pressure-stall levels; `None` (`~` in YAML) turns a measure off.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PsiConfig {
+    /// Memory "some" avg10 (off by default).
+    pub memory_some: Option<PsiLevels>,
+    /// Memory "full" avg10 (default 10/25/50, see [`defaults::PSI_MEMORY_FULL`]).
+    pub memory_full: Option<PsiLevels>,
+    /// CPU "some" avg10 (off by default).
+    pub cpu_some: Option<PsiLevels>,
+}
+
+impl Default for PsiConfig {
+    fn default() -> Self {
+        PsiConfig {
+            memory_some: None,
+            memory_full: Some(defaults::PSI_MEMORY_FULL),
+            cpu_some: None,
+        }
+    }
+}
+
+/// Thread-count range and pacing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThreadsConfig {
+    /// Fewest workers (default 1).
+    pub min: u32,
+    /// Most workers (default 8).
+    pub max: u32,
+    /// Workers at start; `None` lets resctl choose.
+    pub initial: Option<u32>,
+    /// Least time between two changes (default 30 s, allowed 5s..=300s).
+    #[serde(with = "units::serde_duration")]
+    pub cooldown: Duration,
+}
+
+impl Default for ThreadsConfig {
+    fn default() -> Self {
+        ThreadsConfig {
+            min: defaults::MIN_THREADS,
+            max: defaults::MAX_THREADS,
+            initial: None,
+            cooldown: defaults::COOLDOWN,
+        }
+    }
+}
+
+/// Leak detection: a steady climb (least-squares slope with a good fit) over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeakConfig {
+    /// Whether leaks are looked for (default true).
+    pub enabled: bool,
+    /// Growth over the window that counts as a leak (default 800M).
+    #[serde(with = "units::serde_size")]
+    pub growth: u64,
+    /// Window of the trend (default 15 min).
+    #[serde(with = "units::serde_duration")]
+    pub window: Duration,
+    /// Goodness of fit (r²) the trend needs (default 0.8).
+    pub min_fit: f64,
+}
+
+impl Default for LeakConfig {
+    fn default() -> Self {
+        LeakConfig {
+            enabled: true,
+            growth: defaults::LEAK_GROWTH,
+            window: defaults::LEAK_WINDOW,
+            min_fit: defaults::LEAK_MIN_FIT,
+        }
+    }
+}
+
+/// Memory limits for the job's cgroup. A percentage is of the host's memory (systemd's
+/// convention for MemoryHigh=/MemoryMax=); `max` means no limit; absent leaves the
+/// cgroup's limit as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// memory.high: throttle and reclaim above this.
+    pub memory_high: Option<Limit>,
+    /// memory.max: the hard stop.
+    pub memory_max: Option<Limit>,
+}
+
+/// [`LimitsConfig`] in bytes; `None` is "no limit" (or not configured).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResolvedLimits {
+    /// memory.high in bytes.
+    pub memory_high: Option<u64>,
+    /// memory.max in bytes.
+    pub memory_max: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// Whether no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == LimitsConfig::default()
+    }
+
+    /// The limits in bytes, percentages taken of `host_memory` (MemTotal).
+    pub fn resolve(&self, host_memory: u64) -> ResolvedLimits {
+        ResolvedLimits {
+            memory_high: self
+                .memory_high
+                .and_then(|limit| limit.resolve(Some(host_memory))),
+            memory_max: self
+                .memory_max
+                .and_then(|limit| limit.resolve(Some(host_memory))),
+        }
+    }
+}
+
+/// CPU levels a slice overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CpuOverrides {
+    /// Moderate level.
+    #[serde(
+        with = "units::serde_opt_percent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub moderate: Option<f64>,
+    /// High level.
+    #[serde(
+        with = "units::serde_opt_percent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub high: Option<f64>,
+    /// Critical level.
+    #[serde(
+        with = "units::serde_opt_percent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub critical: Option<f64>,
+}
+
+impl CpuOverrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == CpuOverrides::default()
+    }
+}
+
+/// Thread settings a slice overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThreadsOverrides {
+    /// Fewest workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+    /// Most workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    /// Workers at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial: Option<u32>,
+    /// Least time between two changes.
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cooldown: Option<Duration>,
+}
+
+impl ThreadsOverrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == ThreadsOverrides::default()
+    }
+}
+
+/// PSI levels a slice overrides: absent keeps the global setting, `~` turns the measure
+/// off for the slice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PsiOverrides {
+    /// Memory "some" avg10.
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub memory_some: Option<Option<PsiLevels>>,
+    /// Memory "full" avg10.
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub memory_full: Option<Option<PsiLevels>>,
+    /// CPU "some" avg10.
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub cpu_some: Option<Option<PsiLevels>>,
+}
+
+impl PsiOverrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == PsiOverrides::default()
+    }
+}
+
+/// A key that is present yields `Some`, even when its value is `~` (then `Some(None)`).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// What one slice changes; every field is optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SliceOverrides {
+    /// Memory levels.
+    #[serde(skip_serializing_if = "MemoryConfig::is_empty")]
+    pub memory: MemoryConfig,
+    /// CPU levels.
+    #[serde(skip_serializing_if = "CpuOverrides::is_empty")]
+    pub cpu: CpuOverrides,
+    /// Thread settings.
+    #[serde(skip_serializing_if = "ThreadsOverrides::is_empty")]
+    pub threads: ThreadsOverrides,
+    /// cgroup memory limits.
+    #[serde(skip_serializing_if = "LimitsConfig::is_empty")]
+    pub limits: LimitsConfig,
+    /// PSI levels.
+    #[serde(skip_serializing_if = "PsiOverrides::is_empty")]
+    pub psi: PsiOverrides,
+}
+
+/// Values given on the command line; each replaces the configuration's value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `limits.memory_high`.
+    pub memory_high: Option<Limit>,
+    /// `limits.memory_max`.
+    pub memory_max: Option<Limit>,
+    /// `memory.moderate`.
+    pub moderate: Option<Limit>,
+    /// `memory.high`.
+    pub high: Option<Limit>,
+    /// `memory.critical`.
+    pub critical: Option<Limit>,
+    /// `interval`.
+    pub interval: Option<Duration>,
+    /// `threads.min`.
+    pub min_threads: Option<u32>,
+    /// `threads.max`.
+    pub max_threads: Option<u32>,
+    /// `slice`.
+    pub slice: Option<String>,
+    /// `notify_signal`.
+    pub notify_signal: Option<String>,
+}
+
+impl Default for Config {
+    /// The original's defaults (see [`defaults`]).
+    fn default() -> Self {
+        Config {
+            interval: defaults::INTERVAL,
+            grace: defaults::GRACE,
+            hysteresis: defaults::HYSTERESIS,
+            slice: defaults::SLICE.to_string(),
+            notify_signal: None,
+            memory: MemoryConfig::default(),
+            cpu: CpuConfig::default(),
+            psi: PsiConfig::default(),
+            threads: ThreadsConfig::default(),
+            leak: LeakConfig::default(),
+            limits: LimitsConfig::default(),
+            slices: BTreeMap::new(),
+            provenance: Provenance::default(),
+        }
+    }
+}
+
+/// Sets `target` to `value` when the override holds one.
+fn merge<T: Copy>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
+    }
+}
+
+/// Sets an optional `target` when the override holds a value.
+fn merge_option<T: Copy>(target: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *target = value;
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path` (native or legacy format).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates `text`; `origin` (usually the file name) prefixes every error.
+    /// A file whose top level has `orchestrator` is read as the original's legacy block.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let tree = KeyTree::parse(text, origin)?;
+        let config = if tree.has_top_level(legacy::TOP_LEVEL_KEY) {
+            legacy::from_yaml(text, origin, &tree)?
+        } else {
+            let mut config: Config = serde_saphyr::from_str_with_options(text, parse_options())
+                .map_err(|error| ConfigError::from_yaml(&error, origin))?;
+            config.provenance = Provenance::from_native(origin, tree.index());
+            config
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The effective configuration as YAML, defaults filled in; [`Config::from_yaml`]
+    /// reads it back to an equal configuration. Memory levels left to their defaults are
+    /// written as `~` because their value depends on the job's limit.
+    pub fn to_yaml(&self) -> String {
+        match serde_saphyr::to_string(self) {
+            Ok(yaml) => format!("# resctl effective configuration\n{yaml}"),
+            Err(error) => format!("# cannot write the configuration as YAML: {error}\n"),
+        }
+    }
+
+    /// Checks values that parse but do not fit together (thresholds out of order, bounds,
+    /// signal and slice names), including every slice's merged configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::validate(self)
+    }
+
+    /// Checks the memory levels against the job's memory limit: a percentage needs a
+    /// limit, and once resolved the levels must be below the limit and in order. Call it
+    /// on the configuration in effect (after [`Config::for_slice`]).
+    pub fn validate_for_limit(&self, job_limit: Option<u64>) -> Result<(), ConfigError> {
+        validate::validate_for_limit(self, job_limit)
+    }
+
+    /// The memory levels in bytes for a job whose memory limit is `job_limit`. Explicit
+    /// values win (percentages of `job_limit`); missing ones are 50 / 75 / 87.5 / 62.5 %
+    /// of the limit, or without a limit the original's 2000M / 3000M / 3500M / 2500M.
+    /// A percentage without a limit falls back to that size too (and is reported by
+    /// [`Config::validate_for_limit`]). Cleanup `max` gives `u64::MAX` (never).
+    pub fn resolve_memory(&self, job_limit: Option<u64>) -> ResolvedMemory {
+        let level = |explicit: Option<Limit>, percent: f64, bytes: u64| match explicit {
+            Some(Limit::Bytes(value)) => value,
+            Some(Limit::Unlimited) => u64::MAX,
+            Some(Limit::Percent(value)) => {
+                job_limit.map_or(bytes, |limit| percent_of(limit, value))
+            }
+            None => job_limit.map_or(bytes, |limit| percent_of(limit, percent)),
+        };
+        ResolvedMemory {
+            moderate: level(
+                self.memory.moderate,
+                defaults::MEMORY_MODERATE_PERCENT,
+                defaults::MEMORY_MODERATE,
+            ),
+            high: level(
+                self.memory.high,
+                defaults::MEMORY_HIGH_PERCENT,
+                defaults::MEMORY_HIGH,
+            ),
+            critical: level(
+                self.memory.critical,
+                defaults::MEMORY_CRITICAL_PERCENT,
+                defaults::MEMORY_CRITICAL,
+            ),
+            cleanup: level(
+                self.memory.cleanup,
+                defaults::MEMORY_CLEANUP_PERCENT,
+                defaults::MEMORY_CLEANUP,
+            ),
+        }
+    }
+
+    /// The configuration for jobs in `slice`: its overrides (if any) merged over the
+    /// global values, and `slice` set to it. Apply command-line [`Overrides`] to the
+    /// result (not before), so that they win over the slice's values.
+    pub fn for_slice(&self, slice: &str) -> Config {
+        let mut config = self.clone();
+        config.slice = slice.to_string();
+        config.provenance.set_scope(slice);
+        let Some(overrides) = self.slices.get(slice) else {
+            return config;
+        };
+        let memory = &mut config.memory;
+        merge_option(&mut memory.moderate, overrides.memory.moderate);
+        merge_option(&mut memory.high, overrides.memory.high);
+        merge_option(&mut memory.critical, overrides.memory.critical);
+        merge_option(&mut memory.cleanup, overrides.memory.cleanup);
+        merge(&mut config.cpu.moderate, overrides.cpu.moderate);
+        merge(&mut config.cpu.high, overrides.cpu.high);
+        merge(&mut config.cpu.critical, overrides.cpu.critical);
+        merge(&mut config.threads.min, overrides.threads.min);
+        merge(&mut config.threads.max, overrides.threads.max);
+        merge_option(&mut config.threads.initial, overrides.threads.initial);
+        merge(&mut config.threads.cooldown, overrides.threads.cooldown);
+        merge_option(&mut config.limits.memory_high, overrides.limits.memory_high);
+        merge_option(&mut config.limits.memory_max, overrides.limits.memory_max);
+        merge(&mut config.psi.memory_some, overrides.psi.memory_some);
+        merge(&mut config.psi.memory_full, overrides.psi.memory_full);
+        merge(&mut config.psi.cpu_some, overrides.psi.cpu_some);
+        config
+    }
+
+    /// Applies command-line values over the file's, then validates; errors caused by an
+    /// override name the command line (`command line: threads.min (6) must not exceed
+    /// threads.max (4)`). On error the values stay applied.
+    pub fn apply(&mut self, overrides: &Overrides) -> Result<(), ConfigError> {
+        let mut applied = Vec::new();
+        let mut set_limit =
+            |target: &mut Option<Limit>, value: Option<Limit>, key: &'static str| {
+                if value.is_some() {
+                    *target = value;
+                    applied.push(key);
+                }
+            };
+        set_limit(
+            &mut self.limits.memory_high,
+            overrides.memory_high,
+            "limits.memory_high",
+        );
+        set_limit(
+            &mut self.limits.memory_max,
+            overrides.memory_max,
+            "limits.memory_max",
+        );
+        set_limit(
+            &mut self.memory.moderate,
+            overrides.moderate,
+            "memory.moderate",
+        );
+        set_limit(&mut self.memory.high, overrides.high, "memory.high");
+        set_limit(
+            &mut self.memory.critical,
+            overrides.critical,
+            "memory.critical",
+        );
+        if let Some(interval) = overrides.interval {
+            self.interval = interval;
+            applied.push("interval");
+        }
+        if let Some(min) = overrides.min_threads {
+            self.threads.min = min;
+            applied.push("threads.min");
+        }
+        if let Some(max) = overrides.max_threads {
+            self.threads.max = max;
+            applied.push("threads.max");
+        }
+        if let Some(slice) = &overrides.slice {
+            self.slice = slice.clone();
+            applied.push("slice");
+        }
+        if let Some(signal) = &overrides.notify_signal {
+            self.notify_signal = Some(signal.clone());
+            applied.push("notify_signal");
+        }
+        for key in applied {
+            self.provenance.mark_command_line(key);
+        }
+        self.validate()
+    }
+
+    /// [`Config::apply`] by value: the configuration with `overrides` applied, validated.
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Result<Config, ConfigError> {
+        self.apply(overrides)?;
+        Ok(self)
+    }
+
+    /// The notify signal, when one is set and valid (validation reports invalid names).
+    pub fn notify_signal_parsed(&self) -> Option<Signal> {
+        self.notify_signal
+            .as_deref()
+            .and_then(|name| parse_signal(name).ok())
+    }
+
+    /// The file name this configuration was read from, or `built-in defaults`.
+    pub fn origin(&self) -> &str {
+        self.provenance.origin()
+    }
+}

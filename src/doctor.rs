@@ -1,0 +1,139 @@
+//! `resctl doctor`: what this host offers and what `resctl run` will do here.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cgroup::detect::{detect, HostCgroups, Layout};
+use crate::report::logging::JOURNALD_SOCKET;
+use crate::run::scope::systemd_running;
+
+/// The findings, as printed (text or JSON).
+#[derive(Debug, Serialize)]
+pub struct DoctorReport {
+    /// `v2`, `hybrid`, `v1` or `none`.
+    pub layout: String,
+    /// The cgroup2 mount point, if any.
+    pub v2_mount: Option<String>,
+    /// resctl's own v2 cgroup.
+    pub v2_cgroup: Option<String>,
+    /// Controllers available in that cgroup.
+    pub v2_controllers: Vec<String>,
+    /// Whether resctl may create cgroups there.
+    pub v2_writable: bool,
+    /// The v1 memory hierarchy's mount, if any.
+    pub memory_v1_mount: Option<String>,
+    /// resctl's own v1 memory cgroup.
+    pub memory_v1_cgroup: Option<String>,
+    /// Whether resctl may create cgroups there.
+    pub memory_v1_writable: bool,
+    /// Pressure stall information readable for the job.
+    pub psi: bool,
+    /// Host PSI files (/proc/pressure) exist.
+    pub host_psi: bool,
+    /// systemd is PID 1.
+    pub systemd: bool,
+    /// journald's socket exists.
+    pub journald: bool,
+    /// What `resctl run` will do on this host.
+    pub plan: String,
+}
+
+impl DoctorReport {
+    /// Inspects the host (proc and sys roots are parameters for tests).
+    pub fn gather(proc_root: &Path, sys_root: &Path) -> Result<Self, String> {
+        let host = detect(proc_root, sys_root).map_err(|err| err.to_string())?;
+        let systemd = systemd_running();
+        let journald = Path::new(JOURNALD_SOCKET).exists();
+        let v2_writable = host.v2_own.as_deref().is_some_and(HostCgroups::is_writable);
+        let memory_v1_writable = host
+            .memory_v1_own
+            .as_deref()
+            .is_some_and(HostCgroups::is_writable);
+        let plan = plan(&host, systemd, v2_writable, memory_v1_writable);
+        Ok(DoctorReport {
+            layout: match host.layout {
+                Layout::Unified => "v2",
+                Layout::Hybrid => "hybrid",
+                Layout::Legacy => "v1",
+                Layout::NoCgroups => "none",
+            }
+            .to_string(),
+            v2_mount: host.v2_mount.as_ref().map(|p| p.display().to_string()),
+            v2_cgroup: host.v2_own.as_ref().map(|p| p.display().to_string()),
+            v2_controllers: host.v2_controllers.clone(),
+            v2_writable,
+            memory_v1_mount: host
+                .memory_v1_mount
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            memory_v1_cgroup: host.memory_v1_own.as_ref().map(|p| p.display().to_string()),
+            memory_v1_writable,
+            // Only cgroup v2 gives a job its own pressure figures; on hybrid
+            // hosts the flag describes the host's root.
+            psi: host.psi && host.layout == Layout::Unified,
+            host_psi: proc_root.join("pressure/memory").exists(),
+            systemd,
+            journald,
+            plan,
+        })
+    }
+
+    /// Human-readable lines.
+    pub fn render(&self) -> String {
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        let none = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".to_string());
+        let mut out = String::new();
+        out.push_str(&format!("cgroup layout:      {}\n", self.layout));
+        out.push_str(&format!("cgroup2 mount:      {}\n", none(&self.v2_mount)));
+        out.push_str(&format!(
+            "own v2 cgroup:      {} (writable: {})\n",
+            none(&self.v2_cgroup),
+            yes_no(self.v2_writable)
+        ));
+        out.push_str(&format!(
+            "v2 controllers:     {}\n",
+            if self.v2_controllers.is_empty() {
+                "-".to_string()
+            } else {
+                self.v2_controllers.join(" ")
+            }
+        ));
+        out.push_str(&format!(
+            "v1 memory mount:    {}\n",
+            none(&self.memory_v1_mount)
+        ));
+        out.push_str(&format!(
+            "own v1 memory:      {} (writable: {})\n",
+            none(&self.memory_v1_cgroup),
+            yes_no(self.memory_v1_writable)
+        ));
+        out.push_str(&format!("PSI for the job:    {}\n", yes_no(self.psi)));
+        out.push_str(&format!("host PSI:           {}\n", yes_no(self.host_psi)));
+        out.push_str(&format!("systemd:            {}\n", yes_no(self.systemd)));
+        out.push_str(&format!("journald:           {}\n", yes_no(self.journald)));
+        out.push_str(&format!("resctl run will:    {}\n", self.plan));
+        out
+    }
+}
+
+fn plan(host: &HostCgroups, systemd: bool, v2_writable: bool, v1_writable: bool) -> String {
+    match host.layout {
+        Layout::Unified if systemd => "ask systemd (systemd-run --scope, Delegate=yes) for a scope in the slice \
+             (--slice, default resctl.slice), move itself to a `supervisor` leaf there and put the job in a \
+             `job` leaf with its limits (memory.high, memory.max, memory.reclaim, PSI)"
+            .to_string(),
+        Layout::Unified if v2_writable => "create <own cgroup>/resctl-<pid>/job (moving itself to a supervisor \
+             leaf if the no-internal-process rule demands) with memory.high/memory.max/memory.reclaim and PSI"
+            .to_string(),
+        Layout::Unified => "run monitor-only: its own cgroup is not writable (give --cgroup-parent a delegated \
+             subtree)"
+            .to_string(),
+        Layout::Hybrid | Layout::Legacy if v1_writable => "use the v1 memory hierarchy: <own memory cgroup>/resctl-<pid>/job \
+             with memory.limit_in_bytes (--memory-max); no memory.high throttling, no memory.reclaim and no \
+             per-cgroup PSI on v1 (host PSI is used instead)"
+            .to_string(),
+        Layout::Hybrid | Layout::Legacy => "run monitor-only: the v1 memory cgroup is not writable".to_string(),
+        Layout::NoCgroups => "run monitor-only: no cgroup filesystem is mounted".to_string(),
+    }
+}

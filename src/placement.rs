@@ -1,0 +1,400 @@
+//! Placement: where the job's cgroup goes, created before the job runs and
+//! removed after it, whatever happened.
+//!
+//! - **v2, a subtree resctl owns** (its own cgroup under a systemd scope with
+//!   `Delegate=yes`, a container's cgroup namespace, or `--cgroup-parent`):
+//!   `<base>/resctl-<pid>/job` holds the job. When resctl sits in `<base>`
+//!   itself and `<base>` does not yet hand the memory controller to its
+//!   children, resctl first moves itself to `<base>/resctl-<pid>/supervisor`
+//!   (cgroup v2's no-internal-process rule) and enables the controllers.
+//! - **v1** (hybrid hosts): `<own memory cgroup>/resctl-<pid>/job` in the v1
+//!   memory hierarchy.
+//! - **monitor-only**: no writable cgroup; the job runs where resctl runs and is
+//!   watched through `/proc` only.
+//!
+//! resctl never writes outside what it created, except enabling controllers in
+//! the subtree it was given (and it undoes that on the way out).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::cgroup::detect::{HostCgroups, Layout};
+use crate::cgroup::reader::CgroupKind;
+use crate::cgroup::writer;
+use crate::cgroup::CgroupError;
+
+/// Prefix of every cgroup resctl creates; the suffix is resctl's pid, so
+/// leftovers of a resctl that was SIGKILLed can be recognised and removed.
+pub const CGROUP_PREFIX: &str = "resctl-";
+/// Controllers resctl enables for the job where it can.
+pub const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct PlacementRequest {
+    /// Put the job's cgroup under this directory instead of resctl's own cgroup.
+    pub cgroup_parent: Option<PathBuf>,
+    /// Do not create cgroups at all.
+    pub monitor_only: bool,
+    /// Unique name of this run (resctl's pid).
+    pub run_id: u32,
+}
+
+/// How the job is placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlacementKind {
+    /// A cgroup v2 leaf.
+    V2,
+    /// A cgroup in the v1 memory hierarchy.
+    V1Memory,
+    /// No cgroup: watched through /proc only.
+    MonitorOnly {
+        /// Why no cgroup could be used.
+        reason: String,
+    },
+}
+
+/// Why placement failed (resctl exits 125; nothing has run yet).
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    /// A cgroup operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The request cannot be satisfied on this host.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The job's cgroup and what must be undone afterwards.
+#[derive(Debug)]
+pub struct Placement {
+    kind: PlacementKind,
+    job_dir: Option<PathBuf>,
+    run_dir: Option<PathBuf>,
+    supervisor: Option<SupervisorMove>,
+}
+
+/// resctl moved itself out of `base` into a supervisor leaf.
+#[derive(Debug)]
+struct SupervisorMove {
+    base: PathBuf,
+    enabled_on_base: Vec<String>,
+}
+
+/// What cleanup did.
+#[derive(Debug, Default)]
+pub struct CleanupReport {
+    /// Directories removed.
+    pub removed: Vec<PathBuf>,
+    /// Problems met (each names the directory).
+    pub problems: Vec<String>,
+}
+
+impl Placement {
+    /// Decides and creates the job's cgroup.
+    pub fn prepare(
+        host: &HostCgroups,
+        request: &PlacementRequest,
+    ) -> Result<Placement, PlacementError> {
+        if request.monitor_only {
+            return Ok(Self::monitor_only("monitor-only was requested"));
+        }
+        let run_name = format!("{CGROUP_PREFIX}{}", request.run_id);
+        if let Some(parent) = &request.cgroup_parent {
+            return Self::prepare_under_parent(host, parent, &run_name);
+        }
+        match host.layout {
+            Layout::Unified => match &host.v2_own {
+                Some(own) if HostCgroups::is_writable(own) => {
+                    Self::prepare_v2_in_own(own, &run_name)
+                }
+                Some(own) => Ok(Self::monitor_only(&format!(
+                    "resctl's own cgroup {} is not writable (run as its owner, in a delegated \
+                     scope with --slice, or give --cgroup-parent)",
+                    own.display()
+                ))),
+                None => Ok(Self::monitor_only("resctl's own v2 cgroup was not found")),
+            },
+            Layout::Hybrid | Layout::Legacy => match &host.memory_v1_own {
+                Some(own) if HostCgroups::is_writable(own) => {
+                    Self::prepare_plain(own, &run_name, CgroupKind::V1Memory)
+                }
+                Some(own) => Ok(Self::monitor_only(&format!(
+                    "the v1 memory cgroup {} is not writable",
+                    own.display()
+                ))),
+                None => Ok(Self::monitor_only(
+                    "this hybrid host has no v1 memory hierarchy for resctl's process",
+                )),
+            },
+            Layout::NoCgroups => Ok(Self::monitor_only("no cgroup filesystem is mounted")),
+        }
+    }
+
+    fn monitor_only(reason: &str) -> Placement {
+        Placement {
+            kind: PlacementKind::MonitorOnly {
+                reason: reason.to_string(),
+            },
+            job_dir: None,
+            run_dir: None,
+            supervisor: None,
+        }
+    }
+
+    fn prepare_under_parent(
+        host: &HostCgroups,
+        parent: &Path,
+        run_name: &str,
+    ) -> Result<Placement, PlacementError> {
+        let kind = kind_of_dir(host, parent).ok_or_else(|| {
+            PlacementError::Unsupported(format!(
+                "--cgroup-parent {} is not inside a cgroup2 mount or the v1 memory hierarchy",
+                parent.display()
+            ))
+        })?;
+        if !parent.is_dir() {
+            return Err(PlacementError::Unsupported(format!(
+                "--cgroup-parent {}: no such cgroup directory",
+                parent.display()
+            )));
+        }
+        if kind == CgroupKind::V2 && host.v2_own.as_deref() == Some(parent) {
+            return Self::prepare_v2_in_own(parent, run_name);
+        }
+        Self::prepare_plain(parent, run_name, kind)
+    }
+
+    /// `<parent>/resctl-<pid>/job`, resctl staying where it is.
+    fn prepare_plain(
+        parent: &Path,
+        run_name: &str,
+        kind: CgroupKind,
+    ) -> Result<Placement, PlacementError> {
+        writer::remove_stale(parent, CGROUP_PREFIX);
+        let run_dir = writer::create_child(parent, run_name)?;
+        let mut placement = Placement {
+            kind: match kind {
+                CgroupKind::V2 => PlacementKind::V2,
+                CgroupKind::V1Memory => PlacementKind::V1Memory,
+            },
+            job_dir: None,
+            run_dir: Some(run_dir.clone()),
+            supervisor: None,
+        };
+        if kind == CgroupKind::V2 {
+            if let Err(err) = writer::enable_controllers(&run_dir, &CONTROLLERS) {
+                placement.cleanup();
+                return Err(err.into());
+            }
+        }
+        match writer::create_child(&run_dir, "job") {
+            Ok(job) => placement.job_dir = Some(job),
+            Err(err) => {
+                placement.cleanup();
+                return Err(err.into());
+            }
+        }
+        Ok(placement)
+    }
+
+    /// resctl lives in `base`: it moves itself to a supervisor leaf first when
+    /// `base` must hand controllers down (no-internal-process rule).
+    fn prepare_v2_in_own(base: &Path, run_name: &str) -> Result<Placement, PlacementError> {
+        let missing: Vec<String> = missing_subtree_controllers(base);
+        if missing.is_empty() {
+            return Self::prepare_plain(base, run_name, CgroupKind::V2);
+        }
+        writer::remove_stale(base, CGROUP_PREFIX);
+        let run_dir = writer::create_child(base, run_name)?;
+        let mut placement = Placement {
+            kind: PlacementKind::V2,
+            job_dir: None,
+            run_dir: Some(run_dir.clone()),
+            supervisor: None,
+        };
+        let result = (|| -> Result<PathBuf, PlacementError> {
+            let supervisor = writer::create_child(&run_dir, "supervisor")?;
+            writer::move_pid(&supervisor, 0)?;
+            placement.supervisor = Some(SupervisorMove {
+                base: base.to_path_buf(),
+                enabled_on_base: Vec::new(),
+            });
+            let wanted: Vec<&str> = missing.iter().map(String::as_str).collect();
+            writer::enable_controllers(base, &wanted).map_err(|err| {
+                PlacementError::Unsupported(format!(
+                    "could not enable {} for the children of {} ({err}); other processes share \
+                     resctl's cgroup there: start resctl in a cgroup of its own, or give \
+                     --cgroup-parent",
+                    wanted.join(" "),
+                    base.display()
+                ))
+            })?;
+            if let Some(moved) = placement.supervisor.as_mut() {
+                moved.enabled_on_base = missing.clone();
+            }
+            writer::enable_controllers(&run_dir, &CONTROLLERS)?;
+            Ok(writer::create_child(&run_dir, "job")?)
+        })();
+        match result {
+            Ok(job) => {
+                placement.job_dir = Some(job);
+                Ok(placement)
+            }
+            Err(err) => {
+                placement.cleanup();
+                Err(err)
+            }
+        }
+    }
+
+    /// How the job is placed.
+    pub fn kind(&self) -> &PlacementKind {
+        &self.kind
+    }
+
+    /// The job's cgroup directory, if it has one.
+    pub fn job_dir(&self) -> Option<&Path> {
+        self.job_dir.as_deref()
+    }
+
+    /// The cgroup kind of the job's directory.
+    pub fn cgroup_kind(&self) -> Option<CgroupKind> {
+        match self.kind {
+            PlacementKind::V2 => Some(CgroupKind::V2),
+            PlacementKind::V1Memory => Some(CgroupKind::V1Memory),
+            PlacementKind::MonitorOnly { .. } => None,
+        }
+    }
+
+    /// Opens the job cgroup's `cgroup.procs` for the pre-exec move.
+    pub fn open_procs(&self) -> Result<Option<(File, PathBuf)>, PlacementError> {
+        match &self.job_dir {
+            Some(dir) => Ok(Some((writer::open_procs_for_move(dir)?, dir.clone()))),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets memory.high and memory.max on the job's cgroup (v1: soft limit and limit).
+    pub fn set_limits(&self, high: Option<u64>, max: Option<u64>) -> Result<(), PlacementError> {
+        let (Some(dir), Some(kind)) = (&self.job_dir, self.cgroup_kind()) else {
+            if high.is_some() || max.is_some() {
+                return Err(PlacementError::Unsupported(
+                    "memory limits need a cgroup, and this run is monitor-only".to_string(),
+                ));
+            }
+            return Ok(());
+        };
+        if let Some(bytes) = max {
+            writer::set_memory_max(dir, kind, Some(bytes))?;
+        }
+        if let Some(bytes) = high {
+            writer::set_memory_high(dir, kind, Some(bytes))?;
+        }
+        Ok(())
+    }
+
+    /// Removes what was created: the job leaf, then the run folder; undoes the
+    /// supervisor move where it can. Never kills anything: a job leaf that
+    /// still holds processes (the job's orphans) is left and reported.
+    pub fn cleanup(&mut self) -> CleanupReport {
+        let mut report = CleanupReport::default();
+        if let Some(job) = self.job_dir.take() {
+            match writer::remove(&job) {
+                Ok(()) => report.removed.push(job),
+                Err(err) => report.problems.push(format!(
+                    "{}: {err} (processes the job left behind may still run there; the next resctl run removes it once empty)",
+                    job.display()
+                )),
+            }
+        }
+        if let (Some(moved), Some(run_dir)) = (self.supervisor.take(), self.run_dir.as_ref()) {
+            if let Err(problem) = undo_supervisor_move(&moved, run_dir) {
+                report.problems.push(problem);
+            }
+        }
+        if let Some(run_dir) = self.run_dir.take() {
+            if report.problems.is_empty() {
+                match writer::remove(&run_dir) {
+                    Ok(()) => report.removed.push(run_dir),
+                    Err(err) => report
+                        .problems
+                        .push(format!("{}: {err}", run_dir.display())),
+                }
+            }
+        }
+        report
+    }
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        let report = self.cleanup();
+        for problem in report.problems {
+            tracing::warn!("cleanup: {problem}");
+        }
+    }
+}
+
+fn undo_supervisor_move(moved: &SupervisorMove, run_dir: &Path) -> Result<(), String> {
+    // Controllers enabled on the run folder block disabling them on the base.
+    let _ = writer::disable_controllers(run_dir, &CONTROLLERS);
+    if !moved.enabled_on_base.is_empty() {
+        let names: Vec<&str> = moved.enabled_on_base.iter().map(String::as_str).collect();
+        writer::disable_controllers(&moved.base, &names).map_err(|err| {
+            format!(
+                "{}: could not disable the controllers resctl enabled ({err}); resctl stays in {}",
+                moved.base.display(),
+                run_dir.join("supervisor").display()
+            )
+        })?;
+    }
+    writer::move_pid(&moved.base, 0).map_err(|err| {
+        format!(
+            "could not move resctl back to {} ({err}); {} is removed by the next run",
+            moved.base.display(),
+            run_dir.display()
+        )
+    })
+}
+
+/// Controllers resctl wants that `dir` offers but does not yet hand to its children.
+fn missing_subtree_controllers(dir: &Path) -> Vec<String> {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let available = read("cgroup.controllers");
+    let enabled = read("cgroup.subtree_control");
+    CONTROLLERS
+        .iter()
+        .filter(|c| available.split_whitespace().any(|a| a == **c))
+        .filter(|c| !enabled.split_whitespace().any(|e| e == **c))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// Which hierarchy a directory belongs to, by the mounts detection found.
+fn kind_of_dir(host: &HostCgroups, dir: &Path) -> Option<CgroupKind> {
+    if let Some(mount) = &host.memory_v1_mount {
+        if dir.starts_with(mount) {
+            return Some(CgroupKind::V1Memory);
+        }
+    }
+    match &host.v2_mount {
+        Some(mount) if dir.starts_with(mount) => Some(CgroupKind::V2),
+        _ => None,
+    }
+}
+
+/// The tightest memory limit on `dir` and its ancestors up to the mount (a
+/// slice's MemoryMax, a container's limit), if any.
+pub fn inherited_memory_limit(host: &HostCgroups, dir: &Path) -> Option<u64> {
+    let (mount, file) = match kind_of_dir(host, dir)? {
+        CgroupKind::V2 => (host.v2_mount.as_ref()?, "memory.max"),
+        CgroupKind::V1Memory => (host.memory_v1_mount.as_ref()?, "memory.limit_in_bytes"),
+    };
+    dir.ancestors()
+        .take_while(|d| d.starts_with(mount))
+        .filter_map(|d| std::fs::read_to_string(d.join(file)).ok())
+        .filter_map(|text| text.trim().parse::<u64>().ok())
+        .filter(|bytes| *bytes < crate::cgroup::parse::V1_UNLIMITED_THRESHOLD)
+        .min()
+}

@@ -1,0 +1,316 @@
+//! The policy's resolved configuration: thresholds in bytes and percent, durations, bounds.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::defaults;
+use super::observation::secs;
+
+/// Resolved policy settings (sizes in bytes, percentages as 0..=100, durations).
+///
+/// [`PolicyConfig::default`] gives the original's defaults; [`PolicyConfig::validate`] says
+/// what is wrong with a configuration. [`Policy::new`](super::Policy::new) accepts any
+/// configuration and clamps what it cannot use (see [`PolicyConfig::normalized`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyConfig {
+    /// Memory level "moderate", bytes. Also the growth ceiling: the thread count does not
+    /// grow when memory + one worker's memory would reach it (growing into a level that
+    /// takes the worker away again would flap).
+    pub memory_moderate: u64,
+    /// Memory level "high", bytes.
+    pub memory_high: u64,
+    /// Memory level "critical", bytes; entered at once, without grace.
+    pub memory_critical: u64,
+    /// Memory whose upward crossing asks for a reclaim, bytes; 0 = never.
+    pub memory_cleanup: u64,
+    /// The job's hard memory limit in bytes, if any (for the leak's time-to-limit).
+    pub memory_limit: Option<u64>,
+    /// CPU level "moderate", percent of the CPUs the job may use.
+    pub cpu_moderate: f64,
+    /// CPU level "high", percent; at or above it the thread count does not grow.
+    pub cpu_high: f64,
+    /// CPU level "critical", percent.
+    pub cpu_critical: f64,
+    /// Memory PSI "some" avg10 thresholds for moderate/high/critical; `None` = off.
+    pub psi_memory_some: Option<[f64; 3]>,
+    /// Memory PSI "full" avg10 thresholds; `None` = off.
+    pub psi_memory_full: Option<[f64; 3]>,
+    /// CPU PSI "some" avg10 thresholds; `None` = off. Above the moderate one the thread
+    /// count does not grow.
+    pub psi_cpu_some: Option<[f64; 3]>,
+    /// A higher level must hold this long before it is entered (memory ≥ critical: at once).
+    #[serde(with = "secs")]
+    pub grace: Duration,
+    /// A level is left once the value is below threshold × (1 − hysteresis) ...
+    pub hysteresis: f64,
+    /// ... for at least this long.
+    #[serde(with = "secs")]
+    pub transition: Duration,
+    /// Fewest workers (sequential fallback at critical).
+    pub min_threads: u32,
+    /// Most workers.
+    pub max_threads: u32,
+    /// Workers at start.
+    pub initial_threads: u32,
+    /// Least time between thread-count changes; critical bypasses it.
+    #[serde(with = "secs")]
+    pub cooldown: Duration,
+    /// Growth over `leak_window` (bytes) that makes a leak suspect.
+    pub leak_growth: u64,
+    /// Time window of the leak trend.
+    #[serde(with = "secs")]
+    pub leak_window: Duration,
+    /// Least r² of the leak trend's fit.
+    pub leak_min_fit: f64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            memory_moderate: defaults::MEMORY_MODERATE,
+            memory_high: defaults::MEMORY_HIGH,
+            memory_critical: defaults::MEMORY_CRITICAL,
+            memory_cleanup: defaults::MEMORY_CLEANUP,
+            memory_limit: None,
+            cpu_moderate: defaults::CPU_MODERATE,
+            cpu_high: defaults::CPU_HIGH,
+            cpu_critical: defaults::CPU_CRITICAL,
+            psi_memory_some: Some(defaults::PSI_MEMORY_SOME),
+            psi_memory_full: Some(defaults::PSI_MEMORY_FULL),
+            psi_cpu_some: defaults::PSI_CPU_SOME,
+            grace: defaults::GRACE,
+            hysteresis: defaults::HYSTERESIS,
+            transition: defaults::TRANSITION,
+            min_threads: defaults::MIN_THREADS,
+            max_threads: defaults::MAX_THREADS,
+            initial_threads: defaults::INITIAL_THREADS,
+            cooldown: defaults::COOLDOWN,
+            leak_growth: defaults::LEAK_GROWTH,
+            leak_window: defaults::LEAK_WINDOW,
+            leak_min_fit: defaults::LEAK_MIN_FIT,
+        }
+    }
+}
+
+/// What is wrong with a [`PolicyConfig`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyConfigError {
+    /// Memory thresholds must not decrease from moderate to critical.
+    #[error("memory thresholds must rise: moderate {moderate} ≤ high {high} ≤ critical {critical} bytes")]
+    MemoryOrder {
+        /// The moderate threshold, bytes.
+        moderate: u64,
+        /// The high threshold, bytes.
+        high: u64,
+        /// The critical threshold, bytes.
+        critical: u64,
+    },
+    /// Percent thresholds (CPU or a PSI signal) must be finite, within 0..=100 and rising.
+    #[error("{signal} thresholds must be within 0..=100 % and rise, got {thresholds:?}")]
+    PercentOrder {
+        /// Which signal: "cpu", "memory PSI some", ...
+        signal: &'static str,
+        /// The offending thresholds.
+        thresholds: [f64; 3],
+    },
+    /// Thread bounds must satisfy 1 ≤ min ≤ initial ≤ max.
+    #[error("threads must satisfy 1 ≤ min ({min}) ≤ initial ({initial}) ≤ max ({max})")]
+    ThreadBounds {
+        /// Fewest workers.
+        min: u32,
+        /// Workers at start.
+        initial: u32,
+        /// Most workers.
+        max: u32,
+    },
+    /// Hysteresis must be a fraction in 0..1.
+    #[error("hysteresis must be within 0 ≤ h < 1, got {0}")]
+    Hysteresis(f64),
+    /// Cooldown must be within the range the original allowed.
+    #[error("cooldown must be within {min:?}..={max:?}, got {got:?}")]
+    Cooldown {
+        /// The configured cooldown.
+        got: Duration,
+        /// Shortest allowed.
+        min: Duration,
+        /// Longest allowed.
+        max: Duration,
+    },
+    /// The leak window must be longer than zero.
+    #[error("leak window must be longer than zero")]
+    LeakWindow,
+    /// The leak fit threshold must be within 0..=1.
+    #[error("leak minimum fit (r²) must be within 0..=1, got {0}")]
+    LeakMinFit(f64),
+}
+
+impl PolicyConfig {
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found: thresholds out of order or range, thread bounds not
+    /// 1 ≤ min ≤ initial ≤ max, hysteresis outside 0..1, cooldown outside 5–300 s, an empty
+    /// leak window, or a leak fit outside 0..=1.
+    pub fn validate(&self) -> Result<(), PolicyConfigError> {
+        if !(self.memory_moderate <= self.memory_high && self.memory_high <= self.memory_critical) {
+            return Err(PolicyConfigError::MemoryOrder {
+                moderate: self.memory_moderate,
+                high: self.memory_high,
+                critical: self.memory_critical,
+            });
+        }
+        let percent_signals = [
+            (
+                "cpu",
+                Some([self.cpu_moderate, self.cpu_high, self.cpu_critical]),
+            ),
+            ("memory PSI some", self.psi_memory_some),
+            ("memory PSI full", self.psi_memory_full),
+            ("cpu PSI some", self.psi_cpu_some),
+        ];
+        for (signal, thresholds) in percent_signals {
+            let Some(thresholds) = thresholds else {
+                continue;
+            };
+            let in_range = thresholds.iter().all(|value| (0.0..=100.0).contains(value));
+            let rising = thresholds[0] <= thresholds[1] && thresholds[1] <= thresholds[2];
+            if !(in_range && rising) {
+                return Err(PolicyConfigError::PercentOrder { signal, thresholds });
+            }
+        }
+        if !(1 <= self.min_threads
+            && self.min_threads <= self.initial_threads
+            && self.initial_threads <= self.max_threads)
+        {
+            return Err(PolicyConfigError::ThreadBounds {
+                min: self.min_threads,
+                initial: self.initial_threads,
+                max: self.max_threads,
+            });
+        }
+        if !(0.0..1.0).contains(&self.hysteresis) {
+            return Err(PolicyConfigError::Hysteresis(self.hysteresis));
+        }
+        if !(defaults::COOLDOWN_MIN..=defaults::COOLDOWN_MAX).contains(&self.cooldown) {
+            return Err(PolicyConfigError::Cooldown {
+                got: self.cooldown,
+                min: defaults::COOLDOWN_MIN,
+                max: defaults::COOLDOWN_MAX,
+            });
+        }
+        if self.leak_window.is_zero() {
+            return Err(PolicyConfigError::LeakWindow);
+        }
+        if !(0.0..=1.0).contains(&self.leak_min_fit) {
+            return Err(PolicyConfigError::LeakMinFit(self.leak_min_fit));
+        }
+        Ok(())
+    }
+
+    /// The configuration the policy really runs with: `min_threads` at least 1,
+    /// `max_threads` at least `min_threads`, `initial_threads` clamped into them, hysteresis
+    /// clamped to 0..=0.99 (NaN: the default), leak fit NaN: the default.
+    #[must_use]
+    pub fn normalized(mut self) -> Self {
+        self.min_threads = self.min_threads.max(1);
+        self.max_threads = self.max_threads.max(self.min_threads);
+        self.initial_threads = self
+            .initial_threads
+            .clamp(self.min_threads, self.max_threads);
+        self.hysteresis = if self.hysteresis.is_nan() {
+            defaults::HYSTERESIS
+        } else {
+            self.hysteresis.clamp(0.0, 0.99)
+        };
+        if self.leak_min_fit.is_nan() {
+            self.leak_min_fit = defaults::LEAK_MIN_FIT;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_originals_and_valid() {
+        let config = PolicyConfig::default();
+        assert_eq!(config.memory_moderate, 2000 * 1024 * 1024);
+        assert_eq!(config.memory_critical, 3500 * 1024 * 1024);
+        assert_eq!(config.cooldown, Duration::from_secs(30));
+        assert_eq!(config.leak_window, Duration::from_secs(900));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        let config = PolicyConfig {
+            memory_high: 1,
+            ..PolicyConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(PolicyConfigError::MemoryOrder { high: 1, .. })
+        ));
+        let config = PolicyConfig {
+            psi_memory_full: Some([30.0, 20.0, 10.0]),
+            ..PolicyConfig::default()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.starts_with("memory PSI full thresholds"), "{error}");
+        let config = PolicyConfig {
+            min_threads: 4,
+            initial_threads: 2,
+            ..PolicyConfig::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err(PolicyConfigError::ThreadBounds {
+                min: 4,
+                initial: 2,
+                max: 8
+            })
+        );
+        let config = PolicyConfig {
+            cooldown: Duration::from_secs(1),
+            ..PolicyConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(PolicyConfigError::Cooldown { .. })
+        ));
+    }
+
+    #[test]
+    fn normalized_clamps_bounds() {
+        let config = PolicyConfig {
+            min_threads: 0,
+            max_threads: 0,
+            initial_threads: 9,
+            hysteresis: f64::NAN,
+            ..PolicyConfig::default()
+        }
+        .normalized();
+        assert_eq!(
+            (
+                config.min_threads,
+                config.max_threads,
+                config.initial_threads
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(config.hysteresis, defaults::HYSTERESIS);
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let config = PolicyConfig::default();
+        let text = serde_json::to_string(&config).unwrap();
+        assert!(text.contains(r#""cooldown":30.0"#), "{text}");
+        let back: PolicyConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, config);
+    }
+}

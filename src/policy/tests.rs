@@ -1,0 +1,690 @@
+//! Policy rules tested on synthetic traces built in code (and one stored trace).
+//!
+//! Most traces are *closed loop*: the job's memory depends on the worker count the policy
+//! chose, as it would for a real job. [`simulate`] runs such a model tick by tick.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::defaults::MIB;
+use super::*;
+
+/// Runs `model(at, threads)` once per second for `seconds` + 1 ticks through a policy.
+fn simulate(
+    config: PolicyConfig,
+    seconds: u64,
+    mut model: impl FnMut(Duration, u32) -> Observation,
+) -> (Vec<Observation>, Vec<Decision>) {
+    let mut policy = Policy::new(config);
+    let mut observations = Vec::new();
+    let mut decisions = Vec::new();
+    for second in 0..=seconds {
+        let observation = model(Duration::from_secs(second), policy.threads());
+        decisions.push(policy.step(&observation));
+        observations.push(observation);
+    }
+    (observations, decisions)
+}
+
+/// An observation with only time and memory.
+fn memory_at(at: Duration, memory_bytes: u64) -> Observation {
+    Observation {
+        at,
+        memory_bytes,
+        ..Observation::default()
+    }
+}
+
+/// The thread changes of a run: (second, from, to).
+fn changes(decisions: &[Decision]) -> Vec<(u64, u32, u32)> {
+    decisions
+        .iter()
+        .filter(|decision| decision.changed())
+        .map(|decision| {
+            (
+                decision.at.as_secs(),
+                decision.previous_threads,
+                decision.threads,
+            )
+        })
+        .collect()
+}
+
+/// How often `level_of` changes between consecutive decisions.
+fn level_changes(decisions: &[Decision], level_of: impl Fn(&Decision) -> Level) -> usize {
+    decisions
+        .windows(2)
+        .filter(|pair| level_of(&pair[0]) != level_of(&pair[1]))
+        .count()
+}
+
+/// Deterministic noise in -1..1 (xorshift64*), so traces are the same on every run.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let value = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        value as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+fn mib(value: f64) -> u64 {
+    (value * MIB as f64) as u64
+}
+
+#[test]
+fn steady_growth_falls_to_sequential_at_critical() {
+    // 1000 MiB + 10 MiB/s: moderate (2000) at 100 s, high (3000) at 200 s, critical
+    // (3500) at 250 s. Moderate takes one worker per cooldown, high two, critical the rest.
+    let (_, decisions) = simulate(PolicyConfig::default(), 300, |at, _| {
+        memory_at(at, mib(1000.0 + 10.0 * at.as_secs_f64()))
+    });
+    assert_eq!(
+        changes(&decisions),
+        vec![
+            (102, 8, 7),
+            (132, 7, 6),
+            (162, 6, 5),
+            (192, 5, 4),
+            (222, 4, 2),
+            (250, 2, 1)
+        ]
+    );
+    let critical = &decisions[250];
+    assert_eq!(critical.level, Level::Critical);
+    assert_eq!(
+        critical.reason,
+        "memory 3.4G ≥ critical 3.4G: sequential fallback, 2 → 1 threads"
+    );
+    assert_eq!(decisions[249].memory_level, Level::High);
+    assert_eq!(decisions.last().map(|d| d.threads), Some(1));
+    assert!(decisions[260]
+        .reason
+        .contains("holding 1 threads (minimum)"));
+    // Levels only rise on a rising signal.
+    assert!(decisions
+        .windows(2)
+        .all(|pair| pair[0].memory_level <= pair[1].memory_level));
+}
+
+#[test]
+fn high_reduction_reason_has_value_threshold_and_duration() {
+    let (_, decisions) = simulate(PolicyConfig::default(), 100, |at, _| {
+        memory_at(at, 3200 * MIB)
+    });
+    assert_eq!(
+        decisions[2].reason,
+        "memory 3.1G ≥ high 2.9G for 2s: 8 → 6 threads"
+    );
+    assert_eq!(
+        decisions[3].reason,
+        "memory 3.1G ≥ high 2.9G for 3s: holding 6 threads, cooldown 29s left"
+    );
+}
+
+#[test]
+fn cooldown_is_respected_between_reductions() {
+    let (_, decisions) = simulate(PolicyConfig::default(), 200, |at, _| {
+        memory_at(at, 3200 * MIB)
+    });
+    assert_eq!(
+        changes(&decisions),
+        vec![(2, 8, 6), (32, 6, 4), (62, 4, 2), (92, 2, 1)]
+    );
+}
+
+#[test]
+fn leak_with_noise_is_suspected_with_the_right_rate() {
+    // 60 MiB/min from 500 MiB, ±50 MiB of noise: stays below every level for 20 min.
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let (_, decisions) = simulate(PolicyConfig::default(), 1200, |at, _| {
+        let memory = 500.0 + at.as_secs_f64() + 50.0 * noise.next();
+        memory_at(at, mib(memory))
+    });
+    // Less than half of the 15-minute window seen: not yet.
+    let early = decisions[400].leak.as_ref().unwrap();
+    assert!(!early.suspected, "{}", early.message);
+    assert!(early.message.contains("need half"), "{}", early.message);
+    let verdict = decisions.last().unwrap().leak.as_ref().unwrap();
+    assert!(verdict.suspected, "{}", verdict.message);
+    assert!(
+        (verdict.mb_per_min - 60.0).abs() <= 6.0,
+        "{} MiB/min",
+        verdict.mb_per_min
+    );
+    assert!(verdict.r_squared > 0.9, "r² {}", verdict.r_squared);
+    assert_eq!(verdict.window, Duration::from_secs(900));
+    assert_eq!(verdict.samples, 901);
+    // From ~1700 MiB to the 3500 MiB critical level at 1 MiB/s: about 30 minutes.
+    let left = verdict.time_to_limit.unwrap().as_secs_f64();
+    assert!((1600.0..2000.0).contains(&left), "{left} s");
+    assert!(decisions.last().unwrap().reason.contains("leak suspected"));
+    // No pressure level was ever reached: the leak alone changes no thread count.
+    assert!(changes(&decisions).is_empty());
+}
+
+#[test]
+fn slow_growth_below_the_leak_growth_is_no_leak() {
+    // 20 MiB/min × 15 min = 300 MiB < 800 MiB.
+    let (_, decisions) = simulate(PolicyConfig::default(), 1000, |at, _| {
+        memory_at(at, mib(500.0 + at.as_secs_f64() / 3.0))
+    });
+    let verdict = decisions.last().unwrap().leak.as_ref().unwrap();
+    assert!(!verdict.suspected);
+    assert!((verdict.mb_per_min - 20.0).abs() < 0.1);
+    assert!(
+        verdict.message.contains("growth 300M per 15m < 800M"),
+        "{}",
+        verdict.message
+    );
+}
+
+#[test]
+fn step_change_is_not_a_leak() {
+    // +900 MiB at once, half-way through the window: the slope is large, the fit is not.
+    let mut noise = Noise(7);
+    let (_, decisions) = simulate(PolicyConfig::default(), 900, |at, _| {
+        let base = if at.as_secs() < 450 { 800.0 } else { 1700.0 };
+        memory_at(at, mib(base + 10.0 * noise.next()))
+    });
+    let verdict = decisions.last().unwrap().leak.as_ref().unwrap();
+    assert!(!verdict.suspected, "{}", verdict.message);
+    assert!(verdict.r_squared <= 0.76, "r² {}", verdict.r_squared);
+    assert!(
+        verdict.slope_bytes_per_sec * 900.0 >= (800 * MIB) as f64,
+        "the growth test alone would have flagged it"
+    );
+    assert!(verdict.message.contains("fit r²"), "{}", verdict.message);
+}
+
+#[test]
+fn spike_shorter_than_grace_changes_nothing() {
+    let (_, decisions) = simulate(PolicyConfig::default(), 120, |at, _| {
+        let spike = matches!(at.as_secs(), 50 | 51);
+        memory_at(at, if spike { 3200 * MIB } else { 1000 * MIB })
+    });
+    assert!(changes(&decisions).is_empty());
+    assert!(decisions.iter().all(|d| d.level == Level::Normal));
+    assert_eq!(
+        decisions[51].reason,
+        "memory 3.1G ≥ high 2.9G for 1s of 2s grace: holding 8 threads (maximum)"
+    );
+    // The spike crossed the cleanup level (2500 MiB) going up: one reclaim to 2250 MiB.
+    assert_eq!(decisions[50].reclaim, Some(950 * MIB));
+    assert_eq!(decisions.iter().filter(|d| d.reclaim.is_some()).count(), 1);
+}
+
+#[test]
+fn critical_spike_is_entered_at_once() {
+    let (_, decisions) = simulate(PolicyConfig::default(), 60, |at, _| {
+        let spike = at.as_secs() == 20;
+        memory_at(at, if spike { 3600 * MIB } else { 1000 * MIB })
+    });
+    assert_eq!(changes(&decisions), vec![(20, 8, 1)]);
+}
+
+#[test]
+fn oscillation_around_a_threshold_does_not_flap() {
+    // ±3 % around moderate with a 20 s period: enters once, never leaves (never 5 % below).
+    let (_, decisions) = simulate(PolicyConfig::default(), 600, |at, _| {
+        let phase = at.as_secs_f64() / 20.0 * std::f64::consts::TAU;
+        memory_at(at, mib(2000.0 * (1.0 + 0.03 * phase.sin())))
+    });
+    assert_eq!(level_changes(&decisions, |d| d.memory_level), 1);
+    // Threads only ever go one way.
+    assert!(decisions.windows(2).all(|p| p[1].threads <= p[0].threads));
+
+    // ±10 % flipping every tick: never 2 s above, never 10 s below.
+    let (_, decisions) = simulate(PolicyConfig::default(), 600, |at, _| {
+        let above = at.as_secs() % 2 == 0;
+        memory_at(at, mib(2000.0 * if above { 1.1 } else { 0.9 }))
+    });
+    assert!(level_changes(&decisions, |d| d.memory_level) <= 1);
+
+    // CPU wobbling ±5 % around its high level.
+    let (_, decisions) = simulate(PolicyConfig::default(), 600, |at, _| {
+        let phase = at.as_secs_f64() / 20.0 * std::f64::consts::TAU;
+        Observation {
+            cpu_percent: Some(85.0 * (1.0 + 0.05 * phase.sin())),
+            ..memory_at(at, 500 * MIB)
+        }
+    });
+    assert!(level_changes(&decisions, |d| d.cpu_level) <= 1);
+}
+
+#[test]
+fn cpu_saturation_blocks_growth() {
+    let config = PolicyConfig {
+        initial_threads: 2,
+        ..PolicyConfig::default()
+    };
+    let run = |cpu: f64, throttled: bool, runnable: Option<f64>| {
+        simulate(config.clone(), 600, move |at, _| Observation {
+            cpu_percent: Some(cpu),
+            cpu_throttled: throttled,
+            runnable_per_core: runnable,
+            ..memory_at(at, 500 * MIB)
+        })
+        .1
+    };
+    let saturated = run(97.0, false, None);
+    assert!(changes(&saturated).is_empty(), "{:?}", changes(&saturated));
+    assert_eq!(
+        saturated[100].reason,
+        "normal for 1m 40s: holding 2 threads: cpu contended (cpu 97.0% ≥ critical 95.0% for 1m 40s)"
+    );
+    // Utilisation alone does not shrink a CPU-bound job.
+    assert!(saturated.iter().all(|d| d.threads == 2));
+    assert_eq!(saturated[100].cpu_level, Level::Critical);
+
+    let throttled = run(50.0, true, None);
+    assert!(changes(&throttled).is_empty());
+    assert!(throttled[100]
+        .reason
+        .ends_with("cpu contended (throttled by the cgroup's CPU quota)"));
+
+    let queued = run(50.0, false, Some(1.5));
+    assert!(changes(&queued).is_empty());
+    assert!(queued[100]
+        .reason
+        .ends_with("(run queue 1.50 per core > 1.00)"));
+
+    // Control: the same job with idle CPUs grows one per cooldown to the maximum.
+    let idle = run(50.0, false, Some(0.5));
+    assert_eq!(
+        changes(&idle),
+        vec![
+            (30, 2, 3),
+            (60, 3, 4),
+            (90, 4, 5),
+            (120, 5, 6),
+            (150, 6, 7),
+            (180, 7, 8)
+        ]
+    );
+
+    // CPU PSI "some", when configured, is contention: at its moderate level it shrinks by
+    // one (utilisation alone did not), and nothing grows while it lasts.
+    let config = PolicyConfig {
+        initial_threads: 2,
+        psi_cpu_some: Some(defaults::PSI_CPU_SOME_SUGGESTED),
+        ..PolicyConfig::default()
+    };
+    let (_, pressured) = simulate(config, 300, |at, _| Observation {
+        cpu_psi_some_avg10: Some(30.0),
+        ..memory_at(at, 500 * MIB)
+    });
+    assert_eq!(changes(&pressured), vec![(2, 2, 1)]);
+    assert_eq!(
+        pressured[100].reason,
+        "cpu PSI some 30.0% ≥ moderate 25.0% for 1m 40s: holding 1 threads (minimum)"
+    );
+}
+
+/// 100 MiB + 200 MiB per worker; high at 1000 MiB.
+fn per_worker_model(at: Duration, threads: u32) -> Observation {
+    memory_at(at, 100 * MIB + 200 * MIB * u64::from(threads))
+}
+
+#[test]
+fn recovery_grows_one_per_cooldown_up_to_the_headroom() {
+    let config = PolicyConfig {
+        memory_moderate: 950 * MIB,
+        memory_high: 1000 * MIB,
+        memory_critical: 1500 * MIB,
+        memory_cleanup: 0,
+        ..PolicyConfig::default()
+    };
+    let mut policy = Policy::new(config.clone());
+    let (observations, decisions) = simulate(config, 900, per_worker_model);
+    // 8 workers = 1700 MiB ≥ critical: sequential at once; critical is left after 10 s
+    // below 95 %, then +1 per 30 s of calm until 900 MiB + 200 MiB would reach 950 MiB.
+    assert_eq!(
+        changes(&decisions),
+        vec![(0, 8, 1), (41, 1, 2), (71, 2, 3), (101, 3, 4)]
+    );
+    assert!(decisions[200]
+        .reason
+        .ends_with("holding 4 threads: memory 900M + 200M per worker would reach moderate 950M"));
+    assert!(decisions[41].reason.contains(
+        "(memory 300M + 300M per worker (average; no marginal estimate yet) < moderate 950M)"
+    ));
+    for observation in &observations {
+        policy.step(observation);
+    }
+    assert_eq!(policy.marginal_memory_per_worker(), Some(200 * MIB));
+}
+
+#[test]
+fn growth_stops_below_moderate_so_it_never_flaps() {
+    // With high at 1000 MiB but moderate at 800 MiB, a 4th worker (900 MiB) would enter
+    // moderate and be taken away again: growth stops at 3 and nothing changes afterwards.
+    let config = PolicyConfig {
+        memory_moderate: 800 * MIB,
+        memory_high: 1000 * MIB,
+        memory_critical: 1500 * MIB,
+        memory_cleanup: 0,
+        ..PolicyConfig::default()
+    };
+    let (_, decisions) = simulate(config, 1800, per_worker_model);
+    assert_eq!(changes(&decisions), vec![(0, 8, 1), (41, 1, 2), (71, 2, 3)]);
+    // Critical is left at 11 s; from then on every level stays normal.
+    assert!(decisions[11..].iter().all(|d| d.level == Level::Normal));
+}
+
+#[test]
+fn throughput_prefers_the_fastest_count() {
+    // Units per second by worker count: 3 is the fastest.
+    let rate = |threads: u32| match threads {
+        1 => 100,
+        2 => 190,
+        3 => 260,
+        4 => 250,
+        _ => 200,
+    };
+    let config = PolicyConfig {
+        initial_threads: 1,
+        ..PolicyConfig::default()
+    };
+    let mut done = 0;
+    let (_, decisions) = simulate(config, 600, |at, threads| {
+        let observation = Observation {
+            progress_units: Some(done),
+            ..memory_at(at, 500 * MIB)
+        };
+        done += rate(threads);
+        observation
+    });
+    assert_eq!(
+        changes(&decisions),
+        vec![(30, 1, 2), (60, 2, 3), (90, 3, 4), (120, 4, 3)]
+    );
+    assert!(decisions[120].reason.ends_with(
+        "4 threads measured slower (250.0 units/s) than 3 (260.0 units/s): 4 → 3 threads"
+    ));
+    assert!(decisions[400].reason.ends_with(
+        "holding 3 threads: 4 threads measured slower (250.0 units/s) than 3 (260.0 units/s)"
+    ));
+}
+
+#[test]
+fn bounds_are_respected() {
+    let config = PolicyConfig {
+        min_threads: 2,
+        max_threads: 5,
+        initial_threads: 9,
+        ..PolicyConfig::default()
+    };
+    let mut policy = Policy::new(config.clone());
+    assert_eq!(policy.threads(), 5);
+    // Critical falls to the minimum, not to 1 ...
+    let critical = policy.step(&memory_at(Duration::ZERO, 4000 * MIB));
+    assert_eq!((critical.previous_threads, critical.threads), (5, 2));
+    // ... and growth stops at the maximum.
+    let config = PolicyConfig {
+        initial_threads: 3,
+        ..config
+    };
+    let (_, decisions) = simulate(config, 300, |at, _| memory_at(at, 100 * MIB));
+    assert_eq!(changes(&decisions), vec![(30, 3, 4), (60, 4, 5)]);
+    assert!(decisions[300]
+        .reason
+        .ends_with("holding 5 threads (maximum)"));
+}
+
+#[test]
+fn memory_psi_shrinks_like_memory() {
+    let (_, decisions) = simulate(PolicyConfig::default(), 40, |at, _| Observation {
+        memory_psi_some_avg10: Some(30.0),
+        ..memory_at(at, 500 * MIB)
+    });
+    assert_eq!(changes(&decisions), vec![(2, 8, 6), (32, 6, 4)]);
+    assert_eq!(decisions[2].psi_level, Level::High);
+    assert_eq!(
+        decisions[2].reason,
+        "memory PSI some 30.0% ≥ high 25.0% for 2s: 8 → 6 threads"
+    );
+}
+
+#[test]
+fn reclaim_once_per_cooldown_on_upward_crossings() {
+    // Crossing 2500 MiB at 1 s, 3 s and 41 s; the second is within the cooldown.
+    let memory = |second: u64| match second {
+        1 | 3 | 41 => 2600 * MIB,
+        _ => 2400 * MIB,
+    };
+    let (_, decisions) = simulate(PolicyConfig::default(), 60, |at, _| {
+        memory_at(at, memory(at.as_secs()))
+    });
+    let reclaims: Vec<(u64, u64)> = decisions
+        .iter()
+        .filter_map(|d| d.reclaim.map(|bytes| (d.at.as_secs(), bytes)))
+        .collect();
+    assert_eq!(reclaims, vec![(1, 350 * MIB), (41, 350 * MIB)]);
+    assert!(decisions[1]
+        .reason
+        .ends_with("; reclaim 350M: memory 2.5G crossed cleanup 2.4G going up"));
+}
+
+#[test]
+fn replay_is_deterministic_and_matches_the_live_run() {
+    let mut noise = Noise(42);
+    let (observations, live) = simulate(PolicyConfig::default(), 400, |at, threads| {
+        let memory = 1500.0 + 300.0 * f64::from(threads) + 100.0 * noise.next();
+        Observation {
+            cpu_percent: Some(60.0 + 30.0 * noise.next()),
+            ..memory_at(at, mib(memory))
+        }
+    });
+    let first = replay(PolicyConfig::default(), &observations);
+    let second = replay(PolicyConfig::default(), &observations);
+    assert_eq!(first, live);
+    assert_eq!(first, second);
+    assert!(
+        !changes(&live).is_empty(),
+        "the trace should exercise decisions"
+    );
+}
+
+#[test]
+fn time_running_backwards_is_treated_as_simultaneous() {
+    let mut policy = Policy::new(PolicyConfig::default());
+    for second in 0..3 {
+        policy.step(&memory_at(Duration::from_secs(10 + second), 3200 * MIB));
+    }
+    assert_eq!(policy.threads(), 6);
+    let decision = policy.step(&memory_at(Duration::from_secs(1), 3200 * MIB));
+    assert_eq!(decision.at, Duration::from_secs(1));
+    assert!(
+        decision.reason.contains("cooldown 30s left"),
+        "{}",
+        decision.reason
+    );
+}
+
+#[test]
+fn stored_trace_replays_to_sequential_fallback() {
+    let text = include_str!("../../tests/fixtures/traces/growth-to-critical.jsonl");
+    let observations: Vec<Observation> = text
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("line {}: {error}", index + 1))
+        })
+        .collect();
+    assert_eq!(observations.len(), 301);
+    let decisions = replay(PolicyConfig::default(), &observations);
+    assert_eq!(
+        changes(&decisions),
+        vec![
+            (102, 8, 7),
+            (132, 7, 6),
+            (162, 6, 5),
+            (192, 5, 4),
+            (222, 4, 2),
+            (250, 2, 1)
+        ]
+    );
+    let json = serde_json::to_string(&decisions[250]).unwrap();
+    let back: Decision = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, decisions[250]);
+}
+
+/// Random observation fields: (dt ms, memory MiB, cpu %, memory PSI some, throttled,
+/// run queue per core, progress delta).
+type RandomTick = (
+    u64,
+    u64,
+    Option<f64>,
+    Option<f64>,
+    bool,
+    Option<f64>,
+    Option<u64>,
+);
+
+fn observation_parts() -> impl Strategy<Value = RandomTick> {
+    (
+        0u64..5000,
+        0u64..5000,
+        proptest::option::of(0.0f64..150.0),
+        proptest::option::of(0.0f64..100.0),
+        any::<bool>(),
+        proptest::option::of(0.0f64..4.0),
+        proptest::option::of(0u64..1000),
+    )
+}
+
+fn config_strategy() -> impl Strategy<Value = PolicyConfig> {
+    (
+        0u32..4,
+        0u32..12,
+        0u32..16,
+        0u64..60,
+        0u64..5,
+        0u64..20,
+        0.0f64..0.5,
+    )
+        .prop_map(
+            |(min, max, initial, cooldown, grace, transition, hysteresis)| PolicyConfig {
+                min_threads: min,
+                max_threads: max,
+                initial_threads: initial,
+                cooldown: Duration::from_secs(cooldown),
+                grace: Duration::from_secs(grace),
+                transition: Duration::from_secs(transition),
+                hysteresis,
+                leak_window: Duration::from_secs(60),
+                psi_cpu_some: Some(defaults::PSI_CPU_SOME_SUGGESTED),
+                ..PolicyConfig::default()
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn any_trace_keeps_the_invariants(
+        config in config_strategy(),
+        parts in proptest::collection::vec(observation_parts(), 1..300),
+    ) {
+        let mut at = Duration::ZERO;
+        let mut progress = 0u64;
+        let observations: Vec<Observation> = parts
+            .into_iter()
+            .map(|(dt, memory, cpu, psi, throttled, runnable, units)| {
+                at += Duration::from_millis(dt);
+                progress += units.unwrap_or(0);
+                Observation {
+                    at,
+                    memory_bytes: memory * MIB,
+                    cpu_percent: cpu,
+                    memory_psi_some_avg10: psi,
+                    cpu_throttled: throttled,
+                    runnable_per_core: runnable,
+                    progress_units: units.map(|_| progress),
+                    ..Observation::default()
+                }
+            })
+            .collect();
+        let effective = config.clone().normalized();
+        let decisions = replay(config, &observations);
+        let mut threads = effective.initial_threads;
+        let mut last_change: Option<Duration> = None;
+        for decision in &decisions {
+            prop_assert!(!decision.reason.is_empty());
+            prop_assert!((effective.min_threads..=effective.max_threads).contains(&decision.threads));
+            prop_assert_eq!(decision.previous_threads, threads);
+            if decision.changed() {
+                let critical = decision.memory_level.max(decision.psi_level) == Level::Critical;
+                if !critical {
+                    if let Some(last) = last_change {
+                        prop_assert!(decision.at - last >= effective.cooldown,
+                            "change at {:?} only {:?} after the previous", decision.at, decision.at - last);
+                    }
+                }
+                if decision.threads > threads {
+                    prop_assert_eq!(decision.threads, threads + 1, "growth is one at a time");
+                }
+                last_change = Some(decision.at);
+            }
+            threads = decision.threads;
+        }
+    }
+
+    #[test]
+    fn growth_paths_keep_the_invariants(
+        config in config_strategy(),
+        parts in proptest::collection::vec(
+            (0u64..3000, 0u64..1500, 0.0f64..80.0, 0u64..400), 1..400),
+    ) {
+        // Little memory, idle CPUs, varying progress: the growth and throughput rules run.
+        let mut progress = 0u64;
+        let observations: Vec<Observation> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(index, (dt, memory, cpu, units))| {
+                progress += units;
+                Observation {
+                    at: Duration::from_millis(index as u64 * 1000 + dt % 1000),
+                    memory_bytes: memory * MIB,
+                    cpu_percent: Some(cpu),
+                    progress_units: Some(progress),
+                    ..Observation::default()
+                }
+            })
+            .collect();
+        let effective = config.clone().normalized();
+        for decision in replay(config, &observations) {
+            prop_assert!(!decision.reason.is_empty());
+            prop_assert!((effective.min_threads..=effective.max_threads).contains(&decision.threads));
+        }
+    }
+
+    #[test]
+    fn hostile_input_never_panics(
+        config in config_strategy(),
+        parts in proptest::collection::vec(
+            (any::<u64>(), any::<u64>(), any::<f64>(), any::<Option<u64>>()), 1..100),
+    ) {
+        let observations: Vec<Observation> = parts
+            .into_iter()
+            .map(|(at, memory, value, units)| Observation {
+                at: Duration::from_millis(at),
+                memory_bytes: memory,
+                cpu_percent: Some(value),
+                memory_psi_some_avg10: Some(value),
+                memory_psi_full_avg10: Some(-value),
+                cpu_psi_some_avg10: Some(value),
+                runnable_per_core: Some(value),
+                progress_units: units,
+                ..Observation::default()
+            })
+            .collect();
+        for decision in replay(config, &observations) {
+            prop_assert!(!decision.reason.is_empty());
+        }
+    }
+}

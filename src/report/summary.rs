@@ -1,0 +1,192 @@
+//! The end-of-run summary: wall and CPU time, peak memory, levels reached,
+//! thread changes, kernel OOM kills, the leak verdict, and how the job ended.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Decision, LeakVerdict, Level};
+use crate::run::exit::JobEnd;
+use crate::sample::job::JobSample;
+use crate::units::{format_elapsed, format_size};
+
+/// What a run amounted to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// How the job ended.
+    pub end: JobEnd,
+    /// The exit code resctl returns.
+    pub exit_code: i32,
+    /// Wall-clock time of the job.
+    pub wall: Duration,
+    /// CPU time (user + system) of the job and its waited-for descendants.
+    pub cpu: Duration,
+    /// Peak memory of the job (the cgroup's peak when known, else the highest sample).
+    pub peak_memory: u64,
+    /// The job's hard memory limit, if any.
+    pub memory_limit: Option<u64>,
+    /// Highest level reached.
+    pub highest_level: Level,
+    /// Thread count at the start, the lowest, and at the end.
+    pub threads_initial: u32,
+    /// Lowest thread count recommended.
+    pub threads_lowest: u32,
+    /// Thread count at the end.
+    pub threads_final: u32,
+    /// How many times the count changed.
+    pub thread_changes: u32,
+    /// Processes the kernel's OOM killer killed in the job's cgroup.
+    pub oom_kills: u64,
+    /// Times the job hit memory.high (v2) — throttled and reclaimed.
+    pub high_events: u64,
+    /// The last leak verdict, if the window was long enough to judge.
+    pub leak: Option<LeakVerdict>,
+    /// Where the job ran.
+    pub placement: String,
+}
+
+/// Accumulates the summary tick by tick.
+#[derive(Debug)]
+pub struct SummaryBuilder {
+    peak_memory: u64,
+    highest_level: Level,
+    threads_initial: u32,
+    threads_lowest: u32,
+    threads_final: u32,
+    thread_changes: u32,
+    oom_kills: u64,
+    high_events: u64,
+    leak: Option<LeakVerdict>,
+}
+
+impl SummaryBuilder {
+    /// Starts with the initial thread count.
+    pub fn new(threads_initial: u32) -> Self {
+        SummaryBuilder {
+            peak_memory: 0,
+            highest_level: Level::Normal,
+            threads_initial,
+            threads_lowest: threads_initial,
+            threads_final: threads_initial,
+            thread_changes: 0,
+            oom_kills: 0,
+            high_events: 0,
+            leak: None,
+        }
+    }
+
+    /// Takes in one sample's memory figures and event counters.
+    pub fn add_sample(&mut self, sample: &JobSample) {
+        self.peak_memory = self.peak_memory.max(sample.memory_bytes());
+        if let Some(cgroup) = &sample.cgroup {
+            if let Some(peak) = cgroup.memory_peak {
+                self.peak_memory = self.peak_memory.max(peak);
+            }
+            self.oom_kills = self.oom_kills.max(cgroup.events.oom_kill.unwrap_or(0));
+            self.high_events = self.high_events.max(cgroup.events.high.unwrap_or(0));
+        }
+    }
+
+    /// Takes in one decision.
+    pub fn add_decision(&mut self, decision: &Decision) {
+        self.highest_level = self.highest_level.max(decision.level);
+        if decision.threads != decision.previous_threads {
+            self.thread_changes += 1;
+        }
+        self.threads_lowest = self.threads_lowest.min(decision.threads);
+        self.threads_final = decision.threads;
+        if let Some(leak) = &decision.leak {
+            self.leak = Some(leak.clone());
+        }
+    }
+
+    /// The finished summary.
+    pub fn finish(
+        self,
+        end: JobEnd,
+        wall: Duration,
+        cpu: Duration,
+        memory_limit: Option<u64>,
+        placement: String,
+    ) -> RunSummary {
+        RunSummary {
+            end,
+            exit_code: end.shell_code(),
+            wall,
+            cpu,
+            peak_memory: self.peak_memory,
+            memory_limit,
+            highest_level: self.highest_level,
+            threads_initial: self.threads_initial,
+            threads_lowest: self.threads_lowest,
+            threads_final: self.threads_final,
+            thread_changes: self.thread_changes,
+            oom_kills: self.oom_kills,
+            high_events: self.high_events,
+            leak: self.leak,
+            placement,
+        }
+    }
+}
+
+impl RunSummary {
+    /// True when the kernel's OOM killer ended the job.
+    pub fn killed_by_oom(&self) -> bool {
+        self.oom_kills > 0 && self.end == JobEnd::Signaled(nix::libc::SIGKILL)
+    }
+
+    /// The summary as lines for a person.
+    pub fn render(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let limit = self
+            .memory_limit
+            .map(|l| format!(" of {} limit", format_size(l)))
+            .unwrap_or_default();
+        lines.push(format!(
+            "summary: job {} after {} (exit status {})",
+            self.end.describe(),
+            format_elapsed(self.wall),
+            self.exit_code
+        ));
+        if self.killed_by_oom() {
+            lines.push(format!(
+                "summary: the kernel's OOM killer killed the job: it needed more than its memory limit{} ({} OOM kill{})",
+                self.memory_limit.map(|l| format!(" of {}", format_size(l))).unwrap_or_default(),
+                self.oom_kills,
+                if self.oom_kills == 1 { "" } else { "s" }
+            ));
+        } else if self.oom_kills > 0 {
+            lines.push(format!(
+                "summary: the kernel's OOM killer killed {} process(es) inside the job",
+                self.oom_kills
+            ));
+        }
+        lines.push(format!(
+            "summary: cpu {}, peak memory {}{}, highest level {}",
+            format_elapsed(self.cpu),
+            format_size(self.peak_memory),
+            limit,
+            self.highest_level
+        ));
+        lines.push(format!(
+            "summary: threads {} at start, {} lowest, {} at end, {} change{}",
+            self.threads_initial,
+            self.threads_lowest,
+            self.threads_final,
+            self.thread_changes,
+            if self.thread_changes == 1 { "" } else { "s" }
+        ));
+        if self.high_events > 0 {
+            lines.push(format!(
+                "summary: throttled at memory.high {} time{}",
+                self.high_events,
+                if self.high_events == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(leak) = &self.leak {
+            lines.push(format!("summary: leak check: {}", leak.message));
+        }
+        lines.push(format!("summary: placement: {}", self.placement));
+        lines
+    }
+}

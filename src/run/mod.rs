@@ -1,0 +1,509 @@
+//! `resctl run`: place the job, start it, and drive the loop
+//! **sample → assess → decide → act → report** until it ends; then clean up
+//! and return the job's exit status like a shell would.
+
+pub mod command;
+pub mod exit;
+pub mod observe;
+pub mod scope;
+pub mod signals;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use crate::act::channels::{parse_signal, ThreadChannels, ENV_THREADS, ENV_THREADS_FILE};
+use crate::act::runtime_dir::RuntimeDir;
+use crate::cgroup::detect::{detect, HostCgroups, Layout};
+use crate::cgroup::reader::{CgroupDir, CgroupKind};
+use crate::cgroup::writer;
+use crate::config::Config;
+use crate::placement::{inherited_memory_limit, Placement, PlacementKind, PlacementRequest};
+use crate::policy::{Decision, Level, Policy, PolicyConfig};
+use crate::report::record::{Recorder, TraceLine};
+use crate::report::summary::{RunSummary, SummaryBuilder};
+use crate::sample::job::{JobSampler, JobScope};
+use crate::units::format_size;
+
+use self::command::{resolve_program, JobCommand, StartError};
+use self::exit::{JobEnd, RESCTL_FAILED};
+use self::observe::Observer;
+use self::signals::Forwarder;
+
+/// Everything `resctl run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Effective configuration (file, slice overrides and flags merged).
+    pub config: Config,
+    /// The job: program and arguments.
+    pub command: Vec<OsString>,
+    /// Write a JSON-lines trace here.
+    pub record: Option<PathBuf>,
+    /// Put the job's cgroup under this directory.
+    pub cgroup_parent: Option<PathBuf>,
+    /// Don't create cgroups.
+    pub monitor_only: bool,
+    /// resctl's own arguments, to re-execute itself in a systemd scope.
+    pub reexec_args: Vec<OsString>,
+    /// Whether `--slice` was given explicitly (a systemd scope is used then, or
+    /// by default on a systemd host).
+    pub slice_requested: bool,
+}
+
+/// Runs the job and returns resctl's exit code.
+pub fn run(request: RunRequest) -> i32 {
+    match Run::start(&request) {
+        Ok(run) => run.supervise(),
+        Err(failure) => {
+            tracing::error!("{}", failure.message);
+            failure.code
+        }
+    }
+}
+
+/// A failure before the job started: message and exit code.
+struct StartFailure {
+    message: String,
+    code: i32,
+}
+
+impl From<StartError> for StartFailure {
+    fn from(err: StartError) -> Self {
+        StartFailure {
+            code: err.exit_code(),
+            message: err.to_string(),
+        }
+    }
+}
+
+fn resctl_failure(message: impl Into<String>) -> StartFailure {
+    StartFailure {
+        message: message.into(),
+        code: RESCTL_FAILED,
+    }
+}
+
+/// A started job and what supervises it.
+struct Run {
+    config: Config,
+    placement: Placement,
+    policy: Policy,
+    policy_config: PolicyConfig,
+    channels: ThreadChannels,
+    child: Option<std::process::Child>,
+    forwarder: Forwarder,
+    sampler: JobSampler,
+    recorder: Option<Recorder>,
+    memory_limit: Option<u64>,
+    started: Instant,
+    _runtime: RuntimeDir,
+}
+
+impl Run {
+    fn start(request: &RunRequest) -> Result<Run, StartFailure> {
+        let config = &request.config;
+        let program = request.command.first().ok_or_else(|| {
+            resctl_failure("no command given: resctl run [OPTIONS] -- COMMAND [ARGS...]")
+        })?;
+        let program_path = resolve_program(program, std::env::var_os("PATH").as_deref())?;
+
+        let host = detect(Path::new("/proc"), Path::new("/")).map_err(|err| {
+            resctl_failure(format!("could not inspect this host's cgroups: {err}"))
+        })?;
+        maybe_reexec_in_scope(&host, request)?;
+
+        let placement = Placement::prepare(
+            &host,
+            &PlacementRequest {
+                cgroup_parent: request.cgroup_parent.clone(),
+                monitor_only: request.monitor_only,
+                run_id: std::process::id(),
+            },
+        )
+        .map_err(|err| resctl_failure(format!("could not create the job's cgroup: {err}")))?;
+        if let PlacementKind::MonitorOnly { reason } = placement.kind() {
+            if !request.monitor_only {
+                tracing::warn!("monitor-only: {reason}; limits cannot be enforced, the job is watched through /proc");
+            }
+        }
+
+        let explicit_max = config
+            .limits
+            .memory_max
+            .as_ref()
+            .and_then(|l| l.resolve(None));
+        let inherited = placement
+            .job_dir()
+            .and_then(|dir| inherited_memory_limit(&host, dir));
+        let memory_limit = match (explicit_max, inherited) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let memory_high = config
+            .limits
+            .memory_high
+            .as_ref()
+            .and_then(|l| l.resolve(memory_limit));
+        placement
+            .set_limits(memory_high, explicit_max)
+            .map_err(|err| {
+                resctl_failure(format!("could not set the job's memory limits: {err}"))
+            })?;
+        if placement.cgroup_kind() == Some(CgroupKind::V1Memory) && memory_high.is_some() {
+            tracing::warn!("cgroup v1 has no memory.high: --memory-high is set as memory.soft_limit_in_bytes, which only guides reclaim under host pressure and does not throttle");
+        }
+
+        let policy_config = policy_config_for(config, memory_limit);
+        let policy = Policy::new(policy_config.clone());
+        let initial_threads = policy.threads();
+
+        let runtime = RuntimeDir::create(&std::process::id().to_string()).map_err(|err| {
+            resctl_failure(format!("could not create resctl's runtime folder: {err}"))
+        })?;
+        let notify = match &config.notify_signal {
+            Some(name) => Some(parse_signal(name).ok_or_else(|| {
+                resctl_failure(format!("--notify-signal {name}: not a signal name"))
+            })?),
+            None => None,
+        };
+        let mut channels = ThreadChannels::new(runtime.path().join("threads"), notify);
+        channels.publish(initial_threads).map_err(|err| {
+            resctl_failure(format!(
+                "could not write {}: {err}",
+                channels.file().display()
+            ))
+        })?;
+
+        let mut recorder = match &request.record {
+            Some(path) => Some(
+                Recorder::create(path)
+                    .map_err(|err| resctl_failure(format!("--record {}: {err}", path.display())))?,
+            ),
+            None => None,
+        };
+        if let Some(recorder) = recorder.as_mut() {
+            let header = TraceLine::Header {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                policy: policy_config.clone(),
+                cgroup: placement.job_dir().map(|d| d.display().to_string()),
+            };
+            recorder
+                .write(&header)
+                .map_err(|err| resctl_failure(format!("--record: {err}")))?;
+        }
+
+        let target = Arc::new(AtomicI32::new(0));
+        let forwarder = Forwarder::install(Arc::clone(&target))
+            .map_err(|err| resctl_failure(format!("could not install signal handlers: {err}")))?;
+        let job = JobCommand {
+            program: program_path,
+            args: request.command[1..].to_vec(),
+            arg0: program.clone(),
+            set_env: vec![
+                (
+                    ENV_THREADS.to_string(),
+                    OsString::from(initial_threads.to_string()),
+                ),
+                (
+                    ENV_THREADS_FILE.to_string(),
+                    channels.file().as_os_str().to_os_string(),
+                ),
+            ],
+            remove_env: vec!["NOTIFY_SOCKET".to_string(), scope::ENV_IN_SCOPE.to_string()],
+            cgroup_procs: placement.open_procs().map_err(|err| {
+                resctl_failure(format!(
+                    "could not open the job cgroup's cgroup.procs: {err}"
+                ))
+            })?,
+        };
+        let started = Instant::now();
+        let child = job.spawn()?;
+        let pid = child.id() as i32;
+        target.store(pid, Ordering::SeqCst);
+        channels.set_job_pid(pid);
+
+        let scope = match (placement.job_dir(), placement.cgroup_kind()) {
+            (Some(dir), Some(kind)) => match CgroupDir::open(dir, kind) {
+                Ok(dir) => JobScope::Cgroup(dir),
+                Err(err) => {
+                    tracing::warn!("cannot read the job's cgroup ({err}); watching through /proc");
+                    JobScope::Descendants(pid)
+                }
+            },
+            _ => JobScope::Descendants(pid),
+        };
+        tracing::info!(
+            resctl_cgroup = placement.job_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            resctl_threads = initial_threads,
+            resctl_action = "start",
+            "started {} (pid {pid}) in {}; {} threads; levels moderate {} / high {} / critical {}{}",
+            program.to_string_lossy(),
+            describe_placement(&placement),
+            initial_threads,
+            format_size(policy_config.memory_moderate),
+            format_size(policy_config.memory_high),
+            format_size(policy_config.memory_critical),
+            memory_limit.map(|l| format!(" (limit {})", format_size(l))).unwrap_or_default(),
+        );
+        Ok(Run {
+            config: config.clone(),
+            placement,
+            policy,
+            policy_config,
+            channels,
+            child: Some(child),
+            forwarder,
+            sampler: JobSampler::new(scope, Path::new("/proc")),
+            recorder,
+            memory_limit,
+            started,
+            _runtime: runtime,
+        })
+    }
+
+    /// The loop; returns the exit code.
+    fn supervise(mut self) -> i32 {
+        let (done_tx, done_rx) = mpsc::channel();
+        let Some(mut child) = self.child.take() else {
+            return RESCTL_FAILED;
+        };
+        let waiter = std::thread::Builder::new()
+            .name("resctl-wait".into())
+            .spawn(move || {
+                let status = child.wait();
+                let _ = done_tx.send(status);
+            });
+        if let Err(err) = waiter {
+            tracing::error!(
+                "could not start the waiter thread: {err}; the job keeps running unsupervised"
+            );
+            return RESCTL_FAILED;
+        }
+        let cpus = available_cpus();
+        let mut observer = Observer::new(cpus, crate::sample::procfs::clock_ticks_per_second());
+        let mut summary = SummaryBuilder::new(self.policy.threads());
+        let cgroup_label = self
+            .placement
+            .job_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let mut last_level = Level::Normal;
+        let interval = self.config.interval;
+
+        let status = loop {
+            match done_rx.recv_timeout(interval) {
+                Ok(status) => break status,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(std::io::Error::other(
+                        "the waiter thread ended without a status",
+                    ))
+                }
+            }
+            let sample = self.sampler.sample(self.started.elapsed());
+            if let Some(err) = self.sampler.take_error() {
+                tracing::warn!("sampling: {err}");
+            }
+            let observation = observer.observe(&sample);
+            let decision = self.policy.step(&observation);
+            self.act(&decision, &cgroup_label);
+            if decision.level != last_level {
+                tracing::info!(
+                    resctl_cgroup = %cgroup_label,
+                    resctl_level = %decision.level,
+                    resctl_action = "level",
+                    "level {} -> {}: {}",
+                    last_level,
+                    decision.level,
+                    decision.reason
+                );
+                last_level = decision.level;
+            }
+            summary.add_sample(&sample);
+            summary.add_decision(&decision);
+            if let Some(recorder) = self.recorder.as_mut() {
+                let line = TraceLine::Tick {
+                    sample: Box::new(sample),
+                    observation,
+                    decision,
+                };
+                if let Err(err) = recorder.write(&line) {
+                    tracing::warn!("--record: {err}; recording stopped");
+                    self.recorder = None;
+                }
+            }
+        };
+        let wall = self.started.elapsed();
+        self.forwarder.stop();
+        // One last read for the peak and the OOM counters, before the cgroup goes.
+        let last = self.sampler.sample(wall);
+        summary.add_sample(&last);
+
+        let end = match status {
+            Ok(status) => JobEnd::from_status(status),
+            Err(err) => {
+                tracing::error!("lost track of the job: {err}");
+                JobEnd::Exited(RESCTL_FAILED)
+            }
+        };
+        let cpu = children_cpu_time();
+        let placement_text = describe_placement(&self.placement);
+        drop(self.sampler);
+        let cleanup = self.placement.cleanup();
+        for problem in &cleanup.problems {
+            tracing::warn!("cleanup: {problem}");
+        }
+        let summary = summary.finish(end, wall, cpu, self.memory_limit, placement_text);
+        report_summary(&summary, &cgroup_label);
+        if let Some(recorder) = self.recorder.as_mut() {
+            let _ = recorder.write(&TraceLine::End {
+                summary: Box::new(summary.clone()),
+            });
+        }
+        summary.exit_code
+    }
+
+    /// Applies a decision: thread channels, reclaim.
+    fn act(&mut self, decision: &Decision, cgroup_label: &str) {
+        if decision.threads != decision.previous_threads {
+            tracing::info!(
+                resctl_cgroup = %cgroup_label,
+                resctl_level = %decision.level,
+                resctl_action = "threads",
+                resctl_threads = decision.threads,
+                "threads {} -> {}: {}",
+                decision.previous_threads,
+                decision.threads,
+                decision.reason
+            );
+            if let Err(err) = self.channels.publish(decision.threads) {
+                tracing::warn!("could not publish the thread count: {err}");
+            }
+        }
+        if let Some(bytes) = decision.reclaim {
+            if let (Some(dir), Some(kind)) =
+                (self.placement.job_dir(), self.placement.cgroup_kind())
+            {
+                match writer::reclaim(dir, kind, bytes) {
+                    Ok(()) => tracing::info!(
+                        resctl_cgroup = %cgroup_label,
+                        resctl_action = "reclaim",
+                        "asked the kernel to reclaim {} from the job (cleanup level {})",
+                        format_size(bytes),
+                        format_size(self.policy_config.memory_cleanup)
+                    ),
+                    Err(err) => tracing::debug!("reclaim {}: {err}", format_size(bytes)),
+                }
+            }
+        }
+        if let Some(leak) = &decision.leak {
+            if leak.suspected {
+                tracing::warn!(resctl_cgroup = %cgroup_label, resctl_action = "leak", "{}", leak.message);
+            }
+        }
+    }
+}
+
+fn maybe_reexec_in_scope(host: &HostCgroups, request: &RunRequest) -> Result<(), StartFailure> {
+    let delegated = host.v2_own.as_deref().is_some_and(scope::is_delegated);
+    let wants_scope = request.cgroup_parent.is_none()
+        && !request.monitor_only
+        && !scope::inside_own_scope()
+        && !delegated;
+    if !wants_scope || host.layout != Layout::Unified || !scope::systemd_running() {
+        if request.slice_requested
+            && !scope::inside_own_scope()
+            && request.cgroup_parent.is_none()
+            && !delegated
+        {
+            tracing::warn!(
+                "--slice {} ignored: systemd does not manage this host's cgroups",
+                request.config.slice
+            );
+        }
+        return Ok(());
+    }
+    Err(resctl_failure(scope::reexec_in_scope(
+        &request.config.slice,
+        &request.reexec_args,
+    )))
+}
+
+/// The policy's configuration for this run: thresholds resolved against the
+/// job's memory limit.
+pub fn policy_config_for(config: &Config, memory_limit: Option<u64>) -> PolicyConfig {
+    let memory = config.resolve_memory(memory_limit);
+    let max_threads = config.threads.max;
+    let initial = config
+        .threads
+        .initial
+        .unwrap_or_else(|| (available_cpus() as u32).min(max_threads))
+        .clamp(config.threads.min, max_threads);
+    PolicyConfig {
+        memory_moderate: memory.moderate,
+        memory_high: memory.high,
+        memory_critical: memory.critical,
+        memory_cleanup: memory.cleanup,
+        memory_limit,
+        cpu_moderate: config.cpu.moderate,
+        cpu_high: config.cpu.high,
+        cpu_critical: config.cpu.critical,
+        psi_memory_some: config.psi.memory_some.map(<[f64; 3]>::from),
+        psi_memory_full: config.psi.memory_full.map(<[f64; 3]>::from),
+        psi_cpu_some: config.psi.cpu_some.map(<[f64; 3]>::from),
+        grace: config.grace,
+        hysteresis: config.hysteresis,
+        transition: crate::policy::defaults::TRANSITION,
+        min_threads: config.threads.min,
+        max_threads,
+        initial_threads: initial,
+        cooldown: config.threads.cooldown,
+        leak_growth: config.leak.growth,
+        leak_window: config.leak.window,
+        leak_min_fit: config.leak.min_fit,
+    }
+}
+
+/// CPUs this process may run on.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn children_cpu_time() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_CHILDREN) {
+        Ok(usage) => {
+            let to_duration = |tv: nix::sys::time::TimeVal| {
+                Duration::from_secs(tv.tv_sec().max(0) as u64)
+                    + Duration::from_micros(tv.tv_usec().max(0) as u64)
+            };
+            to_duration(usage.user_time()) + to_duration(usage.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+fn describe_placement(placement: &Placement) -> String {
+    match (placement.kind(), placement.job_dir()) {
+        (PlacementKind::V2, Some(dir)) => format!("cgroup v2 {}", dir.display()),
+        (PlacementKind::V1Memory, Some(dir)) => format!("cgroup v1 memory {}", dir.display()),
+        (PlacementKind::MonitorOnly { reason }, _) => format!("no cgroup (monitor-only: {reason})"),
+        (_, None) => "no cgroup".to_string(),
+    }
+}
+
+fn report_summary(summary: &RunSummary, cgroup_label: &str) {
+    for line in summary.render() {
+        tracing::info!(
+            resctl_cgroup = %cgroup_label,
+            resctl_level = %summary.highest_level,
+            resctl_action = "summary",
+            resctl_threads = summary.threads_final,
+            "{line}"
+        );
+    }
+}

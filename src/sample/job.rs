@@ -1,0 +1,118 @@
+//! One sample of a whole job: its cgroup's accounting, every process and
+//! thread in it, and the host. Composes the two kernel readers; no policy.
+
+use std::time::Duration;
+
+use crate::cgroup::reader::{CgroupDir, CgroupSample};
+use crate::sample::procfs::{HostSample, ProcReader, ProcessSample};
+
+/// Everything read at one tick.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobSample {
+    /// Time since the job started.
+    pub at: Duration,
+    /// The job cgroup's accounting (None when monitor-only, or when the read failed).
+    pub cgroup: Option<CgroupSample>,
+    /// Every process of the job with its threads.
+    pub processes: Vec<ProcessSample>,
+    /// Host memory, load, CPU and PSI (None if unreadable).
+    pub host: Option<HostSample>,
+}
+
+impl JobSample {
+    /// Resident memory of all the job's processes (anon + file + shmem), bytes.
+    pub fn processes_rss(&self) -> u64 {
+        self.processes
+            .iter()
+            .map(|p| p.rss_anon + p.rss_file + p.rss_shmem)
+            .sum()
+    }
+
+    /// The job's memory: the cgroup's charge when known, else the processes' RSS.
+    pub fn memory_bytes(&self) -> u64 {
+        self.cgroup
+            .as_ref()
+            .and_then(|c| c.memory_current)
+            .unwrap_or_else(|| self.processes_rss())
+    }
+
+    /// CPU time of the job's live threads in clock ticks (user + system).
+    pub fn process_cpu_ticks(&self) -> u64 {
+        self.processes
+            .iter()
+            .map(|p| p.utime_ticks + p.stime_ticks)
+            .sum()
+    }
+
+    /// Number of threads across the job's processes.
+    pub fn thread_count(&self) -> usize {
+        self.processes.iter().map(|p| p.threads.len()).sum()
+    }
+}
+
+/// Where the job's processes are found.
+pub enum JobScope {
+    /// Processes listed by the job's cgroup.
+    Cgroup(CgroupDir),
+    /// No cgroup: the job's main process and its descendants in /proc.
+    Descendants(i32),
+}
+
+/// Reads a job's sample each tick, keeping files open between ticks.
+pub struct JobSampler {
+    scope: JobScope,
+    proc: ProcReader,
+    last_error: Option<String>,
+}
+
+impl JobSampler {
+    /// A sampler over `scope`, reading /proc under `proc_root`.
+    pub fn new(scope: JobScope, proc_root: &std::path::Path) -> Self {
+        JobSampler {
+            scope,
+            proc: ProcReader::new(proc_root),
+            last_error: None,
+        }
+    }
+
+    /// Takes one sample. Read errors degrade the sample (a `None` part) and are
+    /// kept in [`JobSampler::take_error`]; they never stop the job.
+    pub fn sample(&mut self, at: Duration) -> JobSample {
+        let (cgroup, pids) = match &mut self.scope {
+            JobScope::Cgroup(dir) => {
+                let cgroup = match dir.sample() {
+                    Ok(sample) => Some(sample),
+                    Err(err) => {
+                        self.last_error = Some(err.to_string());
+                        None
+                    }
+                };
+                let pids = dir.pids().unwrap_or_else(|err| {
+                    self.last_error = Some(err.to_string());
+                    Vec::new()
+                });
+                (cgroup, pids)
+            }
+            JobScope::Descendants(root) => (None, self.proc.descendants(*root)),
+        };
+        let processes = self.proc.sample_processes(&pids);
+        let host = match self.proc.sample_host() {
+            Ok(host) => Some(host),
+            Err(err) => {
+                self.last_error = Some(err.to_string());
+                None
+            }
+        };
+        JobSample {
+            at,
+            cgroup,
+            processes,
+            host,
+        }
+    }
+
+    /// The last read error, once (so it is logged once per occurrence).
+    pub fn take_error(&mut self) -> Option<String> {
+        self.last_error.take()
+    }
+}

@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests: where the binaries are, running
+//! resctl with its pid known, and facts about the host's cgroups.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The resctl binary (the VM runner points `RESCTL_BIN` at its staged copy).
+pub fn resctl_bin() -> PathBuf {
+    std::env::var_os("RESCTL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_resctl")))
+}
+
+/// An example program built by `cargo test` (`target/<profile>/examples/NAME`),
+/// or from `RESCTL_EXAMPLES` in the VM.
+pub fn example(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("RESCTL_EXAMPLES") {
+        return PathBuf::from(dir).join(name);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --examples` (cargo test builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A resctl command with a clean environment for the job's variables.
+pub fn resctl() -> Command {
+    let mut command = Command::new(resctl_bin());
+    command.env_remove("RESCTL_CONFIG").env_remove("RESCTL_LOG");
+    command
+}
+
+/// Runs resctl to completion; returns its output and its pid (to find its cgroup).
+pub fn run_with_pid(command: &mut Command) -> (Output, u32) {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn resctl");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("wait for resctl");
+    (output, pid)
+}
+
+/// Text of stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Text of stdout.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// This process's v1 memory cgroup directory, when the host has a writable
+/// v1 memory hierarchy (hybrid hosts like the development machines) and we are root.
+pub fn writable_v1_memory_cgroup() -> Option<PathBuf> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let relative = cgroups.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then(|| path.to_string())
+    })?;
+    let dir = Path::new("/sys/fs/cgroup/memory").join(relative.trim_start_matches('/'));
+    dir.join("memory.limit_in_bytes").exists().then_some(dir)
+}
+
+/// Skips (with a note on stderr) a test that needs the v1 memory hierarchy.
+/// The development and CI machines have it, so there these tests always run.
+#[macro_export]
+macro_rules! require_v1 {
+    () => {
+        match common::writable_v1_memory_cgroup() {
+            Some(dir) => dir,
+            None => {
+                eprintln!("skipped: needs root and a writable v1 memory cgroup (hybrid host)");
+                return;
+            }
+        }
+    };
+}

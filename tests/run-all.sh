@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test of resctl: formatting and lints, the host suite (unit tests on
+# fixture trees, CLI tests, real v1 cgroup tests on hybrid hosts), then the VM
+# suite (real cgroup v2 + systemd + journald under qemu). Fails loudly on the
+# first failing stage; a VM suite that cannot run is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n==== %s\n' "$*"; }
+
+stage "cargo fmt --check"
+cargo fmt --all -- --check
+
+stage "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+stage "host test suite: cargo test"
+cargo test
+
+stage "VM test suite: tests/vm/run.sh"
+if [ "${RESCTL_SKIP_VM:-0}" = 1 ]; then
+    echo "RESCTL_SKIP_VM=1: VM suite NOT run (never set this in CI)" >&2
+    exit 1
+fi
+tests/vm/run.sh
+
+stage "all test suites passed"

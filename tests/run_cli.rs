@@ -1,0 +1,157 @@
+//! `resctl run` as a user meets it: exit statuses like a shell, signals,
+//! the job's environment, and bad input.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{resctl, run_with_pid, stderr, stdout};
+
+fn run_code(args: &[&str]) -> i32 {
+    let (output, _) = run_with_pid(resctl().args(["run", "--monitor-only", "--"]).args(args));
+    output
+        .status
+        .code()
+        .expect("resctl exits, it is not killed")
+}
+
+#[test]
+fn exit_status_matrix_follows_the_shell() {
+    assert_eq!(run_code(&["true"]), 0);
+    assert_eq!(run_code(&["sh", "-c", "exit 7"]), 7);
+    assert_eq!(run_code(&["sh", "-c", "exit 255"]), 255);
+    assert_eq!(run_code(&["sh", "-c", "kill -TERM $$"]), 128 + 15);
+    assert_eq!(run_code(&["sh", "-c", "kill -KILL $$"]), 128 + 9);
+    assert_eq!(run_code(&["no-such-command-resctl-test"]), 127);
+}
+
+#[test]
+fn not_executable_is_126_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let (output, _) = run_with_pid(resctl().args(["run", "--monitor-only", "--"]).arg(&script));
+    assert_eq!(output.status.code(), Some(126));
+    assert!(stderr(&output).contains("script.sh"), "{}", stderr(&output));
+}
+
+#[test]
+fn resctl_failures_before_exec_are_125() {
+    let (output, _) = run_with_pid(resctl().args(["run", "--memory-max", "lots", "--", "true"]));
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr(&output).contains("--memory-max"),
+        "{}",
+        stderr(&output)
+    );
+    let (output, _) = run_with_pid(resctl().args([
+        "run",
+        "--min-threads",
+        "9",
+        "--max-threads",
+        "2",
+        "--",
+        "true",
+    ]));
+    assert_eq!(output.status.code(), Some(125), "{}", stderr(&output));
+    let (output, _) = run_with_pid(resctl().args(["run", "--no-such-flag", "--", "true"]));
+    assert_eq!(output.status.code(), Some(125));
+    let (output, _) = run_with_pid(resctl().args(["run", "--notify-signal", "NOPE", "--", "true"]));
+    assert_eq!(output.status.code(), Some(125), "{}", stderr(&output));
+}
+
+#[test]
+fn the_job_gets_its_thread_channels_and_not_notify_socket() {
+    let (output, _) = run_with_pid(
+        resctl()
+            .env("NOTIFY_SOCKET", "/run/systemd/notify")
+            .args(["run", "--monitor-only", "--max-threads", "1", "--"])
+            .args(["sh", "-c", "echo threads=$RESCTL_THREADS; cat \"$RESCTL_THREADS_FILE\"; echo notify=${NOTIFY_SOCKET-unset}"]),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "threads=1\n1\nnotify=unset\n");
+}
+
+#[test]
+fn the_thread_file_is_removed_after_the_run() {
+    let (output, _) = run_with_pid(resctl().args(["run", "--monitor-only", "--"]).args([
+        "sh",
+        "-c",
+        "echo $RESCTL_THREADS_FILE",
+    ]));
+    assert!(output.status.success());
+    let path = stdout(&output).trim().to_string();
+    assert!(path.ends_with("/threads"), "{path}");
+    assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
+}
+
+fn wait_for(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal_is_forwarded(signal: nix::sys::signal::Signal, trap: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let script = format!(
+        "trap 'exit 42' {trap}; touch '{}'; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let child = resctl()
+        .args(["run", "--monitor-only", "--", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&ready);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(42), "{}", stderr(&output));
+    assert!(stderr(&output).contains("forwarded"), "{}", stderr(&output));
+}
+
+#[test]
+fn sigterm_is_forwarded_and_the_jobs_status_returned() {
+    signal_is_forwarded(nix::sys::signal::Signal::SIGTERM, "TERM");
+}
+
+#[test]
+fn sigint_and_sighup_are_forwarded() {
+    signal_is_forwarded(nix::sys::signal::Signal::SIGINT, "INT");
+    signal_is_forwarded(nix::sys::signal::Signal::SIGHUP, "HUP");
+}
+
+#[test]
+fn summary_is_printed_at_the_end() {
+    let (output, _) =
+        run_with_pid(resctl().args(["run", "--monitor-only", "--", "sh", "-c", "exit 3"]));
+    assert_eq!(output.status.code(), Some(3));
+    let err = stderr(&output);
+    assert!(err.contains("summary: job exited with code 3"), "{err}");
+    assert!(err.contains("peak memory"), "{err}");
+    assert!(err.contains("threads"), "{err}");
+}
+
+#[test]
+fn help_exists_for_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["config", "--help"],
+        vec!["config", "check", "--help"],
+        vec!["config", "show", "--help"],
+        vec!["doctor", "--help"],
+        vec!["replay", "--help"],
+    ] {
+        let output = resctl().args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        assert!(stdout(&output).contains("Usage"), "{args:?}");
+    }
+}
