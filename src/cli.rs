@@ -27,7 +27,7 @@ pub enum Command {
     /// (a file holding the current recommendation, replaced atomically). Exit
     /// status is the job's (128+N if killed by signal N; 126/127 if it cannot be
     /// executed / is not found; 125 if resctl fails before the job starts).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check or show the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -78,6 +78,9 @@ pub struct RunArgs {
     /// Sampling interval, like `1s` or `500ms`.
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
+    /// Workers at start (RESCTL_THREADS) [default: the number of CPUs, at most --max-threads].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
     /// Fewest workers to recommend.
     #[arg(long, value_name = "N")]
     pub min_threads: Option<u32>,

@@ -55,7 +55,7 @@ pub fn overrides_from(args: &RunArgs) -> Result<Overrides, String> {
 }
 
 /// `resctl run`.
-pub fn run_job(args: RunArgs, reexec_args: Vec<OsString>) -> i32 {
+pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
     let config = match effective_run_config(&args) {
         Ok(config) => config,
         Err(message) => {
@@ -83,6 +83,15 @@ fn effective_run_config(args: &RunArgs) -> Result<Config, String> {
         .unwrap_or_else(|| base.slice.clone());
     let mut config = base.for_slice(&slice);
     config.apply(&overrides).map_err(|err| err.to_string())?;
+    if let Some(threads) = args.threads {
+        let (min, max) = (config.threads.min, config.threads.max);
+        if !(min..=max).contains(&threads) {
+            return Err(format!(
+                "--threads {threads}: must be between the minimum ({min}) and the maximum ({max}) thread count"
+            ));
+        }
+        config.threads.initial = Some(threads);
+    }
     Ok(config)
 }
 

@@ -248,6 +248,8 @@ pub fn format_elapsed(duration: Duration) -> String {
         format!("{millis}ms")
     } else if seconds < 60 {
         format!("{:.2}s", duration.as_secs_f64())
+    } else if seconds < 3600 && seconds % 60 == 0 {
+        format!("{}m", seconds / 60)
     } else if seconds < 3600 {
         format!("{}m{}s", seconds / 60, seconds % 60)
     } else {

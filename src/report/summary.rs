@@ -39,8 +39,10 @@ pub struct RunSummary {
     pub oom_kills: u64,
     /// Times the job hit memory.high (v2) — throttled and reclaimed.
     pub high_events: u64,
-    /// The last leak verdict, if the window was long enough to judge.
+    /// The last leak verdict, if there were enough samples to fit.
     pub leak: Option<LeakVerdict>,
+    /// The configured leak window (a verdict needs half of it covered).
+    pub leak_window: Duration,
     /// Where the job ran.
     pub placement: String,
 }
@@ -57,11 +59,12 @@ pub struct SummaryBuilder {
     oom_kills: u64,
     high_events: u64,
     leak: Option<LeakVerdict>,
+    leak_window: Duration,
 }
 
 impl SummaryBuilder {
-    /// Starts with the initial thread count.
-    pub fn new(threads_initial: u32) -> Self {
+    /// Starts with the initial thread count and the configured leak window.
+    pub fn new(threads_initial: u32, leak_window: Duration) -> Self {
         SummaryBuilder {
             peak_memory: 0,
             highest_level: Level::Normal,
@@ -72,6 +75,7 @@ impl SummaryBuilder {
             oom_kills: 0,
             high_events: 0,
             leak: None,
+            leak_window,
         }
     }
 
@@ -124,6 +128,7 @@ impl SummaryBuilder {
             oom_kills: self.oom_kills,
             high_events: self.high_events,
             leak: self.leak,
+            leak_window: self.leak_window,
             placement,
         }
     }
@@ -183,8 +188,14 @@ impl RunSummary {
                 if self.high_events == 1 { "" } else { "s" }
             ));
         }
-        if let Some(leak) = &self.leak {
-            lines.push(format!("summary: leak check: {}", leak.message));
+        match &self.leak {
+            Some(leak) if leak.suspected || leak.window * 2 >= self.leak_window => {
+                lines.push(format!("summary: leak check: {}", leak.message))
+            }
+            _ => lines.push(format!(
+                "summary: leak check: run too short to judge (a verdict needs half of the {} window)",
+                format_elapsed(self.leak_window)
+            )),
         }
         lines.push(format!("summary: placement: {}", self.placement));
         lines

@@ -129,11 +129,13 @@ impl Run {
             }
         }
 
-        let explicit_max = config
-            .limits
-            .memory_max
-            .as_ref()
-            .and_then(|l| l.resolve(None));
+        // Like systemd's MemoryHigh=/MemoryMax=, a percentage is of the host's memory.
+        let host_memory = crate::sample::procfs::ProcReader::new("/proc")
+            .sample_host()
+            .map(|h| h.mem_total)
+            .unwrap_or(0);
+        let limits = config.limits.resolve(host_memory);
+        let (memory_high, explicit_max) = (limits.memory_high, limits.memory_max);
         let inherited = placement
             .job_dir()
             .and_then(|dir| inherited_memory_limit(&host, dir));
@@ -141,11 +143,9 @@ impl Run {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let memory_high = config
-            .limits
-            .memory_high
-            .as_ref()
-            .and_then(|l| l.resolve(memory_limit));
+        config
+            .validate_for_limit(memory_limit)
+            .map_err(|err| resctl_failure(err.to_string()))?;
         placement
             .set_limits(memory_high, explicit_max)
             .map_err(|err| {
@@ -238,7 +238,7 @@ impl Run {
             resctl_cgroup = placement.job_dir().map(|d| d.display().to_string()).unwrap_or_default(),
             resctl_threads = initial_threads,
             resctl_action = "start",
-            "started {} (pid {pid}) in {}; {} threads; levels moderate {} / high {} / critical {}{}",
+            "started {} (pid {pid}) in {}; threads {}; levels moderate {} / high {} / critical {}{}",
             program.to_string_lossy(),
             describe_placement(&placement),
             initial_threads,
@@ -283,7 +283,8 @@ impl Run {
         }
         let cpus = available_cpus();
         let mut observer = Observer::new(cpus, crate::sample::procfs::clock_ticks_per_second());
-        let mut summary = SummaryBuilder::new(self.policy.threads());
+        let mut summary =
+            SummaryBuilder::new(self.policy.threads(), self.policy_config.leak_window);
         let cgroup_label = self
             .placement
             .job_dir()
@@ -460,7 +461,12 @@ pub fn policy_config_for(config: &Config, memory_limit: Option<u64>) -> PolicyCo
         max_threads,
         initial_threads: initial,
         cooldown: config.threads.cooldown,
-        leak_growth: config.leak.growth,
+        // Leak detection off: no growth is ever large enough.
+        leak_growth: if config.leak.enabled {
+            config.leak.growth
+        } else {
+            u64::MAX
+        },
         leak_window: config.leak.window,
         leak_min_fit: config.leak.min_fit,
     }

@@ -260,10 +260,22 @@ impl ProcReader {
     /// closed too. Other failures (permission, parse errors) leave the process out and are
     /// reported by [`last_errors`](Self::last_errors).
     pub fn sample_processes(&mut self, pids: &[i32]) -> Vec<ProcessSample> {
+        self.sample_processes_with(pids, true)
+    }
+
+    /// Like [`sample_processes`](Self::sample_processes), but reads the per-thread files
+    /// only when `with_threads` is set: a process's own stat already sums its threads'
+    /// CPU time, and per-thread reads are most of the cost for a job with many threads.
+    /// Without them each sample's `threads` is empty.
+    pub fn sample_processes_with(
+        &mut self,
+        pids: &[i32],
+        with_threads: bool,
+    ) -> Vec<ProcessSample> {
         self.last_errors.clear();
         let mut samples = Vec::with_capacity(pids.len());
         for &pid in pids {
-            match self.sample_process(pid) {
+            match self.sample_process(pid, with_threads) {
                 Ok(Outcome::Sampled(sample)) => samples.push(sample),
                 Ok(Outcome::Vanished) => {
                     self.processes.remove(&pid);
@@ -282,20 +294,28 @@ impl ProcReader {
         samples
     }
 
-    fn sample_process(&mut self, pid: i32) -> Result<Outcome<ProcessSample>, ProcError> {
+    fn sample_process(
+        &mut self,
+        pid: i32,
+        with_threads: bool,
+    ) -> Result<Outcome<ProcessSample>, ProcError> {
         let was_cached = self.processes.contains_key(&pid);
-        match self.sample_process_once(pid)? {
+        match self.sample_process_once(pid, with_threads)? {
             Outcome::Vanished if was_cached => {
                 // The cached files may belong to an earlier process with the same pid
                 // (PID reuse answers ESRCH on the old files): try the current one once.
                 self.processes.remove(&pid);
-                self.sample_process_once(pid)
+                self.sample_process_once(pid, with_threads)
             }
             outcome => Ok(outcome),
         }
     }
 
-    fn sample_process_once(&mut self, pid: i32) -> Result<Outcome<ProcessSample>, ProcError> {
+    fn sample_process_once(
+        &mut self,
+        pid: i32,
+        with_threads: bool,
+    ) -> Result<Outcome<ProcessSample>, ProcError> {
         let files = match self.processes.entry(pid) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
@@ -325,7 +345,11 @@ impl ProcReader {
         let memory =
             parse_status_memory(memory).map_err(|error| error.in_file(&files.status.path))?;
 
-        let threads = sample_threads(&self.root, pid, files, stat.num_threads, buffer)?;
+        let threads = if with_threads {
+            sample_threads(&self.root, pid, files, stat.num_threads, buffer)?
+        } else {
+            Vec::new()
+        };
         Ok(Outcome::Sampled(ProcessSample {
             pid,
             comm: stat.comm,

@@ -15,6 +15,7 @@
 #   RESCTL_VM_MIRROR    Debian mirror for debootstrap (default: from the host's apt sources)
 #   RESCTL_VM_CONSOLE   0 hides the guest console (default: streamed to stdout)
 #   RESCTL_VM_MEMORY    guest memory in MiB (default 2048)
+#   RESCTL_VM_BINARY_TIMEOUT  seconds one test binary may run in the guest (default: timeout - 60)
 #   RESCTL_TEST_*, RUST_LOG, RUST_BACKTRACE   passed into the guest's test environment
 #
 # Exit codes: 0 all tests passed; 1 a test failed; 2 host-side setup/build failed;
@@ -73,7 +74,8 @@ done
 [[ $(id -u) -eq 0 ]] || die "run as root (debootstrap, mknod and apt-get need it)"
 
 # --- cleanup: no qemu left running, no half-built cache ---------------------------------------
-vm_group_pid=""   # `timeout` leads its own process group: qemu runs in it
+vm_group_pid=""    # `timeout` leads its own process group: qemu runs in it
+child_group_pid="" # a build step (cargo, build-*.sh) running as leader of its own session
 console_pid=""
 build_tmp=""
 run_dir=""
@@ -107,19 +109,26 @@ prune_old_runs() {
     done
 }
 
+# shellcheck disable=SC2317 # called from the EXIT trap
+stop_process_group() { # LEADER_PID WHAT: SIGTERM the group, SIGKILL it after 5 s
+    local leader=$1 what=$2
+    [[ -n $leader ]] && kill -0 "$leader" 2>/dev/null || return 0
+    log "stopping $what (process group $leader)"
+    kill -TERM -- "-$leader" 2>/dev/null || kill -TERM "$leader" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 "$leader" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -KILL -- "-$leader" 2>/dev/null || true
+    wait "$leader" 2>/dev/null || true
+}
+
 # shellcheck disable=SC2317 # the EXIT trap
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [[ -n $vm_group_pid ]] && kill -0 "$vm_group_pid" 2>/dev/null; then
-        log "stopping the VM (process group $vm_group_pid)"
-        kill -TERM -- "-$vm_group_pid" 2>/dev/null || true
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            kill -0 "$vm_group_pid" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -KILL -- "-$vm_group_pid" 2>/dev/null || true
-    fi
+    stop_process_group "$vm_group_pid" "the VM"
+    stop_process_group "$child_group_pid" "the build step"
     [[ -n $console_pid ]] && kill "$console_pid" 2>/dev/null
     [[ -n $build_tmp ]] && remove_build_dir "$build_tmp"
     [[ -n $run_dir ]] && rm -f "$run_dir/.running"
@@ -129,6 +138,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Runs "$@" as the leader of a new session and waits for it. A signal to this script then
+# runs the EXIT trap at once (bash defers traps while a foreground child runs), and the trap
+# stops the whole group: cargo with its rustc children, debootstrap with its chroot's dpkg.
+run_in_own_group() {
+    local status=0
+    setsid "$@" &
+    child_group_pid=$!
+    wait "$child_group_pid" || status=$?
+    child_group_pid=""
+    return "$status"
+}
 
 # --- 1. host packages -------------------------------------------------------------------------
 ensure_host_packages() {
@@ -187,10 +208,10 @@ for line in sys.stdin:
 
 cd "$project_dir"
 log "building test binaries (cargo test --no-run ${cargo_test_targets[*]})"
-cargo test --no-run --message-format=json "${cargo_test_targets[@]}" >"$run_dir/cargo-test.json" ||
+run_in_own_group cargo test --no-run --message-format=json "${cargo_test_targets[@]}" >"$run_dir/cargo-test.json" ||
     die "cargo test --no-run failed"
 log "building binaries and examples (cargo build --bins --examples)"
-cargo build --bins --examples --message-format=json >"$run_dir/cargo-build.json" ||
+run_in_own_group cargo build --bins --examples --message-format=json >"$run_dir/cargo-build.json" ||
     die "cargo build --bins --examples failed"
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') ||
@@ -236,7 +257,7 @@ bed_key=$(
     cd "$vm_dir"
     cat build-kernel.sh build-image.sh initramfs-init guest/resctl-vmtest.service
     echo "$kpkg $kpkg_version"
-) 
+)
 bed_key=$(sha256sum <<<"$bed_key" | cut -c1-16)
 
 bed_is_current() {
@@ -253,9 +274,9 @@ build_bed() {
     done
     build_tmp=$(mktemp -d "$cache_dir/build.XXXXXX")
     log "building the VM bed (key $bed_key, kernel $kpkg $kpkg_version, mirror $mirror)"
-    bash "$vm_dir/build-kernel.sh" "$kpkg" "$deb_cache_dir" "$build_tmp" ||
+    run_in_own_group bash "$vm_dir/build-kernel.sh" "$kpkg" "$deb_cache_dir" "$build_tmp" ||
         die "kernel/initramfs build failed"
-    bash "$vm_dir/build-image.sh" "$build_tmp" "$mirror" "$deb_cache_dir/debootstrap" ||
+    run_in_own_group bash "$vm_dir/build-image.sh" "$build_tmp" "$mirror" "$deb_cache_dir/debootstrap" ||
         die "root image build failed"
     unmount_below "$build_tmp"
     rm -rf --one-file-system "$build_tmp/kernel-root" "$build_tmp/rootfs"
@@ -337,6 +358,10 @@ for folder in systemd config tests/fixtures; do
 done
 cp "$vm_dir/guest/runner.sh" "$share_dir/runner.sh"
 
+# Each test binary gets the VM's time less a minute for boot and the journal (at least 30 s).
+binary_timeout=${RESCTL_VM_BINARY_TIMEOUT:-$((vm_timeout > 90 ? vm_timeout - 60 : 30))}
+[[ $binary_timeout =~ ^[0-9]+$ && $binary_timeout -gt 0 ]] ||
+    die "RESCTL_VM_BINARY_TIMEOUT must be a positive number of seconds, got '$binary_timeout'"
 pass_env_lines=()
 while IFS= read -r name; do
     pass_env_lines+=("$name=${!name}")
@@ -344,6 +369,7 @@ done < <(compgen -e | grep -E '^(RESCTL_TEST_[A-Za-z0-9_]*|RUST_LOG|RUST_BACKTRA
 {
     printf 'HOST_MANIFEST_DIR=%q\n' "$project_dir"
     printf 'HOST_TARGET_DIR=%q\n' "$target_dir"
+    printf 'BINARY_TIMEOUT=%q\n' "$binary_timeout"
     printf 'TEST_FILTERS=('
     [[ ${#test_filters[@]} -gt 0 ]] && printf '%q ' "${test_filters[@]}"
     printf ')\nPASS_ENV_LINES=('
@@ -389,7 +415,8 @@ while IFS=$'\t' read -r name _; do
         [[ $rc == 0 ]] || verdict=FAIL
         printf '  %-4s %-28s %s\n' "$verdict" "$name" "${summary:-no 'test result' line, exit $rc}"
         if [[ $rc != 0 ]]; then
-            grep -E '^test .* FAILED$|^---- ' "$results/$name.log" | sed 's/^/         /' || true
+            awk '/^test .* FAILED$/ { print } /panicked at/ { getline message; print "    " $0 " " message }' \
+                "$results/$name.log" | head -n 40 | sed 's/^/         /'
         fi
     else
         printf '  %-4s %-28s %s\n' "----" "$name" "not run"
@@ -400,7 +427,8 @@ echo "  console.log (serial console), share/results/<binary>.log|.rc, share/resu
 echo "  share/results/runner.log, share/results/exit-code"
 
 if [[ $vm_status -eq 124 || $vm_status -eq 137 ]]; then
-    echo "VM TIMED OUT after $vm_timeout s (RESCTL_VM_TIMEOUT); see $console_log" >&2
+    echo "VM TIMED OUT after $vm_timeout s (RESCTL_VM_TIMEOUT); last console lines:" >&2
+    tail -n 20 "$console_log" | sed 's/^/  /' >&2
     exit "$EXIT_TIMED_OUT"
 fi
 if [[ ! -s $results/exit-code ]]; then

@@ -24,7 +24,7 @@ fail_setup() {
 }
 
 # shellcheck source=/dev/null
-. "$SHARE/run.env" # HOST_MANIFEST_DIR HOST_TARGET_DIR TEST_FILTERS PASS_ENV_LINES
+. "$SHARE/run.env" # HOST_MANIFEST_DIR HOST_TARGET_DIR BINARY_TIMEOUT TEST_FILTERS PASS_ENV_LINES
 
 # Make the host's absolute paths (baked into test binaries by env!("CARGO_MANIFEST_DIR") and
 # env!("CARGO_BIN_EXE_resctl")) resolve to the share in the guest.
@@ -83,6 +83,7 @@ export RESCTL_EXAMPLES=$SHARE/target/debug/examples
 export RESCTL_SHARE=$SHARE
 export CARGO_MANIFEST_DIR=$HOST_MANIFEST_DIR
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+export HOME=${HOME:-/root} USER=${USER:-root} # a system service has neither
 for line in "${PASS_ENV_LINES[@]}"; do
     export "${line?}"
 done
@@ -93,9 +94,12 @@ while IFS=$'\t' read -r name relative_path; do
     [[ -n $name ]] || continue
     say "running $name"
     started=$SECONDS
-    "$SHARE/$relative_path" --include-ignored --test-threads=1 "${TEST_FILTERS[@]}" \
+    # A hung binary is killed before the VM's own timeout, so the journal still comes back.
+    timeout --kill-after=10 "$BINARY_TIMEOUT" \
+        "$SHARE/$relative_path" --include-ignored --test-threads=1 "${TEST_FILTERS[@]}" \
         >"$RESULTS/$name.log" 2>&1 </dev/null
     rc=$?
+    [[ $rc -eq 124 || $rc -eq 137 ]] && say "$name: KILLED after $BINARY_TIMEOUT s (binary timeout)"
     echo "$rc" >"$RESULTS/$name.rc"
     summary=$(grep -E '^test result:' "$RESULTS/$name.log" | tail -n 1)
     say "$name: exit $rc in $((SECONDS - started)) s: ${summary:-no summary line}"
