@@ -66,12 +66,21 @@ pub enum JobScope {
 /// a 1,000-thread job's task files every tick would cost ~0.5 % of a core.
 pub const THREAD_DETAIL_EVERY: u64 = 10;
 
+/// How often the job's process list (`cgroup.procs`) is re-read, in ticks.
+/// The kernel builds that list by walking every thread of the cgroup and
+/// sorting (v1 keeps no cache across opens): for a 1,000-thread job it was the
+/// largest cost of a tick. The job's memory and (v2) CPU come from the
+/// cgroup's own counters every tick; only per-process figures of processes
+/// started since the last listing wait for the next one.
+pub const PROCESS_LIST_EVERY: u64 = 5;
+
 /// Reads a job's sample each tick, keeping files open between ticks.
 pub struct JobSampler {
     scope: JobScope,
     proc: ProcReader,
     last_error: Option<String>,
     ticks: u64,
+    pids: Vec<i32>,
 }
 
 impl JobSampler {
@@ -82,6 +91,7 @@ impl JobSampler {
             proc: ProcReader::new(proc_root),
             last_error: None,
             ticks: 0,
+            pids: Vec::new(),
         }
     }
 
@@ -97,17 +107,21 @@ impl JobSampler {
                         None
                     }
                 };
-                let pids = dir.pids().unwrap_or_else(|err| {
-                    self.last_error = Some(err.to_string());
-                    Vec::new()
-                });
-                (cgroup, pids)
+                if self.ticks % PROCESS_LIST_EVERY == 0 || self.pids.is_empty() {
+                    match dir.pids() {
+                        Ok(pids) => self.pids = pids,
+                        Err(err) => self.last_error = Some(err.to_string()),
+                    }
+                }
+                (cgroup, self.pids.clone())
             }
             JobScope::Descendants(root) => (None, self.proc.descendants(*root)),
         };
         let with_threads = self.ticks % THREAD_DETAIL_EVERY == 0;
         self.ticks += 1;
         let processes = self.proc.sample_processes_with(&pids, with_threads);
+        // Processes that ended drop out of the list until the next listing.
+        self.pids = processes.iter().map(|p| p.pid).collect();
         let host = match self.proc.sample_host() {
             Ok(host) => Some(host),
             Err(err) => {
