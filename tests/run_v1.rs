@@ -53,38 +53,9 @@ fn memory_max_is_enforced_and_the_oom_kill_reported() {
 #[test]
 fn a_thread_aware_pool_finishes_where_the_unmanaged_one_is_killed() {
     let own = require_v1!();
-    let pool = example("worker_pool");
-    let pool_args = [
-        "--tasks",
-        "6",
-        "--task-memory",
-        "20M",
-        "--task-time",
-        "300ms",
-    ];
-    // Unmanaged: six workers at once need 120M in a 64M budget.
-    let (unmanaged, pid) = run_with_pid(
-        resctl()
-            .args(["run", "--memory-max", "64M", "--"])
-            .arg(&pool)
-            .args(pool_args)
-            .args(["--workers", "6", "--ignore-file"]),
-    );
-    assert_eq!(unmanaged.status.code(), Some(137), "{}", stderr(&unmanaged));
+    let (_, pid) = common::pool_unmanaged(&[]);
     assert_no_cgroup_left(&own, pid);
-    // Managed: the pool follows RESCTL_THREADS / RESCTL_THREADS_FILE.
-    let (managed, pid) = run_with_pid(
-        resctl()
-            .args(["run", "--memory-max", "64M", "--interval", "200ms", "--"])
-            .arg(&pool)
-            .args(pool_args),
-    );
-    assert!(managed.status.success(), "{}", stderr(&managed));
-    assert!(
-        stdout(&managed).contains("done tasks=6"),
-        "{}",
-        stdout(&managed)
-    );
+    let (_, pid) = common::pool_reaching_critical(&[]);
     assert_no_cgroup_left(&own, pid);
 }
 

@@ -95,3 +95,85 @@ macro_rules! require_v1 {
         }
     };
 }
+
+/// The delegated cgroup the VM runner gives tests (`RESCTL_VM_CGROUP`); panics
+/// with a clear message outside the VM (VM tests are `#[ignore = "needs VM"]`).
+pub fn vm_cgroup() -> PathBuf {
+    match std::env::var_os("RESCTL_VM_CGROUP") {
+        Some(dir) if std::env::var_os("RESCTL_VM").is_some() => PathBuf::from(dir),
+        _ => panic!("skipped: this test needs the VM test bed (run tests/vm/run.sh)"),
+    }
+}
+
+/// The thread-aware demo pool under a budget where four workers reach the
+/// critical level: resctl must drop RESCTL_THREADS_FILE to 1, and the pool
+/// must finish. `placement` are resctl's placement options. Returns resctl's
+/// output and pid.
+pub fn pool_reaching_critical(placement: &[&str]) -> (Output, u32) {
+    let (output, pid) = run_with_pid(
+        resctl()
+            .args(["run"])
+            .args(placement)
+            .args(POOL_BUDGET)
+            .args(["--threads", "4", "--interval", "200ms", "--"])
+            .arg(example("worker_pool"))
+            .args(POOL_JOB),
+    );
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        stdout(&output).contains("done tasks=12"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        err.contains("threads 4 -> 1"),
+        "resctl never fell back to 1:\n{err}"
+    );
+    assert!(
+        err.contains("workers 4 -> 1"),
+        "the pool never followed the file:\n{err}"
+    );
+    assert!(err.contains("highest level critical"), "{err}");
+    (output, pid)
+}
+
+/// The same pool, ignoring resctl with eight workers, under the same budget: the
+/// kernel's OOM killer ends it.
+pub fn pool_unmanaged(placement: &[&str]) -> (Output, u32) {
+    let (output, pid) = run_with_pid(
+        resctl()
+            .args(["run"])
+            .args(placement)
+            .args(POOL_BUDGET)
+            .args(["--"])
+            .arg(example("worker_pool"))
+            .args(POOL_JOB)
+            .args(["--workers", "8", "--ignore-file"]),
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(137), "{err}");
+    assert!(err.contains("OOM killer"), "{err}");
+    (output, pid)
+}
+
+/// 100M hard limit; levels low enough that four 18M workers are critical.
+const POOL_BUDGET: [&str; 8] = [
+    "--memory-max",
+    "100M",
+    "--moderate",
+    "50M",
+    "--high",
+    "60M",
+    "--critical",
+    "70M",
+];
+/// Twelve tasks of 18M held for 1.5 s each.
+const POOL_JOB: [&str; 6] = [
+    "--tasks",
+    "12",
+    "--task-memory",
+    "18M",
+    "--task-time",
+    "1500ms",
+];

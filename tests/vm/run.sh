@@ -387,6 +387,7 @@ TMPDIR=$run_dir timeout --kill-after=10 "$vm_timeout" "${qemu_base[@]}" "${accel
     -append "console=ttyS0 root=/dev/vda rw panic=-1 quiet loglevel=3 systemd.show_status=error" \
     -drive "file=$bed_dir/rootfs.img,if=virtio,format=raw,snapshot=on" \
     -virtfs "local,path=$share_dir,mount_tag=share,security_model=none,id=share" \
+    -virtfs "local,path=$share_dir/target,mount_tag=target,security_model=none,id=target,readonly=on" \
     >"$console_log" 2>&1 </dev/null &
 vm_group_pid=$!
 if [[ ${RESCTL_VM_CONSOLE:-1} != 0 ]]; then

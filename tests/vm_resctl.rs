@@ -1,0 +1,222 @@
+//! `resctl run` on a real cgroup v2 + systemd + journald host: the VM test bed
+//! (`tests/vm/run.sh`). Every test is `#[ignore = "needs VM"]`: plain
+//! `cargo test` skips them; the VM runner runs them with `--include-ignored`.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{example, resctl, run_with_pid, stderr, stdout, vm_cgroup};
+
+/// resctl's placement options for a job under the runner's delegated cgroup.
+fn under_test_cgroup() -> Vec<String> {
+    vec![
+        "--cgroup-parent".to_string(),
+        vm_cgroup().display().to_string(),
+    ]
+}
+
+fn v2_line(cgroup_file: &str) -> String {
+    cgroup_file
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no v2 line in {cgroup_file}"))
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn doctor_reports_v2_systemd_and_journald() {
+    vm_cgroup();
+    let output = resctl().args(["doctor", "--json"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["layout"], "v2", "{report}");
+    assert_eq!(report["systemd"], true, "{report}");
+    assert_eq!(report["journald"], true, "{report}");
+    assert_eq!(report["psi"], true, "{report}");
+    assert!(
+        report["plan"].as_str().unwrap().contains("systemd"),
+        "{report}"
+    );
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn the_job_runs_in_its_own_cgroup_which_is_removed_afterwards() {
+    let parent = vm_cgroup();
+    let (output, pid) = run_with_pid(resctl().arg("run").args(under_test_cgroup()).args([
+        "--",
+        "cat",
+        "/proc/self/cgroup",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let line = v2_line(&stdout(&output));
+    assert!(
+        line.ends_with(&format!("/tests/resctl-{pid}/job")),
+        "job ran in {line}"
+    );
+    assert!(
+        !parent.join(format!("resctl-{pid}")).exists(),
+        "cgroup left behind"
+    );
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn by_default_the_job_gets_a_delegated_scope_in_resctl_slice() {
+    vm_cgroup();
+    let (output, pid) = run_with_pid(resctl().args(["run", "--", "cat", "/proc/self/cgroup"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let line = v2_line(&stdout(&output));
+    assert_eq!(
+        line,
+        format!("/resctl.slice/resctl-{pid}.scope/resctl-{pid}/job"),
+        "{}",
+        stderr(&output)
+    );
+    let scope = Path::new("/sys/fs/cgroup/resctl.slice").join(format!("resctl-{pid}.scope"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scope.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !scope.exists(),
+        "systemd did not collect {}",
+        scope.display()
+    );
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn slice_puts_the_scope_under_that_slice() {
+    vm_cgroup();
+    let (output, pid) = run_with_pid(resctl().args([
+        "run",
+        "--slice",
+        "resctl-vmtest.slice",
+        "--",
+        "cat",
+        "/proc/self/cgroup",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let line = v2_line(&stdout(&output));
+    assert!(
+        line.starts_with(&format!(
+            "/resctl.slice/resctl-vmtest.slice/resctl-{pid}.scope/"
+        )) || line.starts_with(&format!("/resctl-vmtest.slice/resctl-{pid}.scope/")),
+        "{line}"
+    );
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn memory_max_makes_the_kernel_oom_kill_and_the_summary_says_so() {
+    let parent = vm_cgroup();
+    let (output, pid) = run_with_pid(
+        resctl()
+            .arg("run")
+            .args(under_test_cgroup())
+            .args(["--memory-max", "32M", "--"])
+            .arg(example("alloc"))
+            .arg("96M"),
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(137), "{err}");
+    assert!(err.contains("OOM killer"), "{err}");
+    assert!(err.contains("32M"), "{err}");
+    assert!(!parent.join(format!("resctl-{pid}")).exists());
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn memory_high_throttles_instead_of_killing() {
+    let parent = vm_cgroup();
+    // Page cache over memory.high is reclaimed (and the job throttled) rather than
+    // killed: read a file larger than the limit.
+    let data = std::env::temp_dir().join(format!("resctl-high-{}", std::process::id()));
+    std::fs::write(&data, vec![7u8; 48 << 20]).unwrap();
+    let (output, pid) = run_with_pid(
+        resctl()
+            .arg("run")
+            .args(under_test_cgroup())
+            .args(["--memory-high", "16M", "--interval", "200ms", "--"])
+            .args(["sh", "-c"])
+            .arg(format!(
+                "echo 3 > /proc/sys/vm/drop_caches; cat '{}' > /dev/null; cat '{}' > /dev/null; grep high \"/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.events\"",
+                data.display(),
+                data.display()
+            )),
+    );
+    let _ = std::fs::remove_file(&data);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    let high_events: u64 = stdout(&output)
+        .lines()
+        .find_map(|l| l.strip_prefix("high "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no high line in {}", stdout(&output)));
+    assert!(high_events > 0, "memory.events high = 0\n{err}");
+    assert!(!parent.join(format!("resctl-{pid}")).exists());
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn critical_drops_the_thread_file_to_one_and_the_pool_finishes() {
+    let parent = vm_cgroup();
+    let placement = under_test_cgroup();
+    let placement: Vec<&str> = placement.iter().map(String::as_str).collect();
+    let (_, pid) = common::pool_unmanaged(&placement);
+    assert!(!parent.join(format!("resctl-{pid}")).exists());
+    let (_, pid) = common::pool_reaching_critical(&placement);
+    assert!(!parent.join(format!("resctl-{pid}")).exists());
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn journald_gets_the_runs_messages_with_resctl_fields() {
+    vm_cgroup();
+    let unit = format!("resctl-journal-{}", std::process::id());
+    let status = std::process::Command::new("systemd-run")
+        .args(["--wait", "--collect", "--quiet", "--unit", &unit])
+        .args(["--property=StandardError=journal", "--"])
+        .arg(common::resctl_bin())
+        .args(["run", "--monitor-only", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = std::process::Command::new("journalctl")
+            .args(["--no-pager", "-o", "json", "-t", "resctl"])
+            .arg(format!("_SYSTEMD_UNIT={unit}.service"))
+            .output()
+            .unwrap();
+        let text = stdout(&output);
+        let entries: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let start = entries.iter().find(|e| e["RESCTL_ACTION"] == "start");
+        let summary = entries.iter().find(|e| e["RESCTL_ACTION"] == "summary");
+        if let (Some(start), Some(summary)) = (start, summary) {
+            assert_eq!(
+                start["RESCTL_THREADS"]
+                    .as_str()
+                    .map(|t| t.parse::<u32>().is_ok()),
+                Some(true),
+                "{start}"
+            );
+            assert!(start.get("RESCTL_CGROUP").is_some(), "{start}");
+            assert_eq!(summary["RESCTL_LEVEL"], "normal", "{summary}");
+            assert_eq!(start["SYSLOG_IDENTIFIER"], "resctl");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no resctl start/summary entries for {unit}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
