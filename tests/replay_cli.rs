@@ -1,0 +1,88 @@
+//! Replaying recorded traces: the policy is deterministic, so a replay of a
+//! real run's observations gives the decisions that run made.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{resctl, stderr, stdout};
+use resctl::report::record::{read_trace, TraceLine};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/traces")
+        .join(name)
+}
+
+#[test]
+fn replaying_a_recorded_run_gives_the_decisions_it_made() {
+    let path = fixture("pool-critical-v1.jsonl");
+    let (config, observations) = read_trace(&path).unwrap();
+    let replayed = resctl::policy::replay(config, &observations);
+    let recorded: Vec<_> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter_map(
+            |line| match serde_json::from_str::<TraceLine>(line).unwrap() {
+                TraceLine::Tick { decision, .. } => Some(decision),
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(replayed.len(), recorded.len());
+    for (live, again) in recorded.iter().zip(&replayed) {
+        assert_eq!(live.threads, again.threads, "at {:?}", live.at);
+        assert_eq!(live.level, again.level, "at {:?}", live.at);
+        assert_eq!(live.reason, again.reason, "at {:?}", live.at);
+    }
+    assert_eq!(
+        recorded.first().map(|d| d.threads),
+        Some(1),
+        "the run fell back at once"
+    );
+}
+
+#[test]
+fn replay_prints_the_changes() {
+    let output = resctl()
+        .arg("replay")
+        .arg(fixture("pool-critical-v1.jsonl"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("critical"), "{text}");
+    assert!(text.contains("threads  4 ->  1"), "{text}");
+    assert!(text.contains("1 thread changes"), "{text}");
+}
+
+#[test]
+fn replay_of_a_bad_trace_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.jsonl");
+    std::fs::write(&path, "{\"kind\":\"tick\"}\n").unwrap();
+    let output = resctl().arg("replay").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("bad.jsonl:1:"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn run_record_writes_a_replayable_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.jsonl");
+    let output = resctl()
+        .args(["run", "--monitor-only", "--interval", "100ms", "--record"])
+        .arg(&path)
+        .args(["--", "sleep", "0.5"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (_, observations) = read_trace(&path).unwrap();
+    assert!(observations.len() >= 3, "{} ticks", observations.len());
+    let last = std::fs::read_to_string(&path).unwrap();
+    assert!(last.lines().last().unwrap().contains("\"kind\":\"end\""));
+}
