@@ -20,15 +20,13 @@
 //!
 //! Exit status: 0 when done, 1 when an allocation is refused, 2 on a usage error.
 
-use resctl::units::{format_size, parse_duration, parse_size};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use support::{allocate_touched, duration_argument, format_bytes, size_argument};
 
-/// The usual page size: memory is touched a page at a time.
-const PAGE_SIZE: usize = 4096;
-/// What a page of allocated memory is filled with (non-zero, so it cannot stay a shared
-/// zero page).
-static TOUCH_PATTERN: [u8; PAGE_SIZE] = [0xA5; PAGE_SIZE];
 /// Pause between two steps when `--step` is given without `--step-every`.
 const DEFAULT_STEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -77,7 +75,7 @@ fn run(options: &Options) -> Result<(), String> {
             std::thread::sleep(options.step_every);
         }
         let chunk_bytes = options.step_bytes.min(options.total_bytes - allocated);
-        chunks.push(allocate_touched(chunk_bytes)?);
+        chunks.push(allocate_touched(chunk_bytes, 0)?);
         allocated += chunk_bytes;
         eprintln!(
             "alloc: step {step}/{step_count}: +{} -> {} allocated and touched, {} ({:.2}s)",
@@ -103,23 +101,6 @@ fn run(options: &Options) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// Allocates `bytes` and writes to every page, so all of it is resident (anonymous memory
-/// that has never been written is not backed by RAM). Fails cleanly if the allocator
-/// refuses, instead of aborting.
-fn allocate_touched(bytes: usize) -> Result<Vec<u8>, String> {
-    let mut buffer = Vec::new();
-    buffer
-        .try_reserve_exact(bytes)
-        .map_err(|error| format!("cannot allocate {}: {error}", format_bytes(bytes)))?;
-    // Filled a page at a time with a non-zero pattern: every page is written, so faulted in
-    // (no lazy zero page), and the copy stays fast even in a debug build.
-    while buffer.len() < bytes {
-        let chunk = (bytes - buffer.len()).min(PAGE_SIZE);
-        buffer.extend_from_slice(&TOUCH_PATTERN[..chunk]);
-    }
-    Ok(std::hint::black_box(buffer))
 }
 
 /// "VmRSS 514.3 MiB" from /proc/self/status, or why it could not be read.
@@ -185,22 +166,4 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
         step_bytes,
         step_every,
     }))
-}
-
-/// Reads a size the way resctl does (binary units: `512K`, `50M`, `1.5G`; a bare number is
-/// bytes) as a byte count this machine can address.
-fn size_argument(text: &str) -> Result<usize, String> {
-    let bytes = parse_size(text).map_err(|error| error.to_string())?;
-    usize::try_from(bytes)
-        .map_err(|_| format!("size '{text}' does not fit in this machine's memory"))
-}
-
-/// Reads a duration the way resctl does (`200ms`, `1.5s`, `2m30s`; a bare number is seconds).
-fn duration_argument(text: &str) -> Result<Duration, String> {
-    parse_duration(text).map_err(|error| error.to_string())
-}
-
-/// Formats a byte count for people, as resctl's logs do: `50M`, `1.5G`.
-fn format_bytes(bytes: usize) -> String {
-    format_size(u64::try_from(bytes).unwrap_or(u64::MAX))
 }

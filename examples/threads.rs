@@ -17,12 +17,15 @@
 //! Exit status: 0 when done, 1 when a thread could not be started (for instance at the
 //! cgroup's `pids.max`), 2 on a usage error.
 
-use resctl::units::parse_duration;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::duration_argument;
 
 /// Hold time when `--hold` is not given.
 const DEFAULT_HOLD: Duration = Duration::from_secs(10);
@@ -169,9 +172,4 @@ fn parse_arguments(
     }
     let thread_count = thread_count.ok_or("missing N")?;
     Ok(Some((thread_count, hold)))
-}
-
-/// Reads a duration the way resctl does (`200ms`, `1.5s`, `2m30s`; a bare number is seconds).
-fn duration_argument(text: &str) -> Result<Duration, String> {
-    parse_duration(text).map_err(|error| error.to_string())
 }

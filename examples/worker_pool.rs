@@ -35,28 +35,26 @@
 //! thread, so no pool of idle threads sized for the largest possible count is kept around.
 //! Only std is used, plus signal-hook for the `--on-signal` handler.
 
-use resctl::units::{format_size, parse_duration, parse_size};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{allocate_touched, duration_argument, format_bytes, size_argument, PAGE_SIZE};
 
 /// Worker count when neither `--workers` nor `$RESCTL_THREADS` gives one.
 const DEFAULT_WORKERS: usize = 4;
 /// Longest time between two reads of `$RESCTL_THREADS_FILE`.
 const FILE_POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// The usual page size: memory is touched a page at a time.
-const PAGE_SIZE: usize = 4096;
 /// Smallest address-space reservation per task. glibc serves a request this large with its
 /// own mmap and unmaps it on free, so a finished task's memory really leaves the process;
 /// smaller blocks come from malloc arenas that keep tens of MiB after a free, and the job's
 /// memory would not drop when fewer tasks run. Only the task's own bytes are touched, so the
 /// unused rest of the reservation is never resident.
 const MIN_RESERVATION_BYTES: usize = 33 * 1024 * 1024;
-/// What a page of allocated memory is filled with (non-zero, so it cannot stay a shared
-/// zero page).
-static TOUCH_PATTERN: [u8; PAGE_SIZE] = [0xA5; PAGE_SIZE];
 /// While holding its memory a task computes for this long...
 const TASK_WORK_SLICE: Duration = Duration::from_millis(2);
 /// ...then rests for this long: about a fifth of a core per task ("light CPU work").
@@ -375,7 +373,7 @@ fn install_reread_on_sigusr1(pool: &Arc<Pool>) -> Result<(), String> {
 /// One task: allocate and touch `memory` bytes, hold them for `time` while computing a
 /// little, free them. The permit is released when this returns (or unwinds).
 fn run_task(mut permit: Permit, memory: usize, time: Duration) {
-    let mut buffer = match allocate_touched(memory) {
+    let mut buffer = match allocate_touched(memory, MIN_RESERVATION_BYTES) {
         Ok(buffer) => buffer,
         Err(message) => {
             eprintln!("worker_pool: {message}");
@@ -413,23 +411,6 @@ fn run_task(mut permit: Permit, memory: usize, time: Duration) {
     // Freed before the permit is released, so the next task never overlaps this memory.
     drop(buffer);
     permit.failed = false;
-}
-
-/// Allocates `bytes` and writes to every page, so all of it is resident (anonymous memory
-/// that has never been written is not backed by RAM). Fails cleanly if the allocator
-/// refuses, instead of aborting.
-fn allocate_touched(bytes: usize) -> Result<Vec<u8>, String> {
-    let mut buffer = Vec::new();
-    buffer
-        .try_reserve_exact(bytes.max(MIN_RESERVATION_BYTES))
-        .map_err(|error| format!("cannot allocate {}: {error}", format_bytes(bytes)))?;
-    // Filled a page at a time with a non-zero pattern: every page is written, so faulted in
-    // (no lazy zero page), and the copy stays fast even in a debug build.
-    while buffer.len() < bytes {
-        let chunk = (bytes - buffer.len()).min(PAGE_SIZE);
-        buffer.extend_from_slice(&TOUCH_PATTERN[..chunk]);
-    }
-    Ok(std::hint::black_box(buffer))
 }
 
 /// Parses the command line; `Ok(None)` means help was asked for.
@@ -480,22 +461,4 @@ fn parse_count_argument(flag: &str, text: &str) -> Result<usize, String> {
     text.trim()
         .parse()
         .map_err(|_| format!("{flag} {text:?}: expected a whole number"))
-}
-
-/// Reads a size the way resctl does (binary units: `512K`, `50M`, `1.5G`; a bare number is
-/// bytes) as a byte count this machine can address.
-fn size_argument(text: &str) -> Result<usize, String> {
-    let bytes = parse_size(text).map_err(|error| error.to_string())?;
-    usize::try_from(bytes)
-        .map_err(|_| format!("size '{text}' does not fit in this machine's memory"))
-}
-
-/// Reads a duration the way resctl does (`200ms`, `1.5s`, `2m30s`; a bare number is seconds).
-fn duration_argument(text: &str) -> Result<Duration, String> {
-    parse_duration(text).map_err(|error| error.to_string())
-}
-
-/// Formats a byte count for people, as resctl's logs do: `50M`, `1.5G`.
-fn format_bytes(bytes: usize) -> String {
-    format_size(u64::try_from(bytes).unwrap_or(u64::MAX))
 }

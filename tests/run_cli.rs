@@ -155,3 +155,34 @@ fn help_exists_for_every_command() {
         assert!(stdout(&output).contains("Usage"), "{args:?}");
     }
 }
+
+#[test]
+fn notify_signal_reaches_a_job_that_asked_for_it() {
+    let (output, _) = run_with_pid(
+        resctl()
+            .args([
+                "run",
+                "--monitor-only",
+                "--moderate",
+                "50M",
+                "--high",
+                "60M",
+            ])
+            .args(["--critical", "70M", "--threads", "4", "--interval", "200ms"])
+            .args(["--notify-signal", "USR1", "--"])
+            .arg(common::example("worker_pool"))
+            .args([
+                "--tasks",
+                "8",
+                "--task-memory",
+                "18M",
+                "--task-time",
+                "1500ms",
+                "--on-signal",
+            ]),
+    );
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("threads 4 -> 1"), "{err}");
+    assert!(err.contains("after SIGUSR1"), "{err}");
+}

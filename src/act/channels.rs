@@ -70,21 +70,6 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     std::fs::rename(&temp, path)
 }
 
-/// Parses a signal name as users write it: `USR1`, `SIGUSR1`, `usr1`, or a number.
-pub fn parse_signal(name: &str) -> Option<Signal> {
-    let trimmed = name.trim();
-    if let Ok(number) = trimmed.parse::<i32>() {
-        return Signal::try_from(number).ok();
-    }
-    let upper = trimmed.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    full.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,13 +84,5 @@ mod tests {
         assert_eq!(std::fs::read_to_string(channels.file()).unwrap(), "12\n");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
-    }
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(parse_signal("USR1"), Some(Signal::SIGUSR1));
-        assert_eq!(parse_signal("sigusr2"), Some(Signal::SIGUSR2));
-        assert_eq!(parse_signal("10"), Some(Signal::SIGUSR1));
-        assert_eq!(parse_signal("NOPE"), None);
     }
 }

@@ -608,6 +608,7 @@ impl Config {
     /// A percentage without a limit falls back to that size too (and is reported by
     /// [`Config::validate_for_limit`]). Cleanup `max` gives `u64::MAX` (never).
     pub fn resolve_memory(&self, job_limit: Option<u64>) -> ResolvedMemory {
+        let midpoint = |low: u64, high: u64| low / 2 + high / 2;
         let level = |explicit: Option<Limit>, percent: f64, bytes: u64| match explicit {
             Some(Limit::Bytes(value)) => value,
             Some(Limit::Unlimited) => u64::MAX,
@@ -616,27 +617,35 @@ impl Config {
             }
             None => job_limit.map_or(bytes, |limit| percent_of(limit, percent)),
         };
+        let moderate = level(
+            self.memory.moderate,
+            defaults::MEMORY_MODERATE_PERCENT,
+            defaults::MEMORY_MODERATE,
+        );
+        let high = level(
+            self.memory.high,
+            defaults::MEMORY_HIGH_PERCENT,
+            defaults::MEMORY_HIGH,
+        );
         ResolvedMemory {
-            moderate: level(
-                self.memory.moderate,
-                defaults::MEMORY_MODERATE_PERCENT,
-                defaults::MEMORY_MODERATE,
-            ),
-            high: level(
-                self.memory.high,
-                defaults::MEMORY_HIGH_PERCENT,
-                defaults::MEMORY_HIGH,
-            ),
+            moderate,
+            high,
             critical: level(
                 self.memory.critical,
                 defaults::MEMORY_CRITICAL_PERCENT,
                 defaults::MEMORY_CRITICAL,
             ),
-            cleanup: level(
-                self.memory.cleanup,
-                defaults::MEMORY_CLEANUP_PERCENT,
-                defaults::MEMORY_CLEANUP,
-            ),
+            // Unset, cleanup sits midway between moderate and high, as the original's
+            // 2500M did between 2000M and 3000M (62.5 % between 50 % and 75 % of a
+            // limit); it follows moderate and high when they are given.
+            cleanup: match self.memory.cleanup {
+                Some(_) => level(
+                    self.memory.cleanup,
+                    defaults::MEMORY_CLEANUP_PERCENT,
+                    defaults::MEMORY_CLEANUP,
+                ),
+                None => midpoint(moderate, high),
+            },
         }
     }
 

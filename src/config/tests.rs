@@ -277,6 +277,20 @@ fn semantic_errors_point_at_the_key() {
 }
 
 #[test]
+fn default_cleanup_follows_moderate_and_high() {
+    // The original's 2500M between 2000M and 3000M; 62.5 % between 50 % and 75 %.
+    assert_eq!(Config::default().resolve_memory(None).cleanup, 2500 * MIB);
+    assert_eq!(
+        Config::default().resolve_memory(Some(4 * GIB)).cleanup,
+        2560 * MIB
+    );
+    // Small explicit levels without a limit: cleanup follows them and stays valid.
+    let config = parse("memory:\n  moderate: 50M\n  high: 60M\n  critical: 70M\n");
+    assert_eq!(config.resolve_memory(None).cleanup, 55 * MIB);
+    config.validate_for_limit(None).unwrap();
+}
+
+#[test]
 fn percent_thresholds_resolve_against_the_job_limit() {
     let config = parse("memory:\n  moderate: 40%\n  high: 3G\n");
     let resolved = config.resolve_memory(Some(4 * GIB));
@@ -284,7 +298,9 @@ fn percent_thresholds_resolve_against_the_job_limit() {
     assert_eq!(resolved.moderate, (4.0 * GIB as f64 * 0.4).round() as u64);
     assert_eq!(resolved.high, 3 * GIB);
     assert_eq!(resolved.critical, 3 * GIB + 512 * MIB); // 87.5 % default
-    assert_eq!(resolved.cleanup, 2 * GIB + 512 * MIB); // 62.5 % default
+                                                        // Unset cleanup sits midway between moderate and high (2.3 GiB here).
+    assert_eq!(resolved.cleanup, resolved.moderate / 2 + resolved.high / 2);
+    assert_eq!(resolved.cleanup, 2_469_606_195);
     config.validate_for_limit(Some(4 * GIB)).unwrap();
 
     // A percentage needs a limit.

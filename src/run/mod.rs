@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::act::channels::{parse_signal, ThreadChannels, ENV_THREADS, ENV_THREADS_FILE};
+use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE};
 use crate::act::runtime_dir::RuntimeDir;
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind};
@@ -162,12 +162,8 @@ impl Run {
         let runtime = RuntimeDir::create(&std::process::id().to_string()).map_err(|err| {
             resctl_failure(format!("could not create resctl's runtime folder: {err}"))
         })?;
-        let notify = match &config.notify_signal {
-            Some(name) => Some(parse_signal(name).ok_or_else(|| {
-                resctl_failure(format!("--notify-signal {name}: not a signal name"))
-            })?),
-            None => None,
-        };
+        // Validated with the configuration: a name that is no signal never gets here.
+        let notify = config.notify_signal_parsed();
         let mut channels = ThreadChannels::new(runtime.path().join("threads"), notify);
         channels.publish(initial_threads).map_err(|err| {
             resctl_failure(format!(
