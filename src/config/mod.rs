@@ -48,12 +48,21 @@ pub use source::{ConfigError, Position, Provenance};
 pub use validate::{check_slice_name, parse_signal};
 
 /// The original's defaults and resctl's bounds, each with the reason for its value.
+///
+/// Every value the policy also has comes from [`crate::policy::defaults`], which keeps the
+/// reasons; only what configuration alone needs (sampling interval, percentages of a job's
+/// memory limit, bounds for validation, the slice) is defined here.
 pub mod defaults {
     use super::PsiLevels;
+    use crate::policy::defaults as policy;
     use std::time::Duration;
 
-    /// One MiB: the original's "MB" figures are MiB here (binary, like systemd).
-    pub const MIB: u64 = 1 << 20;
+    pub use policy::{
+        COOLDOWN, COOLDOWN_MAX as MAX_COOLDOWN, COOLDOWN_MIN as MIN_COOLDOWN, CPU_CRITICAL,
+        CPU_HIGH, CPU_MODERATE, GRACE, HYSTERESIS, LEAK_GROWTH, LEAK_MIN_FIT, LEAK_WINDOW,
+        MAX_THREADS, MEMORY_CLEANUP, MEMORY_CRITICAL, MEMORY_HIGH, MEMORY_MODERATE, MIB,
+        MIN_THREADS,
+    };
 
     /// The original sampled every second.
     pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -62,14 +71,6 @@ pub mod defaults {
     /// The original's upper bound (60 s); slower sampling misses a job's memory climb.
     pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
-    /// The original's moderate level, used when the job has no memory limit.
-    pub const MEMORY_MODERATE: u64 = 2000 * MIB;
-    /// The original's high level, used when the job has no memory limit.
-    pub const MEMORY_HIGH: u64 = 3000 * MIB;
-    /// The original's critical level, used when the job has no memory limit.
-    pub const MEMORY_CRITICAL: u64 = 3500 * MIB;
-    /// The original's cleanup ("GC") trigger, used when the job has no memory limit.
-    pub const MEMORY_CLEANUP: u64 = 2500 * MIB;
     /// The original's memory limit for parallel execution; the percentages below are its
     /// absolute levels against it (2000/3000/3500/2500 of 4000 MB).
     pub const ORIGINAL_JOB_LIMIT: u64 = 4000 * MIB;
@@ -82,61 +83,31 @@ pub mod defaults {
     /// Cleanup trigger when the job has a memory limit: 2500 of 4000 MB.
     pub const MEMORY_CLEANUP_PERCENT: f64 = 62.5;
 
-    /// The original's CPU levels (percent).
-    pub const CPU_MODERATE: f64 = 70.0;
-    /// The original's CPU high level (percent).
-    pub const CPU_HIGH: f64 = 85.0;
-    /// The original's CPU critical level (percent).
-    pub const CPU_CRITICAL: f64 = 95.0;
-
-    /// Memory "full" PSI avg10 levels (percent of the last 10 s in which every task of the
-    /// job stalled on memory at once). systemd-oomd's 60 % is a *kill* threshold; resctl's
-    /// answer (fewer workers) is gentle and reversible, so it acts much earlier: 10 % (a
-    /// second in ten lost to reclaim: thrashing begins), 25 %, and 50 % as critical, still
-    /// below oomd's 60 % so the job is shrunk before oomd would kill it. "some" pressure
-    /// and CPU pressure are off by default: they rise with ordinary contention, which the
-    /// CPU levels already cover.
+    /// Memory "full" PSI avg10 levels: [`policy::PSI_MEMORY_FULL`] (10/25/50 %, see there
+    /// why). "some" pressure and CPU pressure are off by default
+    /// ([`policy::PSI_MEMORY_SOME`], [`policy::PSI_CPU_SOME`]).
     pub const PSI_MEMORY_FULL: PsiLevels = PsiLevels {
-        moderate: 10.0,
-        high: 25.0,
-        critical: 50.0,
+        moderate: policy::PSI_MEMORY_FULL[0],
+        high: policy::PSI_MEMORY_FULL[1],
+        critical: policy::PSI_MEMORY_FULL[2],
     };
 
-    /// The original's thread range.
-    pub const MIN_THREADS: u32 = 1;
-    /// The original's thread range.
-    pub const MAX_THREADS: u32 = 8;
     /// A sanity bound on threads.max (the original allowed 16), catching typos such as
     /// 80000.
     pub const THREADS_CAP: u32 = 1024;
-    /// The original's cooldown between thread-count changes.
-    pub const COOLDOWN: Duration = Duration::from_secs(30);
-    /// The original's lower cooldown bound: faster changes thrash.
-    pub const MIN_COOLDOWN: Duration = Duration::from_secs(5);
-    /// The original's upper cooldown bound: slower changes react too late.
-    pub const MAX_COOLDOWN: Duration = Duration::from_secs(300);
 
-    /// The original's leak rule: growth above 800 MB ...
-    pub const LEAK_GROWTH: u64 = 800 * MIB;
-    /// ... over 15 minutes.
-    pub const LEAK_WINDOW: Duration = Duration::from_secs(15 * 60);
-    /// Least-squares goodness of fit (r²) a trend needs before it is called a leak; 0.8
-    /// means the growth is steady, not a few spikes.
-    pub const LEAK_MIN_FIT: f64 = 0.8;
-    /// A fit needs at least this many samples in the window.
-    pub const LEAK_MIN_SAMPLES: u32 = 10;
+    /// A fit needs at least this many samples in the window: [`policy::LEAK_MIN_SAMPLES`]
+    /// as a `u32`, the type durations are multiplied by.
+    pub const LEAK_MIN_SAMPLES: u32 = policy::LEAK_MIN_SAMPLES as u32;
+    // The cast above must not truncate.
+    const _: () = assert!(LEAK_MIN_SAMPLES as usize == policy::LEAK_MIN_SAMPLES);
     /// Shortest leak window: under a minute, growth is a workload phase, not a leak.
     pub const MIN_LEAK_WINDOW: Duration = Duration::from_secs(60);
     /// Longest leak window (the samples are held in memory).
     pub const MAX_LEAK_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-    /// A level must persist 2 s (two samples) before it is entered, so one spike does
-    /// not cut workers (the kubelet's eviction grace period is the model).
-    pub const GRACE: Duration = Duration::from_secs(2);
     /// Longest grace: beyond that the kernel acts before resctl does.
     pub const MAX_GRACE: Duration = Duration::from_secs(300);
-    /// A level is left only 5 % below its threshold, so it does not flap.
-    pub const HYSTERESIS: f64 = 0.05;
     /// Hysteresis must stay below one half, or levels would never be left.
     pub const MAX_HYSTERESIS: f64 = 0.5;
     /// The systemd slice jobs run in by default.

@@ -76,7 +76,7 @@ impl Default for PolicyConfig {
             cpu_moderate: defaults::CPU_MODERATE,
             cpu_high: defaults::CPU_HIGH,
             cpu_critical: defaults::CPU_CRITICAL,
-            psi_memory_some: Some(defaults::PSI_MEMORY_SOME),
+            psi_memory_some: defaults::PSI_MEMORY_SOME,
             psi_memory_full: Some(defaults::PSI_MEMORY_FULL),
             psi_cpu_some: defaults::PSI_CPU_SOME,
             grace: defaults::GRACE,

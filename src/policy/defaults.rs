@@ -36,13 +36,21 @@ pub const CPU_CRITICAL: f64 = 95.0;
 /// reduces through CPU PSI, which counts time runnable tasks waited.
 pub const CPU_LEVEL_REDUCES_THREADS: bool = false;
 
-/// Memory PSI "some" avg10 (% of time at least one task stalled on memory) for
-/// moderate/high/critical. 10 % is a visible slowdown; systemd-oomd kills at 60 % (full),
-/// so critical must act well before that.
-pub const PSI_MEMORY_SOME: [f64; 3] = [10.0, 25.0, 50.0];
-/// Memory PSI "full" avg10 (% of time *all* tasks stalled on memory): stricter signal,
-/// lower thresholds; critical at 30 % stays below systemd-oomd's 60 % kill limit.
-pub const PSI_MEMORY_FULL: [f64; 3] = [5.0, 15.0, 30.0];
+/// Memory PSI "some" avg10 thresholds (% of time at least one task stalled on memory), off
+/// by default: "some" pressure rises with ordinary contention, which the CPU levels already
+/// cover, so only "full" pressure shrinks the job unless configured.
+/// [`PSI_MEMORY_SOME_SUGGESTED`] is a starting point for those who want it.
+pub const PSI_MEMORY_SOME: Option<[f64; 3]> = None;
+/// Suggested memory PSI "some" avg10 thresholds for moderate/high/critical when enabled:
+/// 10 % is a visible slowdown; systemd-oomd kills at 60 % (full), so critical must act well
+/// before that.
+pub const PSI_MEMORY_SOME_SUGGESTED: [f64; 3] = [10.0, 25.0, 50.0];
+/// Memory PSI "full" avg10 thresholds for moderate/high/critical (% of the last 10 s in which
+/// every task of the job stalled on memory at once). systemd-oomd's 60 % is a *kill*
+/// threshold; resctl's answer (fewer workers) is gentle and reversible, so it acts much
+/// earlier: 10 % (a second in ten lost to reclaim: thrashing begins), 25 %, and 50 % as
+/// critical, still below oomd's 60 % so the job is shrunk before oomd would kill it.
+pub const PSI_MEMORY_FULL: [f64; 3] = [10.0, 25.0, 50.0];
 /// CPU PSI "some" avg10 thresholds, off by default: a job with more runnable workers than
 /// cores always shows CPU "some" pressure, which says "do not grow", not "go sequential".
 /// [`PSI_CPU_SOME_SUGGESTED`] is a starting point for those who want it.

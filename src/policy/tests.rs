@@ -438,7 +438,12 @@ fn bounds_are_respected() {
 
 #[test]
 fn memory_psi_shrinks_like_memory() {
-    let (_, decisions) = simulate(PolicyConfig::default(), 40, |at, _| Observation {
+    // Memory PSI "some" is off by default; enabled with the suggested 10/25/50 %.
+    let config = PolicyConfig {
+        psi_memory_some: Some(defaults::PSI_MEMORY_SOME_SUGGESTED),
+        ..PolicyConfig::default()
+    };
+    let (_, decisions) = simulate(config, 40, |at, _| Observation {
         memory_psi_some_avg10: Some(30.0),
         ..memory_at(at, 500 * MIB)
     });
@@ -578,6 +583,8 @@ fn config_strategy() -> impl Strategy<Value = PolicyConfig> {
                 transition: Duration::from_secs(transition),
                 hysteresis,
                 leak_window: Duration::from_secs(60),
+                // The traces carry memory PSI "some", which is off by default.
+                psi_memory_some: Some(defaults::PSI_MEMORY_SOME_SUGGESTED),
                 psi_cpu_some: Some(defaults::PSI_CPU_SOME_SUGGESTED),
                 ..PolicyConfig::default()
             },

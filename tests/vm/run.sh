@@ -16,7 +16,7 @@
 #   RESCTL_VM_CONSOLE   0 hides the guest console (default: streamed to stdout)
 #   RESCTL_VM_MEMORY    guest memory in MiB (default 2048)
 #   RESCTL_VM_BINARY_TIMEOUT  seconds one test binary may run in the guest (default: timeout - 60)
-#   RESCTL_TEST_*, RUST_LOG, RUST_BACKTRACE   passed into the guest's test environment
+#   RESCTL_TEST_*, PROPTEST_*, RUST_LOG, RUST_BACKTRACE   passed into the guest's test environment
 #
 # Exit codes: 0 all tests passed; 1 a test failed; 2 host-side setup/build failed;
 #             3 no result came back from the VM; 124 the VM timed out.
@@ -365,7 +365,7 @@ binary_timeout=${RESCTL_VM_BINARY_TIMEOUT:-$((vm_timeout > 90 ? vm_timeout - 60 
 pass_env_lines=()
 while IFS= read -r name; do
     pass_env_lines+=("$name=${!name}")
-done < <(compgen -e | grep -E '^(RESCTL_TEST_[A-Za-z0-9_]*|RUST_LOG|RUST_BACKTRACE)$' || true)
+done < <(compgen -e | grep -E '^(RESCTL_TEST_[A-Za-z0-9_]*|PROPTEST_[A-Z_]*|RUST_LOG|RUST_BACKTRACE)$' || true)
 {
     printf 'HOST_MANIFEST_DIR=%q\n' "$project_dir"
     printf 'HOST_TARGET_DIR=%q\n' "$target_dir"
