@@ -22,6 +22,6 @@ if [ "${RESCTL_SKIP_VM:-0}" = 1 ]; then
     echo "RESCTL_SKIP_VM=1: VM suite NOT run (never set this in CI)" >&2
     exit 1
 fi
-tests/vm/run.sh
+PROPTEST_CASES=32 tests/vm/run.sh
 
 stage "all test suites passed"

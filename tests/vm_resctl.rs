@@ -134,9 +134,10 @@ fn memory_max_makes_the_kernel_oom_kill_and_the_summary_says_so() {
 fn memory_high_throttles_instead_of_killing() {
     let parent = vm_cgroup();
     // Page cache over memory.high is reclaimed (and the job throttled) rather than
-    // killed: read a file larger than the limit.
-    let data = std::env::temp_dir().join(format!("resctl-high-{}", std::process::id()));
-    std::fs::write(&data, vec![7u8; 48 << 20]).unwrap();
+    // killed. The job writes and reads a file larger than the limit itself, so the
+    // pages are charged to its cgroup.
+    // /var/tmp: on disk (never tmpfs), so the pages are reclaimable page cache.
+    let data = std::path::Path::new("/var/tmp").join(format!("resctl-high-{}", std::process::id()));
     let (output, pid) = run_with_pid(
         resctl()
             .arg("run")
@@ -144,8 +145,8 @@ fn memory_high_throttles_instead_of_killing() {
             .args(["--memory-high", "16M", "--interval", "200ms", "--"])
             .args(["sh", "-c"])
             .arg(format!(
-                "echo 3 > /proc/sys/vm/drop_caches; cat '{}' > /dev/null; cat '{}' > /dev/null; grep high \"/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.events\"",
-                data.display(),
+                "dd if=/dev/zero of='{0}' bs=1M count=48 2>/dev/null && sync && cat '{0}' > /dev/null && \
+                 grep high \"/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.events\"",
                 data.display()
             )),
     );

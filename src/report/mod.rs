@@ -3,4 +3,5 @@
 
 pub mod logging;
 pub mod record;
+pub mod stages;
 pub mod summary;

@@ -2,3 +2,4 @@
 pub mod job;
 pub mod proc_parse;
 pub mod procfs;
+pub mod wakeup;

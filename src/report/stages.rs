@@ -1,0 +1,528 @@
+//! Per-stage accounting for pipelines that tell resctl where their stages begin and end
+//! (the original's `monitor_execution`: pre-stage check, per-stage monitoring, post-stage
+//! analysis). Pure code: time, memory, level and CPU time come in as arguments.
+//!
+//! A stage is known by its name; stages with different names may nest or overlap. Every
+//! open stage sees every tick ([`StageTracker::observe`]): its peak memory, its highest
+//! level and a least-squares line through its memory samples (MiB per minute, with r²).
+//! A leak is suspected for a stage under the same rule as the policy's leak detector
+//! ([`LeakRule`]): the trend extrapolated over the leak window reaches the leak growth, the
+//! fit is good enough, there are enough samples and they cover at least half the window
+//! (a short stage that loads data always "grows fast"; that is not a leak).
+//!
+//! The fit is computed online (Welford-style co-moments), so a stage that runs for hours
+//! keeps O(1) state and the sums do not lose precision the way raw Σx² sums would.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::defaults::{LEAK_GROWTH, LEAK_MIN_FIT, LEAK_MIN_SAMPLES, LEAK_WINDOW, MIB};
+use crate::policy::{Level, PolicyConfig};
+use crate::units::{format_elapsed, format_size};
+
+/// Most stages open at once (protects the server from a client that only opens stages).
+pub const MAX_OPEN_STAGES: usize = 256;
+/// Longest stage name, bytes.
+pub const MAX_STAGE_NAME_BYTES: usize = 256;
+
+/// When a stage's memory trend counts as a suspected leak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeakRule {
+    /// Growth over `window` (bytes) that makes a leak suspect.
+    pub growth: u64,
+    /// The window the trend is extrapolated over; at least half of it must be covered.
+    pub window: Duration,
+    /// Least r² of the fit.
+    pub min_fit: f64,
+}
+
+impl Default for LeakRule {
+    /// The original's rule: 800 MiB over 15 minutes, r² ≥ 0.8.
+    fn default() -> Self {
+        Self {
+            growth: LEAK_GROWTH,
+            window: LEAK_WINDOW,
+            min_fit: LEAK_MIN_FIT,
+        }
+    }
+}
+
+impl LeakRule {
+    /// The rule the policy uses for the whole job.
+    pub fn from_config(config: &PolicyConfig) -> Self {
+        Self {
+            growth: config.leak_growth,
+            window: config.leak_window,
+            min_fit: config.leak_min_fit,
+        }
+    }
+}
+
+/// Why a stage could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StageError {
+    /// A stage of that name is already open.
+    #[error("stage {0:?} is already open")]
+    AlreadyOpen(String),
+    /// The name is empty.
+    #[error("stage name is empty")]
+    EmptyName,
+    /// The name is longer than [`MAX_STAGE_NAME_BYTES`].
+    #[error("stage name is {0} bytes long, at most {MAX_STAGE_NAME_BYTES} allowed")]
+    NameTooLong(usize),
+    /// [`MAX_OPEN_STAGES`] stages are open already.
+    #[error("{MAX_OPEN_STAGES} stages are open already; end some first")]
+    TooMany,
+}
+
+/// What one stage amounted to (the original's post-stage analysis).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSummary {
+    /// The stage's name.
+    pub name: String,
+    /// Wall time from start to end, seconds.
+    pub duration_secs: f64,
+    /// Highest job memory seen while the stage was open (including the value in force
+    /// when it started), bytes.
+    pub peak_memory: u64,
+    /// CPU time the job used while the stage was open, seconds.
+    pub cpu_secs: f64,
+    /// Highest overall level seen while the stage was open.
+    pub highest_level: Level,
+    /// Least-squares slope of the job's memory during the stage, MiB per minute; `None`
+    /// with fewer than two samples spread over time.
+    pub trend_mb_per_min: Option<f64>,
+    /// r² of that fit (0..=1); `None` when there is no trend.
+    pub trend_fit: Option<f64>,
+    /// The trend meets the [`LeakRule`].
+    pub leak_suspected: bool,
+    /// Worker count the stage was told to use when it started.
+    pub workers: u32,
+    /// Memory samples taken while the stage was open.
+    pub samples: usize,
+}
+
+impl StageSummary {
+    /// One line for people: "stage models: 2m5s, 4 workers, peak 3.1G, CPU 250.0s, highest
+    /// high, memory +1.2 MiB/min (r² 0.93)".
+    pub fn describe(&self) -> String {
+        let duration = Duration::try_from_secs_f64(self.duration_secs).unwrap_or_default();
+        let mut line = format!(
+            "stage {}: {}, {} worker{}, peak {}, CPU {:.1}s, highest level {}",
+            self.name,
+            format_elapsed(duration),
+            self.workers,
+            if self.workers == 1 { "" } else { "s" },
+            format_size(self.peak_memory),
+            self.cpu_secs,
+            self.highest_level
+        );
+        if let (Some(trend), Some(fit)) = (self.trend_mb_per_min, self.trend_fit) {
+            line.push_str(&format!(", memory {trend:+.1} MiB/min (r² {fit:.2})"));
+        }
+        if self.leak_suspected {
+            line.push_str(", leak suspected");
+        }
+        line
+    }
+}
+
+/// A stage still running, as shown in the status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenStage {
+    /// The stage's name.
+    pub name: String,
+    /// Worker count the stage was told to use.
+    pub workers: u32,
+    /// Time since it started, seconds.
+    pub elapsed_secs: f64,
+}
+
+/// Online least-squares fit of memory (MiB) on time (minutes since the stage started).
+#[derive(Debug, Clone, Copy, Default)]
+struct Trend {
+    count: usize,
+    mean_t: f64,
+    mean_y: f64,
+    /// Σ (t − mean_t)².
+    stt: f64,
+    /// Σ (y − mean_y)².
+    syy: f64,
+    /// Σ (t − mean_t)(y − mean_y).
+    sty: f64,
+    first_t: f64,
+    last_t: f64,
+}
+
+impl Trend {
+    fn add(&mut self, t: f64, y: f64) {
+        if self.count == 0 {
+            self.first_t = t;
+        }
+        self.last_t = t;
+        self.count += 1;
+        let n = self.count as f64;
+        let dt = t - self.mean_t;
+        let dy = y - self.mean_y;
+        self.mean_t += dt / n;
+        self.mean_y += dy / n;
+        self.stt += dt * (t - self.mean_t);
+        self.syy += dy * (y - self.mean_y);
+        self.sty += dt * (y - self.mean_y);
+    }
+
+    /// Slope (MiB/min) and r², once two samples are spread over time.
+    fn fit(&self) -> Option<(f64, f64)> {
+        if self.count < 2 || self.stt <= 0.0 {
+            return None;
+        }
+        let slope = self.sty / self.stt;
+        let r_squared = if self.syy <= 0.0 {
+            0.0
+        } else {
+            (self.sty * self.sty / (self.stt * self.syy)).clamp(0.0, 1.0)
+        };
+        Some((slope, r_squared))
+    }
+
+    /// Minutes between the first and the last sample.
+    fn span_minutes(&self) -> f64 {
+        self.last_t - self.first_t
+    }
+}
+
+/// One open stage.
+#[derive(Debug, Clone)]
+struct Running {
+    name: String,
+    workers: u32,
+    started: Duration,
+    cpu_at_start: Duration,
+    peak_memory: u64,
+    highest_level: Level,
+    trend: Trend,
+}
+
+/// The open stages and the latest reading (to seed stages that start between ticks).
+#[derive(Debug, Clone, Default)]
+pub struct StageTracker {
+    open: Vec<Running>,
+    latest: Option<(u64, Level)>,
+    rule: LeakRule,
+}
+
+impl StageTracker {
+    /// A tracker with no open stage, judging leaks by `rule`.
+    pub fn new(rule: LeakRule) -> Self {
+        Self {
+            open: Vec::new(),
+            latest: None,
+            rule,
+        }
+    }
+
+    /// Replaces the leak rule (the configuration may arrive after the first stage).
+    pub fn set_leak_rule(&mut self, rule: LeakRule) {
+        self.rule = rule;
+    }
+
+    /// Opens stage `name` at `at`, told to use `workers` workers, with the job's cumulative
+    /// CPU time `cpu_time`. Its peak memory and highest level start from the latest
+    /// observation, if any.
+    ///
+    /// # Errors
+    ///
+    /// An empty or too long name, a name already open, or too many open stages.
+    pub fn start(
+        &mut self,
+        name: &str,
+        workers: u32,
+        at: Duration,
+        cpu_time: Duration,
+    ) -> Result<(), StageError> {
+        if name.is_empty() {
+            return Err(StageError::EmptyName);
+        }
+        if name.len() > MAX_STAGE_NAME_BYTES {
+            return Err(StageError::NameTooLong(name.len()));
+        }
+        if self.is_open(name) {
+            return Err(StageError::AlreadyOpen(name.to_owned()));
+        }
+        if self.open.len() >= MAX_OPEN_STAGES {
+            return Err(StageError::TooMany);
+        }
+        let (peak_memory, highest_level) = self.latest.unwrap_or((0, Level::Normal));
+        self.open.push(Running {
+            name: name.to_owned(),
+            workers,
+            started: at,
+            cpu_at_start: cpu_time,
+            peak_memory,
+            highest_level,
+            trend: Trend::default(),
+        });
+        Ok(())
+    }
+
+    /// Feeds one tick (the job's memory and overall level at `at`) to every open stage.
+    /// CPU time is read only at a stage's start and end.
+    pub fn observe(&mut self, at: Duration, memory_bytes: u64, level: Level) {
+        self.latest = Some((memory_bytes, level));
+        let memory_mib = memory_bytes as f64 / MIB as f64;
+        for stage in &mut self.open {
+            stage.peak_memory = stage.peak_memory.max(memory_bytes);
+            stage.highest_level = stage.highest_level.max(level);
+            let minutes = at.saturating_sub(stage.started).as_secs_f64() / 60.0;
+            stage.trend.add(minutes, memory_mib);
+        }
+    }
+
+    /// Closes stage `name` at `at` and sums it up; `None` if no stage of that name is open.
+    pub fn end(&mut self, name: &str, at: Duration, cpu_time: Duration) -> Option<StageSummary> {
+        let index = self.open.iter().position(|stage| stage.name == name)?;
+        let stage = self.open.remove(index);
+        let fit = stage.trend.fit();
+        let leak_suspected = fit.is_some_and(|(slope, r_squared)| {
+            let window_minutes = self.rule.window.as_secs_f64() / 60.0;
+            let growth_mib = self.rule.growth as f64 / MIB as f64;
+            stage.trend.count >= LEAK_MIN_SAMPLES
+                && stage.trend.span_minutes() * 2.0 >= window_minutes
+                && slope * window_minutes >= growth_mib
+                && r_squared >= self.rule.min_fit
+        });
+        Some(StageSummary {
+            name: stage.name,
+            duration_secs: at.saturating_sub(stage.started).as_secs_f64(),
+            peak_memory: stage.peak_memory,
+            cpu_secs: cpu_time.saturating_sub(stage.cpu_at_start).as_secs_f64(),
+            highest_level: stage.highest_level,
+            trend_mb_per_min: fit.map(|(slope, _)| slope),
+            trend_fit: fit.map(|(_, r_squared)| r_squared),
+            leak_suspected,
+            workers: stage.workers,
+            samples: stage.trend.count,
+        })
+    }
+
+    /// Whether a stage of that name is open.
+    pub fn is_open(&self, name: &str) -> bool {
+        self.open.iter().any(|stage| stage.name == name)
+    }
+
+    /// The open stages in the order they started, with their age at `at`.
+    pub fn open_stages(&self, at: Duration) -> Vec<OpenStage> {
+        self.open
+            .iter()
+            .map(|stage| OpenStage {
+                name: stage.name.clone(),
+                workers: stage.workers,
+                elapsed_secs: at.saturating_sub(stage.started).as_secs_f64(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1024 * MIB;
+
+    fn secs(value: u64) -> Duration {
+        Duration::from_secs(value)
+    }
+
+    #[test]
+    fn peak_level_cpu_and_duration_of_one_stage() {
+        let mut tracker = StageTracker::default();
+        tracker.observe(secs(9), GIB, Level::Normal);
+        tracker.start("models", 4, secs(10), secs(5)).unwrap();
+        tracker.observe(secs(11), 3 * GIB, Level::High);
+        tracker.observe(secs(12), 2 * GIB, Level::Moderate);
+        let summary = tracker.end("models", secs(13), secs(11)).unwrap();
+        assert_eq!(summary.name, "models");
+        assert_eq!(summary.duration_secs, 3.0);
+        assert_eq!(summary.peak_memory, 3 * GIB);
+        assert_eq!(summary.highest_level, Level::High);
+        assert_eq!(summary.cpu_secs, 6.0);
+        assert_eq!(summary.workers, 4);
+        assert_eq!(summary.samples, 2);
+        // 3 GiB → 2 GiB in one second: −61440 MiB/min, a perfect line.
+        let trend = summary.trend_mb_per_min.unwrap();
+        assert!((trend + 61440.0).abs() < 1e-6, "{trend}");
+        assert!((summary.trend_fit.unwrap() - 1.0).abs() < 1e-12);
+        assert!(!summary.leak_suspected);
+        assert!(!tracker.is_open("models"));
+    }
+
+    #[test]
+    fn stage_started_between_ticks_inherits_the_state_in_force() {
+        let mut tracker = StageTracker::default();
+        tracker.observe(secs(1), 5 * GIB, Level::Critical);
+        tracker.start("seed", 1, secs(2), secs(0)).unwrap();
+        let summary = tracker.end("seed", secs(2), secs(0)).unwrap();
+        assert_eq!(summary.peak_memory, 5 * GIB);
+        assert_eq!(summary.highest_level, Level::Critical);
+        assert_eq!(summary.trend_mb_per_min, None);
+        assert_eq!(summary.samples, 0);
+    }
+
+    #[test]
+    fn overlapping_stages_see_only_their_own_ticks() {
+        let mut tracker = StageTracker::default();
+        tracker.start("outer", 8, secs(0), secs(0)).unwrap();
+        tracker.observe(secs(1), GIB, Level::Normal);
+        tracker.start("inner", 2, secs(1), secs(1)).unwrap();
+        tracker.observe(secs(2), 4 * GIB, Level::Critical);
+        let inner = tracker.end("inner", secs(3), secs(4)).unwrap();
+        tracker.observe(secs(4), 2 * GIB, Level::Moderate);
+        assert_eq!(
+            tracker.open_stages(secs(5)),
+            vec![OpenStage {
+                name: "outer".into(),
+                workers: 8,
+                elapsed_secs: 5.0
+            }]
+        );
+        let outer = tracker.end("outer", secs(5), secs(8)).unwrap();
+        assert_eq!(inner.peak_memory, 4 * GIB);
+        assert_eq!(inner.cpu_secs, 3.0);
+        assert_eq!(inner.samples, 1);
+        assert_eq!(outer.peak_memory, 4 * GIB);
+        assert_eq!(outer.highest_level, Level::Critical);
+        assert_eq!(outer.samples, 3);
+        assert_eq!(outer.cpu_secs, 8.0);
+    }
+
+    #[test]
+    fn same_name_twice_unknown_end_and_bad_names_are_refused() {
+        let mut tracker = StageTracker::default();
+        tracker.start("a", 1, secs(0), secs(0)).unwrap();
+        assert_eq!(
+            tracker.start("a", 1, secs(1), secs(0)),
+            Err(StageError::AlreadyOpen("a".into()))
+        );
+        assert_eq!(
+            tracker.start("", 1, secs(1), secs(0)),
+            Err(StageError::EmptyName)
+        );
+        let long = "x".repeat(MAX_STAGE_NAME_BYTES + 1);
+        assert_eq!(
+            tracker.start(&long, 1, secs(1), secs(0)),
+            Err(StageError::NameTooLong(MAX_STAGE_NAME_BYTES + 1))
+        );
+        assert!(tracker.end("b", secs(1), secs(0)).is_none());
+        assert!(tracker.end("a", secs(1), secs(0)).is_some());
+        assert!(tracker.end("a", secs(2), secs(0)).is_none());
+    }
+
+    #[test]
+    fn open_stages_are_capped() {
+        let mut tracker = StageTracker::default();
+        for index in 0..MAX_OPEN_STAGES {
+            tracker
+                .start(&index.to_string(), 1, secs(0), secs(0))
+                .unwrap();
+        }
+        assert_eq!(
+            tracker.start("one more", 1, secs(0), secs(0)),
+            Err(StageError::TooMany)
+        );
+    }
+
+    /// Feeds `minutes` of one sample per second growing by `mib_per_min`, plus a wobble.
+    fn steady_growth(mib_per_min: f64, minutes: u64, wobble_mib: f64) -> StageSummary {
+        let mut tracker = StageTracker::default();
+        tracker.start("grow", 4, secs(0), secs(0)).unwrap();
+        for second in 0..=minutes * 60 {
+            let wobble = if second % 2 == 0 {
+                wobble_mib
+            } else {
+                -wobble_mib
+            };
+            let mib = 1024.0 + mib_per_min * second as f64 / 60.0 + wobble;
+            let bytes = (mib * MIB as f64) as u64;
+            tracker.observe(secs(second), bytes, Level::Normal);
+        }
+        tracker
+            .end("grow", secs(minutes * 60), secs(minutes * 60))
+            .unwrap()
+    }
+
+    #[test]
+    fn steady_growth_over_half_the_window_is_a_leak() {
+        // 60 MiB/min × 15 min = 900 MiB ≥ 800 MiB, over 8 minutes, r² ≈ 1.
+        let summary = steady_growth(60.0, 8, 0.0);
+        let trend = summary.trend_mb_per_min.unwrap();
+        assert!((trend - 60.0).abs() < 1e-6, "{trend}");
+        assert!(summary.trend_fit.unwrap() > 0.999);
+        assert!(summary.leak_suspected);
+        assert_eq!(summary.samples, 481);
+    }
+
+    #[test]
+    fn slow_growth_short_stage_or_noise_is_no_leak() {
+        // 50 MiB/min × 15 = 750 MiB < 800 MiB.
+        assert!(!steady_growth(50.0, 8, 0.0).leak_suspected);
+        // Fast growth, but only 5 minutes of a 15-minute window.
+        assert!(!steady_growth(100.0, 5, 0.0).leak_suspected);
+        // Fast growth buried in ±2 GiB of noise: r² far below 0.8.
+        let noisy = steady_growth(60.0, 8, 2048.0);
+        assert!(noisy.trend_fit.unwrap() < 0.8, "{noisy:?}");
+        assert!(!noisy.leak_suspected);
+    }
+
+    #[test]
+    fn leak_rule_comes_from_the_config() {
+        let config = PolicyConfig {
+            leak_growth: 100 * MIB,
+            leak_window: Duration::from_secs(60),
+            ..PolicyConfig::default()
+        };
+        let mut tracker = StageTracker::new(LeakRule::from_config(&config));
+        tracker.start("s", 1, secs(0), secs(0)).unwrap();
+        // 120 MiB/min for 40 s: 120 MiB per 60-s window, more than half of it covered.
+        for second in 0..=40 {
+            tracker.observe(secs(second), GIB + second * 2 * MIB, Level::Normal);
+        }
+        let summary = tracker.end("s", secs(40), secs(0)).unwrap();
+        assert!(summary.leak_suspected, "{summary:?}");
+    }
+
+    #[test]
+    fn long_stage_keeps_precision() {
+        // Ten hours at 4 GiB flat with a 1 MiB step each minute: slope exactly 1 MiB/min.
+        let mut tracker = StageTracker::default();
+        tracker.start("long", 1, secs(0), secs(0)).unwrap();
+        for minute in 0..600u64 {
+            tracker.observe(secs(minute * 60), 4 * GIB + minute * MIB, Level::Normal);
+        }
+        let summary = tracker.end("long", secs(36_000), secs(0)).unwrap();
+        let trend = summary.trend_mb_per_min.unwrap();
+        assert!((trend - 1.0).abs() < 1e-9, "{trend}");
+        assert!((summary.trend_fit.unwrap() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn describe_names_the_figures() {
+        let summary = StageSummary {
+            name: "models".into(),
+            duration_secs: 125.0,
+            peak_memory: 3 * GIB,
+            cpu_secs: 250.0,
+            highest_level: Level::High,
+            trend_mb_per_min: Some(1.25),
+            trend_fit: Some(0.93),
+            leak_suspected: false,
+            workers: 4,
+            samples: 125,
+        };
+        assert_eq!(
+            summary.describe(),
+            "stage models: 2m5s, 4 workers, peak 3G, CPU 250.0s, highest level high, \
+             memory +1.2 MiB/min (r² 0.93)"
+        );
+    }
+}
