@@ -94,6 +94,12 @@ pub struct RunArgs {
     /// Only for jobs that handle it: the default action of SIGUSR1 kills.
     #[arg(long, value_name = "SIGNAL")]
     pub notify_signal: Option<String>,
+    /// Serve a memory-aware GNU make jobserver with at most N jobs (default:
+    /// --max-threads): exports MAKEFLAGS/CARGO_MAKEFLAGS (`--jobserver-auth=R,W`)
+    /// so make, cargo and gcc's LTO take their parallelism from resctl, which
+    /// withholds tokens under memory pressure.
+    #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
+    pub jobserver: Option<u32>,
     /// Write every sample and decision as JSON lines to FILE (for `resctl replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,

@@ -63,7 +63,20 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
             return RESCTL_FAILED;
         }
     };
+    // --jobserver=N is the most jobs; without N, the thread maximum.
+    let jobserver = args
+        .jobserver
+        .map(|jobs| if jobs == 0 { config.threads.max } else { jobs });
+    let mut config = config;
+    if let Some(jobs) = jobserver {
+        config.threads.max = jobs;
+        config.threads.min = config.threads.min.min(jobs);
+        if let Some(initial) = config.threads.initial {
+            config.threads.initial = Some(initial.min(jobs));
+        }
+    }
     run(RunRequest {
+        jobserver,
         config,
         command: args.command,
         record: args.record,

@@ -439,7 +439,8 @@ impl Shared {
                     return;
                 }
             };
-            let _ = write_tokens(self.pool.as_fd(), &buffer[..read]);
+            state.held.extend_from_slice(&buffer[..read]);
+            self.rebalance(state);
         }
     }
 

@@ -10,6 +10,10 @@
 //!
 //! Malformed input never stops the server: every line gets one reply, errors included.
 //!
+//! Stage times are on the server's own clock (time since [`ControlServer::start`]); the
+//! memory, level and CPU time of a stage come from the snapshots fed with
+//! [`ControlServer::update`], the CPU time read at its start and end from the latest one.
+//!
 //! [`stop`]: ControlServer::stop
 //! [`publish_threads`]: ControlServer::publish_threads
 
@@ -596,9 +600,7 @@ fn subscribe(id: u64, outgoing: &SyncSender<String>, shared: &Arc<Shared>) -> Op
     else {
         return Some(to_line(&ErrorReply::new(no_snapshot())));
     };
-    let Some(client) = state.clients.get_mut(&id) else {
-        return None;
-    };
+    let client = state.clients.get_mut(&id)?;
     let reply = to_line(&SubscribeReply { ok: true, threads });
     match outgoing.try_send(reply) {
         Ok(()) => {

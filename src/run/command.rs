@@ -124,7 +124,7 @@ fn check_executable(path: &Path, shown: &str) -> Result<(), StartError> {
 const CGROUP_MOVE_ERRNO_FLAG: i32 = 0x4000_0000;
 
 /// What the job is started with.
-pub struct JobCommand {
+pub struct JobCommand<'a> {
     /// Resolved program path.
     pub program: PathBuf,
     /// Arguments after the program (argv[1..]).
@@ -137,9 +137,12 @@ pub struct JobCommand {
     pub remove_env: Vec<String>,
     /// `cgroup.procs` of the job's cgroup, opened beforehand, and its directory.
     pub cgroup_procs: Option<(File, PathBuf)>,
+    /// Further set-up of the command (a jobserver's inherited fds), applied
+    /// after the cgroup move is registered.
+    pub configure: Option<&'a dyn Fn(&mut Command)>,
 }
 
-impl JobCommand {
+impl JobCommand<'_> {
     /// Starts the job. When a cgroup is given the child moves itself into it
     /// between fork and exec, so the job never runs outside it.
     pub fn spawn(&self) -> Result<Child, StartError> {
@@ -159,6 +162,9 @@ impl JobCommand {
             unsafe {
                 command.pre_exec(move || move_self_into_cgroup(fd));
             }
+        }
+        if let Some(configure) = self.configure {
+            configure(&mut command);
         }
         command
             .spawn()
@@ -254,6 +260,7 @@ mod tests {
             set_env: vec![],
             remove_env: vec![],
             cgroup_procs: Some((read_only, dir.path().to_path_buf())),
+            configure: None,
         };
         let err = job.spawn().unwrap_err();
         assert!(matches!(err, StartError::CgroupMove { .. }), "{err:?}");

@@ -15,6 +15,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE};
+use crate::act::jobserver::Jobserver;
+use crate::act::pressure_protocol;
 use crate::act::runtime_dir::RuntimeDir;
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind};
@@ -50,6 +52,8 @@ pub struct RunRequest {
     /// Whether `--slice` was given explicitly (a systemd scope is used then, or
     /// by default on a systemd host).
     pub slice_requested: bool,
+    /// Serve a memory-aware make jobserver with this many jobs at most.
+    pub jobserver: Option<u32>,
 }
 
 /// Runs the job and returns resctl's exit code.
@@ -96,6 +100,7 @@ struct Run {
     forwarder: Forwarder,
     sampler: JobSampler,
     recorder: Option<Recorder>,
+    jobserver: Option<Jobserver>,
     memory_limit: Option<u64>,
     started: Instant,
     _runtime: RuntimeDir,
@@ -193,26 +198,63 @@ impl Run {
         let target = Arc::new(AtomicI32::new(0));
         let forwarder = Forwarder::install(Arc::clone(&target))
             .map_err(|err| resctl_failure(format!("could not install signal handlers: {err}")))?;
+        let jobserver = match request.jobserver {
+            Some(jobs) => {
+                let server = Jobserver::create(jobs, runtime.path()).map_err(|err| {
+                    resctl_failure(format!(
+                        "--jobserver: could not create the token pool: {err}"
+                    ))
+                })?;
+                server.set_limit(initial_threads);
+                Some(server)
+            }
+            None => None,
+        };
+        let mut set_env = vec![
+            (
+                ENV_THREADS.to_string(),
+                OsString::from(initial_threads.to_string()),
+            ),
+            (
+                ENV_THREADS_FILE.to_string(),
+                channels.file().as_os_str().to_os_string(),
+            ),
+        ];
+        let mut remove_env = vec!["NOTIFY_SOCKET".to_string(), scope::ENV_IN_SCOPE.to_string()];
+        let pressure_env = match (placement.job_dir(), placement.cgroup_kind()) {
+            (Some(dir), Some(CgroupKind::V2)) => pressure_protocol::environment(dir),
+            _ => Vec::new(),
+        };
+        if pressure_env.is_empty() {
+            // Inherited variables would point at another cgroup's file.
+            remove_env.extend(pressure_protocol::VARIABLES.map(String::from));
+        }
+        set_env.extend(
+            pressure_env
+                .into_iter()
+                .map(|(k, v)| (k, OsString::from(v))),
+        );
+        if jobserver.is_some() {
+            // A parent make's settings would confuse the job's make.
+            remove_env.extend(["MFLAGS", "MAKELEVEL"].map(String::from));
+        }
+        let configure_jobserver = |command: &mut std::process::Command| {
+            if let Some(server) = &jobserver {
+                server.configure_command(command);
+            }
+        };
         let job = JobCommand {
             program: program_path,
             args: request.command[1..].to_vec(),
             arg0: program.clone(),
-            set_env: vec![
-                (
-                    ENV_THREADS.to_string(),
-                    OsString::from(initial_threads.to_string()),
-                ),
-                (
-                    ENV_THREADS_FILE.to_string(),
-                    channels.file().as_os_str().to_os_string(),
-                ),
-            ],
-            remove_env: vec!["NOTIFY_SOCKET".to_string(), scope::ENV_IN_SCOPE.to_string()],
+            set_env,
+            remove_env,
             cgroup_procs: placement.open_procs().map_err(|err| {
                 resctl_failure(format!(
                     "could not open the job cgroup's cgroup.procs: {err}"
                 ))
             })?,
+            configure: Some(&configure_jobserver),
         };
         let started = Instant::now();
         let child = job.spawn()?;
@@ -253,6 +295,7 @@ impl Run {
             forwarder,
             sampler: JobSampler::new(scope, Path::new("/proc")),
             recorder,
+            jobserver,
             memory_limit,
             started,
             _runtime: runtime,
@@ -334,6 +377,9 @@ impl Run {
         };
         let wall = self.started.elapsed();
         self.forwarder.stop();
+        if let Some(jobserver) = self.jobserver.take() {
+            jobserver.stop();
+        }
         // One last read for the peak and the OOM counters, before the cgroup goes.
         let last = self.sampler.sample(wall);
         summary.add_sample(&last);
@@ -377,6 +423,9 @@ impl Run {
             );
             if let Err(err) = self.channels.publish(decision.threads) {
                 tracing::warn!("could not publish the thread count: {err}");
+            }
+            if let Some(jobserver) = &self.jobserver {
+                jobserver.set_limit(decision.threads);
             }
         }
         if let Some(bytes) = decision.reclaim {

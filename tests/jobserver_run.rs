@@ -1,0 +1,109 @@
+//! `resctl run --jobserver`: real GNU make under a memory budget. make -j8
+//! alone is OOM-killed; under resctl's jobserver the build finishes, and the
+//! number of jobs running at once drops while memory pressure lasts.
+
+mod common;
+
+use common::{example, resctl, run_with_pid, stderr};
+
+fn makefile() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/make/memory.mk").to_string()
+}
+
+/// (name, start ns, end ns) of each job in a memory.mk LOG.
+fn jobs_in(log: &std::path::Path) -> Vec<(String, u128, u128)> {
+    let text = std::fs::read_to_string(log).unwrap();
+    let mut jobs: Vec<(String, u128, u128)> = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (name, what, at) = (fields[0], fields[1], fields[2].parse::<u128>().unwrap());
+        match what {
+            "start" => jobs.push((name.to_string(), at, u128::MAX)),
+            _ => jobs.iter_mut().find(|j| j.0 == name).unwrap().2 = at,
+        }
+    }
+    jobs.sort_by_key(|j| j.1);
+    jobs
+}
+
+fn most_at_once(jobs: &[(String, u128, u128)]) -> usize {
+    jobs.iter()
+        .map(|(_, start, _)| {
+            jobs.iter()
+                .filter(|(_, s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn make_j8_alone_is_oom_killed_under_the_budget() {
+    let _own = require_v1!();
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _) = run_with_pid(
+        resctl()
+            .args([
+                "run",
+                "--memory-max",
+                "200M",
+                "--",
+                "make",
+                "-s",
+                "-j8",
+                "-f",
+            ])
+            .arg(makefile())
+            .arg(format!("ALLOC={}", example("alloc").display()))
+            .args(["N=8", "SIZE=40M", "HOLD=1s"])
+            .arg(format!("LOG={}", dir.path().join("log").display())),
+    );
+    let err = stderr(&output);
+    // make fails with 2 when a recipe is killed, or is killed itself (137).
+    assert!(
+        matches!(output.status.code(), Some(2) | Some(137)),
+        "{:?}:\n{err}",
+        output.status
+    );
+    assert!(err.contains("OOM killer killed"), "{err}");
+}
+
+#[test]
+fn under_the_jobserver_make_finishes_and_runs_fewer_jobs_under_pressure() {
+    let _own = require_v1!();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let (output, _) = run_with_pid(
+        resctl()
+            .args([
+                "run",
+                "--memory-max",
+                "200M",
+                "--moderate",
+                "60M",
+                "--high",
+                "120M",
+            ])
+            .args(["--critical", "170M", "--jobserver=8", "--threads", "2"])
+            .args(["--interval", "200ms", "--", "make", "-s", "-f"])
+            .arg(makefile())
+            .arg(format!("ALLOC={}", example("alloc").display()))
+            .args(["N=5", "SIZE=40M", "HOLD=3s"])
+            .arg(format!("LOG={}", log.display())),
+    );
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("threads 2 -> 1"), "{err}");
+    let jobs = jobs_in(&log);
+    assert_eq!(jobs.len(), 5, "{jobs:?}");
+    assert_eq!(
+        most_at_once(&jobs[..2]),
+        2,
+        "make used the two tokens at first: {jobs:?}"
+    );
+    assert_eq!(
+        most_at_once(&jobs[2..]),
+        1,
+        "one job at a time under pressure: {jobs:?}"
+    );
+}
