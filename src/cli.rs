@@ -37,6 +37,67 @@ pub enum Command {
     /// Re-run the policy over a trace written by `resctl run --record` and print
     /// its decisions.
     Replay(ReplayArgs),
+    /// From inside a job: mark the start or end of a pipeline stage (its own
+    /// figures go to the journal and the end summary).
+    #[command(subcommand)]
+    Stage(StageCommand),
+    /// Print the recommended worker count: from resctl inside a job, else from
+    /// the host's free memory and CPUs (`--threads $(resctl recommend)`).
+    Recommend(RecommendArgs),
+    /// From inside a job: levels, memory, trend, thread count and advice.
+    Status(StatusArgs),
+    /// From inside a job: report cumulative work units done (for throughput).
+    Progress(ProgressArgs),
+}
+
+/// `resctl stage start|end`.
+#[derive(Debug, Subcommand)]
+pub enum StageCommand {
+    /// A stage begins; prints the worker count to use for it.
+    Start {
+        /// The stage's name.
+        name: String,
+        /// Workers the stage intends to use.
+        #[arg(long, value_name = "N")]
+        workers: Option<u32>,
+    },
+    /// A stage ended; prints its figures.
+    End {
+        /// The stage's name.
+        name: String,
+    },
+}
+
+/// `resctl recommend`.
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// The worker count in use now.
+    #[arg(long, value_name = "N")]
+    pub current: Option<u32>,
+    /// What the count is for (shown in resctl's log).
+    #[arg(long, value_name = "TEXT")]
+    pub context: Option<String>,
+    /// Outside a job: the most workers to recommend.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_threads: u32,
+    /// Outside a job: memory one worker needs (the original's estimate: 1G).
+    #[arg(long, value_name = "SIZE", default_value = "1G")]
+    pub per_worker: String,
+}
+
+/// `resctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `resctl progress`.
+#[derive(Debug, Args)]
+pub struct ProgressArgs {
+    /// Work units done so far (cumulative).
+    pub units: u64,
 }
 
 /// Where the configuration comes from.

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ConfigSource, DoctorArgs, ReplayArgs, RunArgs};
+use crate::cli::{ConfigSource, DoctorArgs, RecommendArgs, ReplayArgs, RunArgs};
 use crate::config::{Config, Overrides};
 use crate::doctor::DoctorReport;
 use crate::report::record::read_trace;
@@ -191,4 +191,21 @@ pub fn replay(args: &ReplayArgs) -> i32 {
     }
     println!("{} ticks, {} thread changes", decisions.len(), changes);
     0
+}
+
+/// `resctl recommend`.
+pub fn recommend(args: &RecommendArgs) -> i32 {
+    let per_worker = match crate::units::parse_size(&args.per_worker) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            eprintln!("resctl: --per-worker {}: {err}", args.per_worker);
+            return RESCTL_FAILED;
+        }
+    };
+    crate::act::client::cli_recommend(
+        args.current,
+        args.context.as_deref(),
+        args.max_threads,
+        per_worker,
+    )
 }

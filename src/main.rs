@@ -1,7 +1,8 @@
 //! The `resctl` binary: parses arguments and hands over to the library.
 
 use clap::Parser;
-use resctl::cli::{Cli, Command, ConfigCommand};
+use resctl::act::client;
+use resctl::cli::{Cli, Command, ConfigCommand, StageCommand};
 use resctl::commands;
 
 fn main() {
@@ -29,6 +30,13 @@ fn main() {
         }
         Command::Doctor(args) => commands::doctor(&args),
         Command::Replay(args) => commands::replay(&args),
+        Command::Stage(StageCommand::Start { name, workers }) => {
+            client::cli_stage(true, &name, workers)
+        }
+        Command::Stage(StageCommand::End { name }) => client::cli_stage(false, &name, None),
+        Command::Recommend(args) => commands::recommend(&args),
+        Command::Status(args) => client::cli_status(args.json),
+        Command::Progress(args) => client::cli_progress(args.units),
     };
     std::process::exit(code);
 }

@@ -186,3 +186,59 @@ fn notify_signal_reaches_a_job_that_asked_for_it() {
     assert!(err.contains("threads 4 -> 1"), "{err}");
     assert!(err.contains("after SIGUSR1"), "{err}");
 }
+
+#[test]
+fn a_job_talks_to_resctl_through_its_socket() {
+    let bin = common::resctl_bin();
+    let script = format!(
+        "r='{}'; $r stage start load --workers 2 && sleep 1.2 && $r stage end load && \
+         $r progress 5 && $r status --json && echo recommend=$($r recommend --current 2)",
+        bin.display()
+    );
+    let (output, _) = run_with_pid(
+        resctl()
+            .args([
+                "run",
+                "--monitor-only",
+                "--interval",
+                "200ms",
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg(&script),
+    );
+    let err = stderr(&output);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{err}\n{out}");
+    assert!(out.contains("stage load"), "{out}");
+    // status --json: the snapshot with levels, memory and the thread count.
+    for key in ["\"threads\"", "\"level\"", "\"memory_bytes\""] {
+        assert!(out.contains(key), "no {key} in\n{out}");
+    }
+    assert!(out.contains("recommend="), "{out}");
+    assert!(err.contains("summary: stage load"), "{err}");
+}
+
+#[test]
+fn client_commands_outside_a_job_say_so() {
+    let output = resctl()
+        .env_remove("RESCTL_SOCKET")
+        .args(["status"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("resctl run"),
+        "{}",
+        stderr(&output)
+    );
+    let output = resctl()
+        .env_remove("RESCTL_SOCKET")
+        .args(["recommend", "--max-threads", "3"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let n: u32 = stdout(&output).trim().parse().unwrap();
+    assert!((1..=3).contains(&n), "{n}");
+}

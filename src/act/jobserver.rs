@@ -353,7 +353,7 @@ impl Jobserver {
         let written = write_tokens(self.shared.pool.as_fd(), &vec![TOKEN; free])?;
         // Tokens the full pipe refused stay with resctl; the keeper retries.
         let unwritten = free - written;
-        state.held.extend(std::iter::repeat(TOKEN).take(unwritten));
+        state.held.extend(std::iter::repeat_n(TOKEN, unwritten));
         if lost > 0 {
             tracing::info!(lost, "jobserver: restored tokens lost by clients");
         }

@@ -323,10 +323,10 @@ impl Policy {
         let cleanup = self.config.memory_cleanup;
         let crossed = cleanup > 0
             && memory >= cleanup
-            && self.last_memory.map_or(true, |previous| previous < cleanup);
+            && self.last_memory.is_none_or(|previous| previous < cleanup);
         let cooled = self
             .last_reclaim
-            .map_or(true, |last| at.saturating_sub(last) >= self.config.cooldown);
+            .is_none_or(|last| at.saturating_sub(last) >= self.config.cooldown);
         if !(crossed && cooled) {
             return None;
         }

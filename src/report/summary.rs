@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Decision, LeakVerdict, Level};
+use crate::report::stages::StageSummary;
 use crate::run::exit::JobEnd;
 use crate::sample::job::JobSample;
 use crate::units::{format_elapsed, format_size};
@@ -45,6 +46,9 @@ pub struct RunSummary {
     pub leak_window: Duration,
     /// Where the job ran.
     pub placement: String,
+    /// Stages the job reported through the control socket, in the order they ended.
+    #[serde(default)]
+    pub stages: Vec<StageSummary>,
 }
 
 /// Accumulates the summary tick by tick.
@@ -60,6 +64,7 @@ pub struct SummaryBuilder {
     high_events: u64,
     leak: Option<LeakVerdict>,
     leak_window: Duration,
+    stages: Vec<StageSummary>,
 }
 
 impl SummaryBuilder {
@@ -76,6 +81,7 @@ impl SummaryBuilder {
             high_events: 0,
             leak: None,
             leak_window,
+            stages: Vec::new(),
         }
     }
 
@@ -89,6 +95,11 @@ impl SummaryBuilder {
             self.oom_kills = self.oom_kills.max(cgroup.events.oom_kill.unwrap_or(0));
             self.high_events = self.high_events.max(cgroup.events.high.unwrap_or(0));
         }
+    }
+
+    /// Takes in a stage the job ended.
+    pub fn add_stage(&mut self, stage: StageSummary) {
+        self.stages.push(stage);
     }
 
     /// Takes in one decision.
@@ -130,6 +141,7 @@ impl SummaryBuilder {
             leak: self.leak,
             leak_window: self.leak_window,
             placement,
+            stages: self.stages,
         }
     }
 }
@@ -196,6 +208,9 @@ impl RunSummary {
                 "summary: leak check: run too short to judge (a verdict needs half of the {} window)",
                 format_elapsed(self.leak_window)
             )),
+        }
+        for stage in &self.stages {
+            lines.push(format!("summary: {}", stage.describe()));
         }
         lines.push(format!("summary: placement: {}", self.placement));
         lines

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE};
 use crate::act::jobserver::Jobserver;
 use crate::act::pressure_protocol;
+use crate::act::protocol::ENV_SOCKET;
 use crate::act::runtime_dir::RuntimeDir;
+use crate::act::socket::{ControlServer, StatusSnapshot};
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind};
 use crate::cgroup::writer;
@@ -101,6 +103,7 @@ struct Run {
     sampler: JobSampler,
     recorder: Option<Recorder>,
     jobserver: Option<Jobserver>,
+    control: Option<ControlServer>,
     memory_limit: Option<u64>,
     started: Instant,
     _runtime: RuntimeDir,
@@ -210,6 +213,18 @@ impl Run {
             }
             None => None,
         };
+        // The control socket is a convenience: without it the job still has
+        // RESCTL_THREADS and the thread file.
+        let control = match ControlServer::start(
+            &runtime.path().join("control.sock"),
+            nix::unistd::getuid().as_raw(),
+        ) {
+            Ok(server) => Some(server),
+            Err(err) => {
+                tracing::warn!("no control socket for the job (RESCTL_SOCKET unset): {err}");
+                None
+            }
+        };
         let mut set_env = vec![
             (
                 ENV_THREADS.to_string(),
@@ -234,6 +249,13 @@ impl Run {
                 .into_iter()
                 .map(|(k, v)| (k, OsString::from(v))),
         );
+        match &control {
+            Some(server) => set_env.push((
+                ENV_SOCKET.to_string(),
+                server.path().as_os_str().to_os_string(),
+            )),
+            None => remove_env.push(ENV_SOCKET.to_string()),
+        }
         if jobserver.is_some() {
             // A parent make's settings would confuse the job's make.
             remove_env.extend(["MFLAGS", "MAKELEVEL"].map(String::from));
@@ -296,6 +318,7 @@ impl Run {
             sampler: JobSampler::new(scope, Path::new("/proc")),
             recorder,
             jobserver,
+            control,
             memory_limit,
             started,
             _runtime: runtime,
@@ -346,9 +369,30 @@ impl Run {
             if let Some(err) = self.sampler.take_error() {
                 tracing::warn!("sampling: {err}");
             }
-            let observation = observer.observe(&sample);
+            let mut observation = observer.observe(&sample);
+            if let Some(control) = &self.control {
+                observation.progress_units = control.progress_units();
+            }
             let decision = self.policy.step(&observation);
             self.act(&decision, &cgroup_label);
+            if let Some(control) = &self.control {
+                control.update(StatusSnapshot::new(
+                    &decision,
+                    &sample,
+                    &self.policy_config,
+                    observation.cpu_percent,
+                ));
+                for stage in control.take_finished_stages() {
+                    tracing::info!(
+                        resctl_cgroup = %cgroup_label,
+                        resctl_level = %stage.highest_level,
+                        resctl_action = "stage",
+                        "{}",
+                        stage.describe()
+                    );
+                    summary.add_stage(stage);
+                }
+            }
             if decision.level != last_level {
                 tracing::info!(
                     resctl_cgroup = %cgroup_label,
@@ -379,6 +423,12 @@ impl Run {
         self.forwarder.stop();
         if let Some(jobserver) = self.jobserver.take() {
             jobserver.stop();
+        }
+        if let Some(control) = self.control.take() {
+            for stage in control.take_finished_stages() {
+                summary.add_stage(stage);
+            }
+            control.stop();
         }
         // One last read for the peak and the OOM counters, before the cgroup goes.
         let last = self.sampler.sample(wall);
@@ -426,6 +476,13 @@ impl Run {
             }
             if let Some(jobserver) = &self.jobserver {
                 jobserver.set_limit(decision.threads);
+            }
+            if let Some(control) = &self.control {
+                control.publish_threads(
+                    decision.threads,
+                    decision.previous_threads,
+                    &decision.reason,
+                );
             }
         }
         if let Some(bytes) = decision.reclaim {
