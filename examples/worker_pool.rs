@@ -253,10 +253,10 @@ fn run(options: &Options) -> Result<bool, String> {
                 if let Some(count) = file.read(workers) {
                     if count != workers {
                         let reason = if signalled { " after SIGUSR1" } else { "" };
-                        eprintln!(
+                        support::say(&format!(
                             "worker_pool: workers {workers} -> {count} \
                              (from {THREADS_FILE_VARIABLE}{reason})"
-                        );
+                        ));
                         workers = count;
                     }
                 }

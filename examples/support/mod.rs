@@ -54,3 +54,10 @@ pub fn duration_argument(text: &str) -> Result<Duration, String> {
 pub fn format_bytes(bytes: usize) -> String {
     format_size(u64::try_from(bytes).unwrap_or(u64::MAX))
 }
+
+/// Writes one line to stderr in a single write(2), so it is not interleaved with
+/// resctl's lines on the same stderr (`eprintln!` writes piece by piece).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
