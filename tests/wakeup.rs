@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use resctl::cgroup::{writer, CgroupKind};
 use resctl::sample::wakeup::{
     arm_psi_trigger, PsiTrigger, Stall, Wake, Waker, REPEAT_GAP, SOURCE_CHILD, SOURCE_V1_OOM,
-    SOURCE_V1_THRESHOLD, SOURCE_V2_EVENTS, SOURCE_V2_PSI, SOURCE_V2_USAGE_POLL,
+    SOURCE_V1_THRESHOLD, SOURCE_V1_USAGE_POLL, SOURCE_V2_EVENTS, SOURCE_V2_PSI,
+    SOURCE_V2_USAGE_POLL,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -198,7 +199,12 @@ fn v1_threshold_crossing_wakes_within_50ms_of_the_allocation() {
     assert!(waker.problems().is_empty(), "{:?}", waker.problems());
     assert_eq!(
         waker.sources(),
-        [SOURCE_V1_OOM, SOURCE_V1_THRESHOLD, SOURCE_CHILD]
+        [
+            SOURCE_V1_OOM,
+            SOURCE_V1_THRESHOLD,
+            SOURCE_V1_USAGE_POLL,
+            SOURCE_CHILD
+        ]
     );
     assert_eq!(waker.wait(Duration::from_millis(100)), Wake::Tick);
 
@@ -223,6 +229,40 @@ fn v1_threshold_crossing_wakes_within_50ms_of_the_allocation() {
         [Wake::Kernel(SOURCE_V1_THRESHOLD), Wake::ChildExited],
         "{seen:?}"
     );
+    drop(job);
+}
+
+#[test]
+fn v1_stopping_just_past_a_level_is_seen_by_the_near_level_poll() {
+    // The kernel checks thresholds every 128 page events per CPU: a job that stops 256 KiB
+    // past a level may never trigger the eventfd. Near a level the waker reads usage.
+    let parent = require_v1!();
+    let cgroup = TestCgroup::create(&parent);
+    let mut job = Allocator::start();
+    writer::move_pid(&cgroup.path, job.pid()).unwrap();
+    let level = 48 * MIB;
+    let mut waker = Waker::new(Some((&cgroup.path, CgroupKind::V1Memory)), &[level]).unwrap();
+    job.allocate(level - cgroup.usage_v1() - 2 * MIB);
+    job.finished();
+    let below = cgroup.usage_v1();
+    assert!(below < level && below > level - 4 * MIB, "{below}");
+    // The loop samples and waits again: now within 10 % of the level.
+    assert_eq!(waker.wait(Duration::from_millis(30)), Wake::Tick);
+    job.allocate(level - below + 256 * 1024);
+    let wake = waker.wait(Duration::from_secs(5));
+    let woke = Instant::now();
+    let finished = job.finished();
+    assert!(cgroup.usage_v1() >= level, "{}", cgroup.usage_v1());
+    assert!(
+        matches!(
+            wake,
+            Wake::Kernel(SOURCE_V1_THRESHOLD) | Wake::Kernel(SOURCE_V1_USAGE_POLL)
+        ),
+        "{wake:?}"
+    );
+    let late = woke.saturating_duration_since(finished);
+    eprintln!("{wake:?} {late:?} after the allocation finished");
+    assert!(late <= WAKE_SLACK, "woke {late:?} after the allocation");
     drop(job);
 }
 

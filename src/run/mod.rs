@@ -29,6 +29,7 @@ use crate::policy::{Decision, Level, Policy, PolicyConfig};
 use crate::report::record::{Recorder, TraceLine};
 use crate::report::summary::{RunSummary, SummaryBuilder};
 use crate::sample::job::{JobSampler, JobScope};
+use crate::sample::wakeup::{Wake, Waker};
 use crate::units::format_size;
 
 use self::command::{resolve_program, JobCommand, StartError};
@@ -331,6 +332,7 @@ impl Run {
         let Some(mut child) = self.child.take() else {
             return RESCTL_FAILED;
         };
+        let child_pid = child.id() as i32;
         let waiter = std::thread::Builder::new()
             .name("resctl-wait".into())
             .spawn(move || {
@@ -355,15 +357,11 @@ impl Run {
         let mut last_level = Level::Normal;
         let interval = self.config.interval;
 
+        let mut waker = self.waker(child_pid);
         let status = loop {
-            match done_rx.recv_timeout(interval) {
-                Ok(status) => break status,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    break Err(std::io::Error::other(
-                        "the waiter thread ended without a status",
-                    ))
-                }
+            match wait_for_tick(waker.as_mut(), &done_rx, interval) {
+                TickOutcome::Sample => {}
+                TickOutcome::Ended(status) => break status,
             }
             let sample = self.sampler.sample(self.started.elapsed());
             if let Some(err) = self.sampler.take_error() {
@@ -458,6 +456,43 @@ impl Run {
         summary.exit_code
     }
 
+    /// Kernel notifications that wake the loop between ticks (memory crossing a
+    /// level, PSI, memory events, the child's exit): the reaction to a crossing
+    /// takes milliseconds instead of up to one interval. `RESCTL_NO_WAKEUP=1`
+    /// turns them off (ticks only, for comparison).
+    fn waker(&self, child_pid: i32) -> Option<Waker> {
+        if std::env::var_os("RESCTL_NO_WAKEUP").is_some_and(|v| v == "1") {
+            return None;
+        }
+        let cgroup = self.placement.job_dir().zip(self.placement.cgroup_kind());
+        let config = &self.policy_config;
+        let thresholds: Vec<u64> = [
+            config.memory_moderate,
+            config.memory_cleanup,
+            config.memory_high,
+            config.memory_critical,
+        ]
+        .into_iter()
+        .filter(|bytes| *bytes > 0 && *bytes < u64::MAX)
+        .collect();
+        match Waker::new(cgroup, &thresholds) {
+            Ok(mut waker) => {
+                if let Err(err) = waker.watch_child(child_pid) {
+                    tracing::debug!("wakeups: {err}");
+                }
+                tracing::debug!("wakeups: {}", waker.describe());
+                Some(waker)
+            }
+            Err(err) => {
+                tracing::warn!(
+                    "no kernel wakeups, sampling every {}: {err}",
+                    crate::units::format_elapsed(self.config.interval)
+                );
+                None
+            }
+        }
+    }
+
     /// Applies a decision: thread channels, reclaim.
     fn act(&mut self, decision: &Decision, cgroup_label: &str) {
         if decision.threads != decision.previous_threads {
@@ -506,6 +541,44 @@ impl Run {
                 tracing::warn!(resctl_cgroup = %cgroup_label, resctl_action = "leak", "{}", leak.message);
             }
         }
+    }
+}
+
+/// What the loop does next.
+enum TickOutcome {
+    /// Take a sample now.
+    Sample,
+    /// The job ended with this wait status.
+    Ended(std::io::Result<std::process::ExitStatus>),
+}
+
+/// Waits for the next tick, a kernel notification, or the job's end.
+fn wait_for_tick(
+    waker: Option<&mut Waker>,
+    done: &mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
+    interval: Duration,
+) -> TickOutcome {
+    let ended = |received: Result<_, mpsc::RecvError>| {
+        TickOutcome::Ended(received.unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the waiter thread ended without a status",
+            ))
+        }))
+    };
+    match waker {
+        Some(waker) => match waker.wait(interval) {
+            Wake::ChildExited => ended(done.recv()),
+            Wake::Tick | Wake::Kernel(_) => match done.try_recv() {
+                Ok(status) => TickOutcome::Ended(status),
+                Err(mpsc::TryRecvError::Empty) => TickOutcome::Sample,
+                Err(mpsc::TryRecvError::Disconnected) => ended(Err(mpsc::RecvError)),
+            },
+        },
+        None => match done.recv_timeout(interval) {
+            Ok(status) => TickOutcome::Ended(status),
+            Err(mpsc::RecvTimeoutError::Timeout) => TickOutcome::Sample,
+            Err(mpsc::RecvTimeoutError::Disconnected) => ended(Err(mpsc::RecvError)),
+        },
     }
 }
 

@@ -12,11 +12,16 @@
 //! | v2 | a PSI trigger ([`PsiTrigger::DEFAULT`]) written into `memory.pressure`, polled for `POLLPRI` | tasks stalled on memory for 150 ms within 2 s |
 //! | v2 | `memory.events`, polled for `POLLPRI` (kernfs notifies on change) | a `high`, `max`, `oom` or `oom_kill` counter moved |
 //! | v2 (and v1 when thresholds could not be registered) | `memory.current` read every [`NEAR_POLL`] near a level, every [`FAR_POLL`] otherwise | usage moved across a threshold between two reads |
+//! | v1 (thresholds armed) | `memory.usage_in_bytes` read every [`NEAR_POLL`], only near a level | as above: what the kernel's threshold check missed |
 //! | any | the child's pidfd ([`Waker::watch_child`]) or any fd that becomes readable when it ends ([`Waker::watch_exit_fd`]) | the job exited |
 //!
 //! cgroup v2 has no usage thresholds, hence the adaptive polling: a `pread` of
 //! `memory.current` costs a few microseconds, so reading it every 10 ms near a level keeps
-//! the reaction goal (20 ms) there too.
+//! the reaction goal (20 ms) there too. v1 needs it near a level as well: the kernel
+//! checks thresholds only every 128 page charges or uncharges per CPU
+//! (`THRESHOLDS_EVENTS_TARGET`), so a job that stops allocating less than 512 KiB past a
+//! level is not reported until it allocates or frees more — measured here: a job stopping
+//! 0.25 MiB past its critical level went unseen until the next 1 s tick.
 //!
 //! Every source is optional: one that cannot be set up is recorded in
 //! [`Waker::problems`] and left out, and with none at all `wait` is a plain sleep of the
@@ -56,8 +61,8 @@ pub const SOURCE_V2_PSI: &str = "memory.pressure trigger";
 pub const SOURCE_V2_EVENTS: &str = "memory.events";
 /// Source name: polling `memory.current` near a level (v2).
 pub const SOURCE_V2_USAGE_POLL: &str = "memory.current poll";
-/// Source name: polling `memory.usage_in_bytes` near a level (v1, only when thresholds
-/// could not be registered).
+/// Source name: polling `memory.usage_in_bytes` (v1: near a level only, or everywhere like
+/// v2 when the thresholds could not be registered).
 pub const SOURCE_V1_USAGE_POLL: &str = "memory.usage_in_bytes poll";
 /// Source name: the job's pidfd, or the exit fd given to [`Waker::watch_exit_fd`].
 pub const SOURCE_CHILD: &str = "child exit";
@@ -300,13 +305,7 @@ impl Waker {
     pub fn new(cgroup: Option<(&Path, CgroupKind)>, thresholds: &[u64]) -> io::Result<Waker> {
         let mut waker = Waker {
             cgroup: cgroup.map(|(path, kind)| (path.to_path_buf(), kind)),
-            thresholds: Vec::new(),
-            threshold_sources: Vec::new(),
-            other_sources: Vec::new(),
-            usage: None,
-            child: None,
-            child_exited: false,
-            problems: Vec::new(),
+            ..Waker::ticks_only()
         };
         let Some((dir, kind)) = cgroup else {
             // Kept for `thresholds()`; nothing to register or poll.
@@ -343,6 +342,22 @@ impl Waker {
         // Errors are recorded in `problems`; the usage polling covers what is missing.
         let _ = waker.set_thresholds(thresholds);
         Ok(waker)
+    }
+
+    /// A waker without a cgroup: it sleeps the tick and watches the child only (what
+    /// `new(None, &[])` gives, without a `Result`). For monitor-only runs and
+    /// [`ENV_NO_WAKEUP`].
+    pub fn ticks_only() -> Waker {
+        Waker {
+            cgroup: None,
+            thresholds: Vec::new(),
+            threshold_sources: Vec::new(),
+            other_sources: Vec::new(),
+            usage: None,
+            child: None,
+            child_exited: false,
+            problems: Vec::new(),
+        }
     }
 
     fn keep(&mut self, source: Result<Source, SourceError>) {
@@ -489,7 +504,13 @@ impl Waker {
     }
 
     fn usage_poll_active(&self) -> bool {
-        self.usage.is_some() && !self.thresholds.is_empty() && self.threshold_sources.is_empty()
+        self.usage.is_some() && !self.thresholds.is_empty()
+    }
+
+    /// v1 with every threshold armed in the kernel: usage is polled only near a level, to
+    /// catch what the kernel's rate-limited threshold check misses.
+    fn polls_near_levels_only(&self) -> bool {
+        !self.threshold_sources.is_empty()
     }
 
     /// Waits up to `timeout` for a kernel notification or the job's exit. Kernel
@@ -520,7 +541,7 @@ impl Waker {
                 match self.check_usage(now) {
                     UsageCheck::Crossed(name) => return Wake::Kernel(name),
                     UsageCheck::NextReadAt(at) => poll_until = poll_until.min(at),
-                    UsageCheck::Unreadable => {}
+                    UsageCheck::Idle | UsageCheck::Unreadable => {}
                 }
             }
             let all = self.threshold_sources.iter().chain(&self.other_sources);
@@ -540,7 +561,7 @@ impl Waker {
                 .chain(&self.other_sources)
                 .enumerate()
             {
-                if !source.muted_until.is_some_and(|until| until > now) {
+                if source.muted_until.is_none_or(|until| until <= now) {
                     fds.push(PollFd::new(source.fd.as_fd(), source.events()));
                     polled.push(index);
                 }
@@ -629,6 +650,7 @@ impl Waker {
     /// Adaptive polling: reads usage (unless muted) and compares its band with the one
     /// when `wait` last returned.
     fn check_usage(&mut self, now: Instant) -> UsageCheck {
+        let near_only = self.polls_near_levels_only();
         let Some(usage) = self.usage.as_mut() else {
             return UsageCheck::Unreadable;
         };
@@ -644,7 +666,11 @@ impl Waker {
             usage.muted_until = Some(now + REPEAT_GAP);
             return UsageCheck::Crossed(usage.name);
         }
-        UsageCheck::NextReadAt(now + usage_poll_period(bytes, &self.thresholds))
+        let period = usage_poll_period(bytes, &self.thresholds);
+        if near_only && period != NEAR_POLL {
+            return UsageCheck::Idle;
+        }
+        UsageCheck::NextReadAt(now + period)
     }
 }
 
@@ -654,6 +680,8 @@ enum UsageCheck {
     Crossed(&'static str),
     /// No crossing; read again at this instant.
     NextReadAt(Instant),
+    /// No crossing, and far from every level: the kernel's thresholds will say more.
+    Idle,
     /// The file could not be read (cgroup removed): nothing to schedule.
     Unreadable,
 }
