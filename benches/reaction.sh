@@ -9,7 +9,10 @@
 # part of the tick, crosses the level while timing the crossing, and reads the thread-count
 # file every 0.2 ms until the count changes; it prints the delay. Two configurations:
 #   critical  crossing the critical level (entered without grace: sequential fallback)
-#   high      crossing the high level with `grace: 0s` from a configuration file
+#   moderate  crossing the moderate level with `grace: 0s` from a configuration file: the
+#             path of every graced level (moderate, high). High itself cannot be measured
+#             alone: the job passes moderate on the way, and with no grace that change
+#             comes first (and starts the cooldown that holds high's).
 # each measured twice: with wakeups, and with ticks only (RESCTL_NO_WAKEUP=1, the sampling
 # interval is 1 s). Until `resctl run` honours RESCTL_NO_WAKEUP (wakeups wired in), both
 # would be tick-only, so only the tick column is measured and the other says so.
@@ -69,7 +72,7 @@ measure() {
 
 for mode in "${modes[@]}"; do
     measure critical "$mode" 120M
-    measure high "$mode" 110M -c "$work/grace0.yaml"
+    measure moderate "$mode" 100M -c "$work/grace0.yaml"
 done
 
 python3 - "$work" "$wired" "$runs" <<'PY'
@@ -94,7 +97,7 @@ print(f"reaction: job crosses a level -> new count visible in RESCTL_THREADS_FIL
       f"({runs} runs each, interval 1s, nearest-rank percentiles, ms)")
 print(f"{'level crossed':<26}{'mode':<8}{'n':>4}{'fail':>6}{'p50':>10}{'p95':>10}{'p99':>10}{'max':>10}")
 rows = {}
-for name, label in (("critical", "critical (no grace)"), ("high", "high (grace: 0s)")):
+for name, label in (("critical", "critical (no grace)"), ("moderate", "moderate (grace: 0s)")):
     for mode in ("wake", "tick"):
         values, failures = load(f"{name}-{mode}")
         if values is None:
@@ -105,7 +108,7 @@ for name, label in (("critical", "critical (no grace)"), ("high", "high (grace: 
               f"{pct(values, 50):>10.2f}{pct(values, 95):>10.2f}{pct(values, 99):>10.2f}"
               f"{(values[-1] if values else float('nan')):>10.2f}")
 print()
-for name in ("critical", "high"):
+for name in ("critical", "moderate"):
     wake, tick = rows.get((name, "wake")), rows.get((name, "tick"))
     if wake and tick:
         for p in (50, 99):

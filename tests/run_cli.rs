@@ -156,8 +156,7 @@ fn help_exists_for_every_command() {
     }
 }
 
-#[test]
-fn notify_signal_reaches_a_job_that_asked_for_it() {
+fn pool_with_notify_signal(pool_flags: &[&str]) -> std::process::Output {
     let (output, _) = run_with_pid(
         resctl()
             .args([
@@ -178,13 +177,29 @@ fn notify_signal_reaches_a_job_that_asked_for_it() {
                 "18M",
                 "--task-time",
                 "1500ms",
-                "--on-signal",
-            ]),
+            ])
+            .args(pool_flags),
     );
+    output
+}
+
+#[test]
+fn notify_signal_reaches_a_job_that_asked_for_it() {
+    // A job that handles SIGUSR1 follows the change and finishes.
+    let output = pool_with_notify_signal(&["--on-signal"]);
     let err = stderr(&output);
     assert!(output.status.success(), "{err}");
     assert!(err.contains("threads 4 -> 1"), "{err}");
-    assert!(err.contains("after SIGUSR1"), "{err}");
+    assert!(err.contains("workers 4 -> 1"), "{err}");
+    // The signal really is sent: a job without a handler dies of it, which is
+    // why it is only sent when asked for.
+    let output = pool_with_notify_signal(&[]);
+    assert_eq!(output.status.code(), Some(128 + 10), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("killed by SIGUSR1"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

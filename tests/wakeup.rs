@@ -185,6 +185,14 @@ fn wakes_until(waker: &mut Waker, wanted: Wake, limit: Duration) -> Vec<Wake> {
 
 // ---- cgroup v1 (this hybrid host) ----
 
+/// A v1 level crossing: reported by the threshold's eventfd or by the near-level poll.
+fn is_v1_crossing(wake: Wake) -> bool {
+    matches!(
+        wake,
+        Wake::Kernel(SOURCE_V1_THRESHOLD) | Wake::Kernel(SOURCE_V1_USAGE_POLL)
+    )
+}
+
 #[test]
 fn v1_threshold_crossing_wakes_within_50ms_of_the_allocation() {
     let parent = require_v1!();
@@ -212,7 +220,8 @@ fn v1_threshold_crossing_wakes_within_50ms_of_the_allocation() {
     let wake = waker.wait(Duration::from_secs(10));
     let woke = Instant::now();
     let finished = job.finished();
-    assert_eq!(wake, Wake::Kernel(SOURCE_V1_THRESHOLD));
+    // The eventfd, or the near-level poll that a guard threshold switched on.
+    assert!(is_v1_crossing(wake), "{wake:?}");
     let late = woke.saturating_duration_since(finished);
     let early = finished.saturating_duration_since(woke);
     eprintln!("woke {early:?} before / {late:?} after the allocation finished");
@@ -224,42 +233,32 @@ fn v1_threshold_crossing_wakes_within_50ms_of_the_allocation() {
     std::thread::sleep(REPEAT_GAP + Duration::from_millis(20));
     job.finish();
     let seen = wakes_until(&mut waker, Wake::ChildExited, Duration::from_secs(10));
-    assert_eq!(
-        seen,
-        [Wake::Kernel(SOURCE_V1_THRESHOLD), Wake::ChildExited],
-        "{seen:?}"
-    );
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(is_v1_crossing(seen[0]), "{seen:?}");
+    assert_eq!(seen[1], Wake::ChildExited, "{seen:?}");
     drop(job);
 }
 
 #[test]
 fn v1_stopping_just_past_a_level_is_seen_by_the_near_level_poll() {
-    // The kernel checks thresholds every 128 page events per CPU: a job that stops 256 KiB
-    // past a level may never trigger the eventfd. Near a level the waker reads usage.
+    // The kernel checks thresholds every 128 page events per CPU: a job that stops a page
+    // past a level may never trigger the level's eventfd. A guard threshold 10 % below the
+    // level switches on the near-level polling on the way up.
     let parent = require_v1!();
     let cgroup = TestCgroup::create(&parent);
     let mut job = Allocator::start();
     writer::move_pid(&cgroup.path, job.pid()).unwrap();
     let level = 48 * MIB;
     let mut waker = Waker::new(Some((&cgroup.path, CgroupKind::V1Memory)), &[level]).unwrap();
-    job.allocate(level - cgroup.usage_v1() - 2 * MIB);
-    job.finished();
-    let below = cgroup.usage_v1();
-    assert!(below < level && below > level - 4 * MIB, "{below}");
-    // The loop samples and waits again: now within 10 % of the level.
+    // Far from the level: nothing is polled, the waker blocks on the eventfds.
     assert_eq!(waker.wait(Duration::from_millis(30)), Wake::Tick);
-    job.allocate(level - below + 256 * 1024);
+    job.allocate(level - cgroup.usage_v1() + 4096);
     let wake = waker.wait(Duration::from_secs(5));
     let woke = Instant::now();
     let finished = job.finished();
-    assert!(cgroup.usage_v1() >= level, "{}", cgroup.usage_v1());
-    assert!(
-        matches!(
-            wake,
-            Wake::Kernel(SOURCE_V1_THRESHOLD) | Wake::Kernel(SOURCE_V1_USAGE_POLL)
-        ),
-        "{wake:?}"
-    );
+    let usage = cgroup.usage_v1();
+    assert!(usage >= level && usage < level + 2 * MIB, "{usage}");
+    assert!(is_v1_crossing(wake), "{wake:?}");
     let late = woke.saturating_duration_since(finished);
     eprintln!("{wake:?} {late:?} after the allocation finished");
     assert!(late <= WAKE_SLACK, "woke {late:?} after the allocation");
@@ -302,10 +301,8 @@ fn v1_thresholds_rearmed_when_changed() {
     waker.set_thresholds(&[16 * MIB, 24 * MIB]).unwrap();
     assert_eq!(waker.thresholds(), [16 * MIB, 24 * MIB]);
     job.allocate(32 * MIB);
-    assert_eq!(
-        waker.wait(Duration::from_secs(10)),
-        Wake::Kernel(SOURCE_V1_THRESHOLD)
-    );
+    let wake = waker.wait(Duration::from_secs(10));
+    assert!(is_v1_crossing(wake), "{wake:?}");
     drop(job);
 }
 

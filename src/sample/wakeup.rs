@@ -12,7 +12,7 @@
 //! | v2 | a PSI trigger ([`PsiTrigger::DEFAULT`]) written into `memory.pressure`, polled for `POLLPRI` | tasks stalled on memory for 150 ms within 2 s |
 //! | v2 | `memory.events`, polled for `POLLPRI` (kernfs notifies on change) | a `high`, `max`, `oom` or `oom_kill` counter moved |
 //! | v2 (and v1 when thresholds could not be registered) | `memory.current` read every [`NEAR_POLL`] near a level, every [`FAR_POLL`] otherwise | usage moved across a threshold between two reads |
-//! | v1 (thresholds armed) | `memory.usage_in_bytes` read every [`NEAR_POLL`], only near a level | as above: what the kernel's threshold check missed |
+//! | v1 (thresholds armed) | `memory.usage_in_bytes` read every [`NEAR_POLL`], only near a level (entered through guard thresholds 10 % around each level) | as above: what the kernel's threshold check missed |
 //! | any | the child's pidfd ([`Waker::watch_child`]) or any fd that becomes readable when it ends ([`Waker::watch_exit_fd`]) | the job exited |
 //!
 //! cgroup v2 has no usage thresholds, hence the adaptive polling: a `pread` of
@@ -20,8 +20,11 @@
 //! the reaction goal (20 ms) there too. v1 needs it near a level as well: the kernel
 //! checks thresholds only every 128 page charges or uncharges per CPU
 //! (`THRESHOLDS_EVENTS_TARGET`), so a job that stops allocating less than 512 KiB past a
-//! level is not reported until it allocates or frees more — measured here: a job stopping
-//! 0.25 MiB past its critical level went unseen until the next 1 s tick.
+//! level is not reported until it allocates or frees more (measured here: a job stopping
+//! 4 KiB past a level was seen 90–250 ms later, by chance, or at the next tick). So v1 also
+//! registers guard thresholds 10 % below and above each level ([`guard_thresholds`]); when
+//! one fires, usage is read every [`NEAR_POLL`] while it stays near a level. Far from every
+//! level nothing is polled.
 //!
 //! Every source is optional: one that cannot be set up is recorded in
 //! [`Waker::problems`] and left out, and with none at all `wait` is a plain sleep of the
@@ -64,6 +67,9 @@ pub const SOURCE_V2_USAGE_POLL: &str = "memory.current poll";
 /// Source name: polling `memory.usage_in_bytes` (v1: near a level only, or everywhere like
 /// v2 when the thresholds could not be registered).
 pub const SOURCE_V1_USAGE_POLL: &str = "memory.usage_in_bytes poll";
+/// Internal name of the v1 guard thresholds (10 % around each level): they only switch the
+/// near-level polling on and never wake the loop themselves.
+const V1_GUARD: &str = "memory.usage_in_bytes guard";
 /// Source name: the job's pidfd, or the exit fd given to [`Waker::watch_exit_fd`].
 pub const SOURCE_CHILD: &str = "child exit";
 
@@ -80,7 +86,7 @@ pub const FAR_POLL: Duration = Duration::from_millis(100);
 /// A source that fired is not reported again for this long (its readiness is kept): at
 /// most 20 extra samples a second per source, whatever storm the kernel sends.
 pub const REPEAT_GAP: Duration = Duration::from_millis(50);
-/// Most v1 thresholds registered (one eventfd each); more are dropped with a problem noted.
+/// Most thresholds kept (the lowest); on v1 each takes one eventfd plus two for its guards.
 /// The policy has four levels (moderate, cleanup, high, critical), exits included eight.
 pub const MAX_THRESHOLDS: usize = 16;
 
@@ -226,6 +232,8 @@ struct Source {
     path: PathBuf,
     /// Not polled before this instant (it fired recently).
     muted_until: Option<Instant>,
+    /// A v1 guard threshold: firing starts the near-level polling, never a wake.
+    guard: bool,
 }
 
 impl Source {
@@ -341,6 +349,11 @@ impl Waker {
         }
         // Errors are recorded in `problems`; the usage polling covers what is missing.
         let _ = waker.set_thresholds(thresholds);
+        // The loop has seen nothing yet: a job already past a level is reported by the
+        // first `wait` at once.
+        if let Some(usage) = waker.usage.as_mut() {
+            usage.last_band = 0;
+        }
         Ok(waker)
     }
 
@@ -391,14 +404,17 @@ impl Waker {
         self.threshold_sources.clear();
         let mut first_error = None;
         if let Some((dir, CgroupKind::V1Memory)) = &self.cgroup {
-            for &threshold in &self.thresholds {
-                match register_v1_event(
-                    dir,
-                    SOURCE_V1_THRESHOLD,
-                    "memory.usage_in_bytes",
-                    Some(threshold),
-                ) {
-                    Ok(source) => self.threshold_sources.push(source),
+            let levels = self.thresholds.iter().map(|&t| (t, false));
+            let guards = guard_thresholds(&self.thresholds)
+                .into_iter()
+                .map(|t| (t, true));
+            for (threshold, guard) in levels.chain(guards) {
+                let name = if guard { V1_GUARD } else { SOURCE_V1_THRESHOLD };
+                match register_v1_event(dir, name, "memory.usage_in_bytes", Some(threshold)) {
+                    Ok(mut source) => {
+                        source.guard = guard;
+                        self.threshold_sources.push(source);
+                    }
                     Err(problem) => {
                         if first_error.is_none() {
                             first_error =
@@ -462,6 +478,7 @@ impl Waker {
             .other_sources
             .iter()
             .chain(&self.threshold_sources)
+            .filter(|source| !source.guard)
             .map(|source| source.name);
         let usage = self
             .usage_poll_active()
@@ -629,6 +646,10 @@ impl Waker {
             };
             if source.drain(revents) {
                 source.muted_until = Some(now + REPEAT_GAP);
+                if source.guard {
+                    // Near a level now: the next round polls usage.
+                    continue;
+                }
             } else if index >= thresholds {
                 tracing::debug!(
                     "{} ({}) stopped working: its cgroup is gone",
@@ -711,6 +732,26 @@ pub fn usage_poll_period(usage: u64, thresholds: &[u64]) -> Duration {
     }
 }
 
+/// v1 guard thresholds: [`NEAR_LEVEL_FRACTION`] below and above each threshold, except
+/// where a threshold already is. When usage enters the band around a level the kernel wakes
+/// the waker through a guard and it reads usage every [`NEAR_POLL`] from then on: the band
+/// is wider than what the kernel's rate-limited check can skip (512 KiB per CPU), so a guard
+/// fires before the level can be crossed unseen.
+pub fn guard_thresholds(thresholds: &[u64]) -> Vec<u64> {
+    let mut guards: Vec<u64> = thresholds
+        .iter()
+        .flat_map(|&t| {
+            let below = (t as f64 * (1.0 - NEAR_LEVEL_FRACTION)) as u64;
+            let above = (t as f64 * (1.0 + NEAR_LEVEL_FRACTION)) as u64;
+            [below, above]
+        })
+        .filter(|guard| *guard != 0 && !thresholds.contains(guard))
+        .collect();
+    guards.sort_unstable();
+    guards.dedup();
+    guards
+}
+
 /// The line written into v1's `cgroup.event_control`: `"<eventfd> <target fd> [<argument>]"`.
 pub fn event_control_line(event_fd: i32, target_fd: i32, argument: Option<u64>) -> String {
     match argument {
@@ -766,6 +807,7 @@ fn register_v1_event(
         drain: Drain::EventFd,
         path: target_path,
         muted_until: None,
+        guard: false,
     })
 }
 
@@ -814,6 +856,7 @@ fn open_psi_trigger(path: &Path, trigger: &PsiTrigger) -> Result<Source, SourceE
         drain: Drain::PsiTrigger,
         path: path.to_path_buf(),
         muted_until: None,
+        guard: false,
     })
 }
 
@@ -835,6 +878,7 @@ fn open_kernfs_notify(path: &Path, name: &'static str) -> Result<Source, SourceE
         drain: Drain::Kernfs,
         path: path.to_path_buf(),
         muted_until: None,
+        guard: false,
     })
 }
 
@@ -965,6 +1009,18 @@ mod tests {
         assert_eq!(usage_poll_period(219 * MIB, &thresholds), NEAR_POLL);
         assert_eq!(usage_poll_period(500 * MIB, &thresholds), FAR_POLL);
         assert_eq!(usage_poll_period(500 * MIB, &[]), FAR_POLL);
+    }
+
+    #[test]
+    fn guards_ten_percent_around_each_level() {
+        assert_eq!(
+            guard_thresholds(&[100 * MIB, 200 * MIB]),
+            [90 * MIB, 110 * MIB, 180 * MIB, 220 * MIB]
+        );
+        // A guard that falls on a level is the level itself; shared guards once.
+        assert_eq!(guard_thresholds(&[100, 110]), [90, 99, 121]);
+        assert_eq!(guard_thresholds(&[100, 100]), [90, 110]);
+        assert!(guard_thresholds(&[]).is_empty());
     }
 
     #[test]
