@@ -4,10 +4,12 @@
 # host, by waking on kernel notifications (src/sample/wakeup.rs) instead of only the tick.
 #
 #   benches/reaction.sh [RUNS]        (default 50 runs per configuration and mode)
+#   OVERSHOOT=4K benches/reaction.sh  (how far past the level the job stops, default 1M)
 #
 # The job is examples/cross.rs: it approaches the level without entering any, waits a random
-# part of the tick, crosses the level while timing the crossing, and reads the thread-count
-# file every 0.2 ms until the count changes; it prints the delay. Two configurations:
+# part of the tick, crosses the level while timing the crossing (it stops OVERSHOOT past it),
+# and reads the thread-count file every 0.2 ms until the count changes; it prints the
+# delay. Two configurations:
 #   critical  crossing the critical level (entered without grace: sequential fallback)
 #   moderate  crossing the moderate level with `grace: 0s` from a configuration file: the
 #             path of every graced level (moderate, high). High itself cannot be measured
@@ -20,6 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-50}
+overshoot=${OVERSHOOT:-1M}
 if ! [[ $runs =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: benches/reaction.sh [RUNS]" >&2
     exit 2
@@ -55,10 +58,10 @@ measure() {
     for ((i = 1; i <= runs; i++)); do
         if [[ $mode == tick ]]; then
             line=$(RESCTL_NO_WAKEUP=1 "$resctl" run "$@" "${levels[@]}" -- \
-                "$cross" --level "$level" --start 80M --phase-max 1s 2>>"$out.log" || true)
+                "$cross" --level "$level" --start 80M --overshoot "$overshoot" --phase-max 1s 2>>"$out.log" || true)
         else
             line=$(env -u RESCTL_NO_WAKEUP "$resctl" run "$@" "${levels[@]}" -- \
-                "$cross" --level "$level" --start 80M --phase-max 1s 2>>"$out.log" || true)
+                "$cross" --level "$level" --start 80M --overshoot "$overshoot" --phase-max 1s 2>>"$out.log" || true)
         fi
         if [[ $line =~ delay_ms=([0-9.]+) ]]; then
             echo "${BASH_REMATCH[1]}" >>"$out.ms"
@@ -75,9 +78,9 @@ for mode in "${modes[@]}"; do
     measure moderate "$mode" 100M -c "$work/grace0.yaml"
 done
 
-python3 - "$work" "$wired" "$runs" <<'PY'
+python3 - "$work" "$wired" "$runs" "$overshoot" <<'PY'
 import math, os, sys
-work, wired, runs = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
+work, wired, runs, overshoot = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
 
 def load(name):
     path = os.path.join(work, name + ".ms")
@@ -93,8 +96,8 @@ def pct(values, p):
         return float("nan")
     return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
 
-print(f"reaction: job crosses a level -> new count visible in RESCTL_THREADS_FILE "
-      f"({runs} runs each, interval 1s, nearest-rank percentiles, ms)")
+print(f"reaction: job crosses a level (stops {overshoot} past it) -> new count visible in "
+      f"RESCTL_THREADS_FILE ({runs} runs each, interval 1s, nearest-rank percentiles, ms)")
 print(f"{'level crossed':<26}{'mode':<8}{'n':>4}{'fail':>6}{'p50':>10}{'p95':>10}{'p99':>10}{'max':>10}")
 rows = {}
 for name, label in (("critical", "critical (no grace)"), ("moderate", "moderate (grace: 0s)")):

@@ -9,7 +9,10 @@
 //!    of resctl's sampling tick (a fixed phase would measure one point of the tick only);
 //! 3. it notes the current count, then touches new pages and reads the cgroup's usage
 //!    every 16 pages (64 KiB): the first read at or above `--level` is the crossing,
-//!    timed with the monotonic clock (`Instant`); it stops allocating there;
+//!    timed with the monotonic clock (`Instant`); it goes on to `--overshoot` past the level
+//!    (default 1M) and stops allocating there. The overshoot matters: the usage counter
+//!    moves in per-CPU batches of 256 KiB, so a job stopping a few KiB past a level can be
+//!    read below it a moment later, and resctl would rightly not see the level at all;
 //! 4. it reads `$RESCTL_THREADS_FILE` every 0.2 ms until the count differs, and prints
 //!
 //! ```text
@@ -21,7 +24,8 @@
 //! `cross: timeout ...`), 2 usage error or nothing to measure with.
 //!
 //! ```text
-//! cross --level SIZE --start SIZE [--phase-max DURATION] [--timeout DURATION] [--usage-file PATH]
+//! cross --level SIZE --start SIZE [--overshoot SIZE] [--phase-max DURATION] [--timeout DURATION]
+//!       [--usage-file PATH]
 //!
 //! resctl run --memory-max 256M --moderate 100M --high 110M --critical 120M --threads 4 -- \
 //!     target/release/examples/cross --level 120M --start 80M
@@ -54,13 +58,14 @@ const CROSSING_HEADROOM: u64 = 32 * 1024 * 1024;
 /// Environment variable naming the thread-count file (resctl's contract).
 const THREADS_FILE_VARIABLE: &str = "RESCTL_THREADS_FILE";
 
-const USAGE: &str = "usage: cross --level SIZE --start SIZE [--phase-max DURATION] \
-[--timeout DURATION] [--usage-file PATH]";
+const USAGE: &str = "usage: cross --level SIZE --start SIZE [--overshoot SIZE] \
+[--phase-max DURATION] [--timeout DURATION] [--usage-file PATH]";
 
 /// What the command line asks for.
 struct Options {
     level: u64,
     start: u64,
+    overshoot: u64,
     phase_max: Duration,
     timeout: Duration,
     usage_file: Option<PathBuf>,
@@ -148,7 +153,8 @@ fn run(options: &Options) -> Result<bool, String> {
 
     // 3. Cross.
     let before = read_count(&threads_file)?;
-    let (crossed, usage_at_crossing, crossing_wall) = cross(&usage, options.level, &mut held)?;
+    let (crossed, usage_at_crossing, crossing_wall) =
+        cross(&usage, options.level, options.overshoot, &mut held)?;
 
     // 4. Watch.
     let deadline = crossed + options.timeout;
@@ -181,14 +187,16 @@ fn run(options: &Options) -> Result<bool, String> {
     }
 }
 
-/// Touches pages of a new block until usage reaches `level`; returns the instant, the usage
-/// read and the wall-clock nanoseconds of the crossing. The block is kept in `held`.
+/// Touches pages of a new block until usage reaches `level + overshoot`; returns the
+/// instant, the usage read and the wall-clock nanoseconds of the moment usage first reached
+/// `level`. The block is kept in `held`.
 fn cross(
     usage: &Usage,
     level: u64,
+    overshoot: u64,
     held: &mut Vec<Vec<u8>>,
 ) -> Result<(Instant, u64, u128), String> {
-    let needed = level.saturating_sub(usage.read()?) + CROSSING_HEADROOM;
+    let needed = (level + overshoot).saturating_sub(usage.read()?) + CROSSING_HEADROOM;
     let bytes = usize::try_from(needed).map_err(|_| "the level is too large".to_string())?;
     // Zeroed memory comes as fresh, untouched pages (calloc's mmap): nothing is resident
     // until the loop below writes to it.
@@ -198,8 +206,10 @@ fn cross(
         page[0] = 0xA5;
         if index % PAGES_PER_USAGE_READ == PAGES_PER_USAGE_READ - 1 {
             let now_usage = usage.read()?;
-            if now_usage >= level {
+            if now_usage >= level && crossing.is_none() {
                 crossing = Some((Instant::now(), now_usage, unix_nanos()));
+            }
+            if now_usage >= level + overshoot {
                 break;
             }
         }
@@ -279,6 +289,7 @@ fn unix_nanos() -> u128 {
 fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut level = None;
     let mut start = None;
+    let mut overshoot = 1024 * 1024;
     let mut phase_max = Duration::from_secs(1);
     let mut timeout = Duration::from_secs(5);
     let mut usage_file = None;
@@ -301,6 +312,7 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
         match flag.as_str() {
             "--level" => level = Some(size_argument(&value()?)? as u64),
             "--start" => start = Some(size_argument(&value()?)? as u64),
+            "--overshoot" => overshoot = size_argument(&value()?)? as u64,
             "--phase-max" => phase_max = duration_argument(&value()?)?,
             "--timeout" => timeout = duration_argument(&value()?)?,
             "--usage-file" => usage_file = Some(PathBuf::from(value()?)),
@@ -315,6 +327,7 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
     Ok(Some(Options {
         level,
         start,
+        overshoot,
         phase_max,
         timeout,
         usage_file,

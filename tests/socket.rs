@@ -429,15 +429,12 @@ fn a_subscriber_that_stops_reading_never_blocks_publishing() {
     let mut idle = Raw::connect(server.path());
     assert_eq!(idle.ask(r#"{"op":"subscribe"}"#)["ok"], true);
     let reason = "x".repeat(1000);
-    let started = Instant::now();
+    // 5000 events of 1 KB overflow any socket buffer: if publishing blocked
+    // on the subscriber that never reads, this loop would never end (the test
+    // would hang); no timing is asserted.
     for count in 0..5000 {
         server.publish_threads(count % 8 + 1, 4, &reason);
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "publishing took {:?}",
-        started.elapsed()
-    );
     // The stuck subscriber was dropped: reading on finds the end of the stream.
     let mut drained = 0;
     let mut line = String::new();
@@ -545,9 +542,8 @@ fn stop_closes_clients_and_removes_the_socket() {
     let path = server.path().to_path_buf();
     let mut raw = Raw::connect(&path);
     assert_eq!(raw.ask(r#"{"op":"status"}"#)["ok"], true);
-    let started = Instant::now();
+    // stop() returning at all shows it does not wait for the idle client.
     server.stop();
-    assert!(started.elapsed() < Duration::from_secs(2));
     assert!(!path.exists());
     let mut rest = Vec::new();
     assert_eq!(raw.reader.read_to_end(&mut rest).unwrap(), 0);
