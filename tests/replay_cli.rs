@@ -77,12 +77,12 @@ fn run_record_writes_a_replayable_trace() {
     let output = resctl()
         .args(["run", "--monitor-only", "--interval", "100ms", "--record"])
         .arg(&path)
-        .args(["--", "sleep", "0.5"])
+        .args(["--", "sleep", "1"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let (_, observations) = read_trace(&path).unwrap();
-    assert!(observations.len() >= 3, "{} ticks", observations.len());
+    assert!(observations.len() >= 2, "{} ticks", observations.len());
     let last = std::fs::read_to_string(&path).unwrap();
     assert!(last.lines().last().unwrap().contains("\"kind\":\"end\""));
 }

@@ -232,10 +232,14 @@ fn v1_threshold_crossing_wakes_within_50ms_of_the_allocation() {
     // (Past the source's mute: a source that just fired is not polled for REPEAT_GAP.)
     std::thread::sleep(REPEAT_GAP + Duration::from_millis(20));
     job.finish();
+    // While usage falls, the eventfd and the read at the next wait may both see it.
     let seen = wakes_until(&mut waker, Wake::ChildExited, Duration::from_secs(10));
-    assert_eq!(seen.len(), 2, "{seen:?}");
-    assert!(is_v1_crossing(seen[0]), "{seen:?}");
-    assert_eq!(seen[1], Wake::ChildExited, "{seen:?}");
+    let (last, crossings) = seen.split_last().unwrap();
+    assert_eq!(*last, Wake::ChildExited, "{seen:?}");
+    assert!(
+        (1..=2).contains(&crossings.len()) && crossings.iter().all(|&w| is_v1_crossing(w)),
+        "{seen:?}"
+    );
     drop(job);
 }
 
