@@ -105,6 +105,7 @@ struct Run {
     recorder: Option<Recorder>,
     jobserver: Option<Jobserver>,
     control: Option<ControlServer>,
+    waker: Option<Waker>,
     memory_limit: Option<u64>,
     started: Instant,
     _runtime: RuntimeDir,
@@ -279,9 +280,17 @@ impl Run {
             })?,
             configure: Some(&configure_jobserver),
         };
+        // Ready before the job runs: a job that crosses a level at once is seen
+        // at once (building it after the spawn cost up to ~100 ms).
+        let mut waker = notification_waker(&placement, &policy_config, config.interval);
         let started = Instant::now();
         let child = job.spawn()?;
         let pid = child.id() as i32;
+        if let Some(waker) = waker.as_mut() {
+            if let Err(err) = waker.watch_child(pid) {
+                tracing::debug!("wakeups: {err}");
+            }
+        }
         target.store(pid, Ordering::SeqCst);
         channels.set_job_pid(pid);
 
@@ -320,6 +329,7 @@ impl Run {
             recorder,
             jobserver,
             control,
+            waker,
             memory_limit,
             started,
             _runtime: runtime,
@@ -332,7 +342,6 @@ impl Run {
         let Some(mut child) = self.child.take() else {
             return RESCTL_FAILED;
         };
-        let child_pid = child.id() as i32;
         let waiter = std::thread::Builder::new()
             .name("resctl-wait".into())
             .spawn(move || {
@@ -357,7 +366,7 @@ impl Run {
         let mut last_level = Level::Normal;
         let interval = self.config.interval;
 
-        let mut waker = self.waker(child_pid);
+        let mut waker = self.waker.take();
         let status = loop {
             match wait_for_tick(waker.as_mut(), &done_rx, interval) {
                 TickOutcome::Sample => {}
@@ -456,43 +465,6 @@ impl Run {
         summary.exit_code
     }
 
-    /// Kernel notifications that wake the loop between ticks (memory crossing a
-    /// level, PSI, memory events, the child's exit): the reaction to a crossing
-    /// takes milliseconds instead of up to one interval. `RESCTL_NO_WAKEUP=1`
-    /// turns them off (ticks only, for comparison).
-    fn waker(&self, child_pid: i32) -> Option<Waker> {
-        if std::env::var_os("RESCTL_NO_WAKEUP").is_some_and(|v| v == "1") {
-            return None;
-        }
-        let cgroup = self.placement.job_dir().zip(self.placement.cgroup_kind());
-        let config = &self.policy_config;
-        let thresholds: Vec<u64> = [
-            config.memory_moderate,
-            config.memory_cleanup,
-            config.memory_high,
-            config.memory_critical,
-        ]
-        .into_iter()
-        .filter(|bytes| *bytes > 0 && *bytes < u64::MAX)
-        .collect();
-        match Waker::new(cgroup, &thresholds) {
-            Ok(mut waker) => {
-                if let Err(err) = waker.watch_child(child_pid) {
-                    tracing::debug!("wakeups: {err}");
-                }
-                tracing::debug!("wakeups: {}", waker.describe());
-                Some(waker)
-            }
-            Err(err) => {
-                tracing::warn!(
-                    "no kernel wakeups, sampling every {}: {err}",
-                    crate::units::format_elapsed(self.config.interval)
-                );
-                None
-            }
-        }
-    }
-
     /// Applies a decision: thread channels, reclaim.
     fn act(&mut self, decision: &Decision, cgroup_label: &str) {
         if decision.threads != decision.previous_threads {
@@ -540,6 +512,43 @@ impl Run {
             if leak.suspected {
                 tracing::warn!(resctl_cgroup = %cgroup_label, resctl_action = "leak", "{}", leak.message);
             }
+        }
+    }
+}
+
+/// Kernel notifications that wake the loop between ticks (memory crossing a
+/// level, PSI, memory events, the child's exit): the reaction to a crossing
+/// takes milliseconds instead of up to one interval. `RESCTL_NO_WAKEUP=1`
+/// turns them off (ticks only, for comparison).
+fn notification_waker(
+    placement: &Placement,
+    config: &PolicyConfig,
+    interval: Duration,
+) -> Option<Waker> {
+    if std::env::var_os("RESCTL_NO_WAKEUP").is_some_and(|v| v == "1") {
+        return None;
+    }
+    let cgroup = placement.job_dir().zip(placement.cgroup_kind());
+    let thresholds: Vec<u64> = [
+        config.memory_moderate,
+        config.memory_cleanup,
+        config.memory_high,
+        config.memory_critical,
+    ]
+    .into_iter()
+    .filter(|bytes| *bytes > 0 && *bytes < u64::MAX)
+    .collect();
+    match Waker::new(cgroup, &thresholds) {
+        Ok(waker) => {
+            tracing::debug!("wakeups: {}", waker.describe());
+            Some(waker)
+        }
+        Err(err) => {
+            tracing::warn!(
+                "no kernel wakeups, sampling every {}: {err}",
+                crate::units::format_elapsed(interval)
+            );
+            None
         }
     }
 }

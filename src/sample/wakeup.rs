@@ -54,8 +54,8 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::cgroup::reader::CgroupKind;
 
-/// Set (to anything but `0` or empty) to make `resctl run` wake on its tick only: the
-/// baseline of `benches/reaction.sh`.
+/// Set to `1` to make `resctl run` wake on its tick only: the baseline of
+/// `benches/reaction.sh`.
 pub const ENV_NO_WAKEUP: &str = "RESCTL_NO_WAKEUP";
 
 /// Source name: a v1 usage threshold registered through `cgroup.event_control`.
@@ -301,11 +301,13 @@ pub struct Waker {
     cgroup: Option<(PathBuf, CgroupKind)>,
     /// Sorted, deduplicated, without 0 and `u64::MAX`.
     thresholds: Vec<u64>,
-    /// v1: one eventfd per entry of `thresholds` that could be registered.
+    /// v1: one eventfd per entry of `thresholds`, then the guards; empty when any of them
+    /// could not be registered (the usage polling then covers every level).
     threshold_sources: Vec<Source>,
     /// v1 OOM, v2 PSI trigger and memory.events.
     other_sources: Vec<Source>,
-    /// Adaptive polling of usage; active when thresholds are not armed in the kernel.
+    /// Polling of usage (with thresholds only): near v1 levels when they are armed in the
+    /// kernel, adaptive ([`usage_poll_period`]) otherwise.
     usage: Option<UsagePoll>,
     child: Option<OwnedFd>,
     child_exited: bool,
