@@ -286,7 +286,9 @@ fn v1_no_crossing_is_a_tick_after_the_timeout() {
     assert_eq!(waker.wait(Duration::from_millis(300)), Wake::Tick);
     let waited = started.elapsed();
     assert!(
-        waited >= Duration::from_millis(300) && waited < Duration::from_millis(400),
+        // Not before the timeout; the upper bound only catches a wait that
+        // hangs (a shared machine may be slow to schedule us).
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
         "{waited:?}"
     );
     drop(job);

@@ -1167,7 +1167,9 @@ mod tests {
         let written = writer.join().unwrap();
         assert_eq!(wake, Wake::Kernel(SOURCE_V2_USAGE_POLL));
         let delay = woke.saturating_duration_since(written);
-        assert!(delay < Duration::from_millis(200), "{delay:?}");
+        // The wake reason shows it was the poll, not the 5 s timeout; no
+        // tighter bound on a shared machine (benches/reaction.sh measures it).
+        assert!(delay < Duration::from_secs(4), "{delay:?}");
 
         // Still above: nothing to report.
         assert_eq!(waker.wait(Duration::from_millis(80)), Wake::Tick);
@@ -1190,7 +1192,8 @@ mod tests {
             waker.wait(Duration::from_secs(5)),
             Wake::Kernel(SOURCE_V2_USAGE_POLL)
         );
-        assert!(started.elapsed() < Duration::from_millis(50));
+        // At once, not after the 5 s timeout.
+        assert!(started.elapsed() < Duration::from_secs(4));
     }
 
     #[test]
@@ -1233,6 +1236,7 @@ mod tests {
         assert_eq!(waker.wait(Duration::from_secs(5)), Wake::ChildExited);
         let started = Instant::now();
         assert_eq!(waker.wait(Duration::from_secs(5)), Wake::ChildExited);
-        assert!(started.elapsed() < Duration::from_millis(50));
+        // At once, not after the 5 s timeout.
+        assert!(started.elapsed() < Duration::from_secs(4));
     }
 }
