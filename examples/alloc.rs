@@ -41,17 +41,11 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_arguments(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("alloc: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let options =
+        match support::options_or_exit("alloc", USAGE, parse_arguments(std::env::args().skip(1))) {
+            Ok(options) => options,
+            Err(code) => return code,
+        };
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -72,17 +72,11 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_arguments(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("cross: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let options =
+        match support::options_or_exit("cross", USAGE, parse_arguments(std::env::args().skip(1))) {
+            Ok(options) => options,
+            Err(code) => return code,
+        };
     match run(&options) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -188,16 +188,13 @@ fn parse_count(contents: &str) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_arguments(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("worker_pool: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let options = match support::options_or_exit(
+        "worker_pool",
+        USAGE,
+        parse_arguments(std::env::args().skip(1)),
+    ) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     match run(&options) {
         Ok(true) => ExitCode::SUCCESS,

@@ -21,4 +21,6 @@ pub mod policy;
 pub mod report;
 pub mod run;
 pub mod sample;
+#[cfg(test)]
+mod test_support;
 pub mod units;

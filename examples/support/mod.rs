@@ -61,3 +61,23 @@ pub fn say(line: &str) {
     use std::io::Write;
     let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
+
+/// The parsed options; or, after printing the usage (`--help`: exit 0) or the
+/// error and the usage (exit 2), the exit code to return from `main`.
+pub fn options_or_exit<T>(
+    program: &str,
+    usage: &str,
+    parsed: Result<Option<T>, String>,
+) -> Result<T, std::process::ExitCode> {
+    match parsed {
+        Ok(Some(options)) => Ok(options),
+        Ok(None) => {
+            println!("{usage}");
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            eprintln!("{program}: {message}\n{usage}");
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}

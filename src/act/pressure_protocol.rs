@@ -86,20 +86,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// Copies the fixture files of a cgroup directory into a temporary one.
-    fn fixture_copy(folder: &str) -> tempfile::TempDir {
-        let target = tempfile::tempdir().unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/wakeup")
-            .join(folder);
-        for entry in std::fs::read_dir(source).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_name() != "NOTES.md" {
-                std::fs::copy(entry.path(), target.path().join(entry.file_name())).unwrap();
-            }
-        }
-        target
-    }
+    use crate::test_support::wakeup_fixture_copy as fixture_copy;
 
     #[test]
     fn base64_rfc4648_vectors() {

@@ -29,7 +29,7 @@ use crate::policy::{Decision, Level, Policy, PolicyConfig};
 use crate::report::record::{Recorder, TraceLine};
 use crate::report::summary::{RunSummary, SummaryBuilder};
 use crate::sample::job::{JobSampler, JobScope};
-use crate::sample::wakeup::{Wake, Waker};
+use crate::sample::wakeup::{Wake, Waker, ENV_NO_WAKEUP};
 use crate::units::format_size;
 
 use self::command::{resolve_program, JobCommand, StartError};
@@ -140,10 +140,10 @@ impl Run {
         }
 
         // Like systemd's MemoryHigh=/MemoryMax=, a percentage is of the host's memory.
-        let host_memory = crate::sample::procfs::ProcReader::new("/proc")
-            .sample_host()
-            .map(|h| h.mem_total)
-            .unwrap_or(0);
+        let host_memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| crate::sample::proc_parse::parse_meminfo(&text).ok())
+            .map_or(0, |meminfo| meminfo.mem_total);
         let limits = config.limits.resolve(host_memory);
         let (memory_high, explicit_max) = (limits.memory_high, limits.memory_max);
         let inherited = placement
@@ -525,7 +525,7 @@ fn notification_waker(
     config: &PolicyConfig,
     interval: Duration,
 ) -> Option<Waker> {
-    if std::env::var_os("RESCTL_NO_WAKEUP").is_some_and(|v| v == "1") {
+    if std::env::var_os(ENV_NO_WAKEUP).is_some_and(|v| v == "1") {
         return None;
     }
     let cgroup = placement.job_dir().zip(placement.cgroup_kind());

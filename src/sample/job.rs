@@ -113,7 +113,7 @@ impl JobSampler {
                         Err(err) => self.last_error = Some(err.to_string()),
                     }
                 }
-                (cgroup, self.pids.clone())
+                (cgroup, std::mem::take(&mut self.pids))
             }
             JobScope::Descendants(root) => (None, self.proc.descendants(*root)),
         };

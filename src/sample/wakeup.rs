@@ -960,20 +960,7 @@ mod tests {
 
     const MIB: u64 = 1024 * 1024;
 
-    /// Copies a fixture cgroup folder (plain files) into a temporary directory.
-    fn fixture_copy(folder: &str) -> tempfile::TempDir {
-        let target = tempfile::tempdir().unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/wakeup")
-            .join(folder);
-        for entry in std::fs::read_dir(source).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_name() != "NOTES.md" {
-                std::fs::copy(entry.path(), target.path().join(entry.file_name())).unwrap();
-            }
-        }
-        target
-    }
+    use crate::test_support::wakeup_fixture_copy as fixture_copy;
 
     #[test]
     fn psi_trigger_text_in_microseconds() {
