@@ -2,7 +2,10 @@
 //!
 //! It runs `--tasks N` tasks; each allocates `--task-memory SIZE` (writing every page, so it
 //! is really resident), holds it for `--task-time DURATION` while doing light CPU work, then
-//! frees it. At most "the current worker count" tasks run at once:
+//! frees it. `--task-memory 8M,36M` makes phases, like a pipeline whose light models come
+//! before its heavy ones: the tasks are split in order into as many equal runs as sizes are
+//! given (24 tasks: 12 of 8M, then 12 of 36M). At most "the current worker count" tasks run
+//! at once:
 //!
 //! - the count starts as `--workers W`, else `$RESCTL_THREADS`, else 4;
 //! - it then follows `$RESCTL_THREADS_FILE` (a decimal number and a newline, replaced
@@ -18,7 +21,7 @@
 //! `worker_pool: done tasks=8 max_concurrency=4 elapsed=1.23s`.
 //!
 //! ```text
-//! worker_pool --tasks N --task-memory SIZE --task-time DURATION [--workers W]
+//! worker_pool --tasks N --task-memory SIZE[,SIZE...] --task-time DURATION [--workers W]
 //!             [--on-signal] [--ignore-file]
 //!
 //! cargo run --example worker_pool -- --tasks 8 --task-memory 50M --task-time 200ms
@@ -64,17 +67,28 @@ const THREADS_VARIABLE: &str = "RESCTL_THREADS";
 /// Environment variable naming the worker-count file (resctl's contract).
 const THREADS_FILE_VARIABLE: &str = "RESCTL_THREADS_FILE";
 
-const USAGE: &str = "usage: worker_pool --tasks N --task-memory SIZE --task-time DURATION \
+const USAGE: &str =
+    "usage: worker_pool --tasks N --task-memory SIZE[,SIZE...] --task-time DURATION \
 [--workers W] [--on-signal] [--ignore-file]";
 
 /// What the command line asks for.
 struct Options {
     tasks: usize,
-    task_memory: usize,
+    /// Memory per task, one size per phase (never empty).
+    task_memory: Vec<usize>,
     task_time: Duration,
     workers: Option<usize>,
     on_signal: bool,
     ignore_file: bool,
+}
+
+impl Options {
+    /// Memory of task `index` (0-based): the phases split the tasks in order.
+    fn memory_of(&self, index: usize) -> usize {
+        let phases = self.task_memory.len();
+        let phase = index * phases / self.tasks.max(1);
+        self.task_memory[phase.min(phases - 1)]
+    }
 }
 
 /// State shared by the coordinator, the task threads and the signal thread.
@@ -223,7 +237,12 @@ fn run(options: &Options) -> Result<bool, String> {
     eprintln!(
         "worker_pool: {} tasks of {} for {:?}, workers {workers} (from {source}), {}",
         options.tasks,
-        format_bytes(options.task_memory),
+        options
+            .task_memory
+            .iter()
+            .map(|&bytes| format_bytes(bytes))
+            .collect::<Vec<_>>()
+            .join(" then "),
         options.task_time,
         match (&count_file, options.ignore_file) {
             (Some(file), _) => format!("following {}", file.path.display()),
@@ -268,7 +287,7 @@ fn run(options: &Options) -> Result<bool, String> {
                 pool: Arc::clone(&pool),
                 failed: true,
             };
-            let (memory, time) = (options.task_memory, options.task_time);
+            let (memory, time) = (options.memory_of(next_task), options.task_time);
             // Unlocked while spawning: if the spawn fails, dropping the permit takes the lock.
             drop(state);
             let spawned = thread::Builder::new()
@@ -432,7 +451,14 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--tasks" => tasks = Some(parse_count_argument("--tasks", &value()?)?),
-            "--task-memory" => task_memory = Some(size_argument(&value()?)?),
+            "--task-memory" => {
+                task_memory = Some(
+                    value()?
+                        .split(',')
+                        .map(size_argument)
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            }
             "--task-time" => task_time = Some(duration_argument(&value()?)?),
             "--workers" => workers = Some(parse_count_argument("--workers", &value()?)?),
             "--on-signal" => on_signal = true,
@@ -446,6 +472,7 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
     Ok(Some(Options {
         tasks: tasks.ok_or("missing --tasks N")?,
         task_memory: task_memory.ok_or("missing --task-memory SIZE")?,
+        // `split` yields at least one piece, so the list is never empty.
         task_time: task_time.ok_or("missing --task-time DURATION")?,
         workers,
         on_signal,

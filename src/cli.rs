@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// resctl: run a memory-hungry parallel job in its own cgroup and steer its
 /// parallelism under memory pressure instead of letting it be OOM-killed.
@@ -113,6 +113,17 @@ pub struct ConfigSource {
     pub file: Option<PathBuf>,
 }
 
+/// `--jobserver-style`: how the job's build tools find the token pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobserverStyle {
+    /// The fifo form for ninja, the pipe form for everything else.
+    Auto,
+    /// `--jobserver-auth=R,W` (inherited descriptors).
+    Pipe,
+    /// `--jobserver-auth=fifo:PATH`.
+    Fifo,
+}
+
 /// `resctl run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -156,11 +167,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIGNAL")]
     pub notify_signal: Option<String>,
     /// Serve a memory-aware GNU make jobserver with at most N jobs (default:
-    /// --max-threads): exports MAKEFLAGS/CARGO_MAKEFLAGS (`--jobserver-auth=R,W`)
-    /// so make, cargo and gcc's LTO take their parallelism from resctl, which
-    /// withholds tokens under memory pressure.
+    /// --max-threads): exports MAKEFLAGS/CARGO_MAKEFLAGS so make, cargo, ninja
+    /// and gcc's LTO take their parallelism from resctl, which withholds tokens
+    /// under memory pressure.
     #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
     pub jobserver: Option<u32>,
+    /// How --jobserver is announced: `pipe` (`--jobserver-auth=R,W`: GNU make
+    /// ≥ 4.2, cargo), `fifo` (`--jobserver-auth=fifo:PATH`: make ≥ 4.4, cargo,
+    /// ninja ≥ 1.13; make 4.3 stops on it), or `auto`: fifo when COMMAND is
+    /// ninja, else pipe.
+    #[arg(long, value_name = "STYLE", value_enum, default_value_t = JobserverStyle::Auto, requires = "jobserver")]
+    pub jobserver_style: JobserverStyle,
     /// Write every sample and decision as JSON lines to FILE (for `resctl replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,

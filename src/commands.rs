@@ -3,7 +3,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ConfigSource, DoctorArgs, RecommendArgs, ReplayArgs, RunArgs};
+use crate::act::jobserver::AuthForm;
+use crate::cli::{ConfigSource, DoctorArgs, JobserverStyle, RecommendArgs, ReplayArgs, RunArgs};
 use crate::config::{Config, Overrides};
 use crate::doctor::DoctorReport;
 use crate::report::record::read_trace;
@@ -75,8 +76,14 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
             config.threads.initial = Some(initial.min(jobs));
         }
     }
+    let jobserver_form = match args.jobserver_style {
+        JobserverStyle::Auto => None,
+        JobserverStyle::Pipe => Some(AuthForm::Pipe),
+        JobserverStyle::Fifo => Some(AuthForm::Fifo),
+    };
     run(RunRequest {
         jobserver,
+        jobserver_form,
         config,
         command: args.command,
         record: args.record,

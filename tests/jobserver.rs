@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use resctl::act::jobserver::Jobserver;
+use resctl::act::jobserver::{AuthForm, Jobserver};
 
 const JOBS: u32 = 4;
 
@@ -120,7 +120,7 @@ fn make(jobserver: &Jobserver, makefile: &str, dir: &Path, vars: &[String]) -> C
         .env_remove("MFLAGS")
         .env_remove("MAKELEVEL")
         .stdin(Stdio::null());
-    jobserver.configure_command(&mut command);
+    jobserver.configure_command(&mut command, AuthForm::Pipe);
     command
 }
 
@@ -391,9 +391,9 @@ fn main() {
 }
 "#;
 
-/// `cargo build --offline` of the workspace under `jobserver` at `limit`;
-/// returns the build scripts' max concurrency.
-fn cargo_build_concurrency(workspace: &Path, limit: u32) -> usize {
+/// `cargo build --offline` of the workspace under `jobserver` at `limit`, announced in
+/// `form`; returns the build scripts' max concurrency.
+fn cargo_build_concurrency(workspace: &Path, limit: u32, form: AuthForm) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let jobserver = Jobserver::create(JOBS, dir.path()).unwrap();
     jobserver.set_limit(limit);
@@ -409,7 +409,7 @@ fn cargo_build_concurrency(workspace: &Path, limit: u32) -> usize {
         .env_remove("CARGO_BUILD_JOBS")
         .env_remove("MFLAGS")
         .stdin(Stdio::null());
-    jobserver.configure_command(&mut command);
+    jobserver.configure_command(&mut command, form);
     let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "cargo build failed: {stderr}");
@@ -433,13 +433,15 @@ fn cargo_follows_the_pool() {
     let workspace = tempfile::tempdir().unwrap();
     write_workspace(workspace.path());
 
-    let limited = cargo_build_concurrency(workspace.path(), 1);
-    let full = cargo_build_concurrency(workspace.path(), JOBS);
-    eprintln!(
-        "cargo, {CRATES} build scripts x 0.6 s: concurrency {limited} at limit 1, \
-         {full} at limit {JOBS}"
-    );
-    assert_eq!(limited, 1);
-    // The measurement can see overlap: with the whole pool they do overlap.
-    assert!(full >= 2, "{full}");
+    for form in [AuthForm::Pipe, AuthForm::Fifo] {
+        let limited = cargo_build_concurrency(workspace.path(), 1, form);
+        let full = cargo_build_concurrency(workspace.path(), JOBS, form);
+        eprintln!(
+            "cargo, {CRATES} build scripts x 0.6 s, {form:?} form: concurrency {limited} at \
+             limit 1, {full} at limit {JOBS}"
+        );
+        assert_eq!(limited, 1, "{form:?}");
+        // The measurement can see overlap: with the whole pool they do overlap.
+        assert!(full >= 2, "{form:?}: {full}");
+    }
 }

@@ -80,9 +80,9 @@ fn under_the_jobserver_make_finishes_and_runs_fewer_jobs_under_pressure() {
                 "--memory-max",
                 "200M",
                 "--moderate",
-                "60M",
+                "50M",
                 "--high",
-                "120M",
+                "70M",
             ])
             .args(["--critical", "170M", "--jobserver=8", "--threads", "2"])
             .args(["--interval", "200ms", "--", "make", "-s", "-f"])
@@ -105,5 +105,66 @@ fn under_the_jobserver_make_finishes_and_runs_fewer_jobs_under_pressure() {
         most_at_once(&jobs[2..]),
         1,
         "one job at a time under pressure: {jobs:?}"
+    );
+}
+
+/// What `resctl run --jobserver=3 [ARGS] -- PROGRAM` hands its job in `MAKEFLAGS`, and
+/// whether the fifo it names exists while the job runs. PROGRAM is a script that prints
+/// both; it is named `name` so the automatic choice can see a ninja.
+fn announced_makeflags(name: &str, args: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join(name);
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nfifo=${MAKEFLAGS##*fifo:}\n\
+         if [ -p \"$fifo\" ]; then echo \"fifo\"; else echo \"no fifo\"; fi\n\
+         echo \"$MAKEFLAGS\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (output, _) = run_with_pid(
+        resctl()
+            .args(["run", "--monitor-only", "--jobserver=3"])
+            .args(args)
+            .arg("--")
+            .arg(&script),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut lines = out.lines();
+    let fifo = lines.next().unwrap_or_default().to_owned();
+    (fifo, lines.next().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn jobserver_style_chooses_the_announced_form() {
+    let (_, pipe) = announced_makeflags("build.sh", &[]);
+    assert!(
+        pipe.starts_with(" -j3 --jobserver-auth=") && !pipe.contains("fifo:"),
+        "auto for a script is the pipe form: {pipe:?}"
+    );
+    let (exists, ninja) = announced_makeflags("ninja", &[]);
+    assert!(
+        ninja.starts_with(" -j3 --jobserver-auth=fifo:/") && ninja.ends_with("/jobserver.fifo"),
+        "auto for ninja is the fifo form: {ninja:?}"
+    );
+    assert_eq!(exists, "fifo", "the fifo exists while the job runs");
+    let (_, asked) = announced_makeflags("build.sh", &["--jobserver-style=fifo"]);
+    assert!(asked.contains("--jobserver-auth=fifo:/"), "{asked:?}");
+    let (_, forced) = announced_makeflags("ninja", &["--jobserver-style", "pipe"]);
+    assert!(!forced.contains("fifo:"), "{forced:?}");
+}
+
+#[test]
+fn jobserver_style_needs_the_jobserver() {
+    let output = resctl()
+        .args(["run", "--jobserver-style=fifo", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr(&output).contains("--jobserver"),
+        "{}",
+        stderr(&output)
     );
 }

@@ -48,6 +48,7 @@
 //! value cannot serve both make 4.3 and ninja: [`Jobserver::env`] exports the
 //! pipe form (what this host's make 4.3 needs); [`Jobserver::env_for`] with
 //! [`AuthForm::Fifo`] gives the fifo form for make ≥ 4.4 / ninja jobs.
+//! [`super::jobserver_form`] chooses between them for `resctl run`.
 //!
 //! The pipe form needs `R` and `W` open in the child: they are close-on-exec
 //! in resctl (no other child inherits them) and [`Jobserver::prepare_child`]
@@ -273,11 +274,14 @@ impl Jobserver {
         }
     }
 
-    /// Sets up `command` as a pipe-form client: adds [`Jobserver::env`] and
-    /// registers [`Jobserver::prepare_child`] as a `pre_exec` hook (after any
-    /// hooks registered before).
-    pub fn configure_command(&self, command: &mut Command) {
-        command.envs(self.env());
+    /// Sets up `command` as a client in `form`: adds [`Jobserver::env_for`] and, for the
+    /// pipe form, registers [`Jobserver::prepare_child`] as a `pre_exec` hook (after any
+    /// hooks registered before). Fifo-form clients open the path and inherit nothing.
+    pub fn configure_command(&self, command: &mut Command, form: AuthForm) {
+        command.envs(self.env_for(form));
+        if form == AuthForm::Fifo {
+            return;
+        }
         let prepare = self.prepare_child();
         // SAFETY: the hook runs in the forked child before exec; it only calls
         // fcntl(F_SETFD) on two descriptor numbers, which is async-signal-safe
@@ -761,10 +765,27 @@ mod tests {
                     "test -e /proc/self/fd/{read} && test -e /proc/self/fd/{write} && echo open"
                 ),
             ]);
-            jobserver.configure_command(&mut command);
+            jobserver.configure_command(&mut command, AuthForm::Pipe);
             command.output().unwrap()
         };
         assert_eq!(String::from_utf8_lossy(&output.stdout), "open\n");
+        // The fifo form inherits nothing: the client opens the path in MAKEFLAGS.
+        let output = {
+            let mut command = Command::new("sh");
+            command.args([
+                "-c",
+                &format!("test -e /proc/self/fd/{read} || echo \"closed $MAKEFLAGS\""),
+            ]);
+            jobserver.configure_command(&mut command, AuthForm::Fifo);
+            command.output().unwrap()
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!(
+                "closed  -j2 --jobserver-auth=fifo:{}\n",
+                jobserver.fifo_path().display()
+            )
+        );
         let unprepared = Command::new("sh")
             .args([
                 "-c",

@@ -5,6 +5,7 @@
 pub mod channels;
 pub mod client;
 pub mod jobserver;
+pub mod jobserver_form;
 pub mod pressure_protocol;
 pub mod protocol;
 pub mod runtime_dir;

@@ -271,7 +271,8 @@ pub struct ThreadsConfig {
     pub max: u32,
     /// Workers at start; `None` lets resctl choose.
     pub initial: Option<u32>,
-    /// Least time between two changes (default 30 s, allowed 5s..=300s).
+    /// Least time before a reduction and between a reduction and the next growth (default
+    /// 30 s, allowed 5s..=300s); growth after growth waits only until the count settled.
     #[serde(with = "units::serde_duration")]
     pub cooldown: Duration,
 }
@@ -398,7 +399,7 @@ pub struct ThreadsOverrides {
     /// Workers at start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial: Option<u32>,
-    /// Least time between two changes.
+    /// Cooldown (see [`ThreadsConfig::cooldown`]).
     #[serde(
         with = "units::serde_opt_duration",
         skip_serializing_if = "Option::is_none"

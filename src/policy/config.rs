@@ -14,11 +14,11 @@ use super::observation::secs;
 /// configuration and clamps what it cannot use (see [`PolicyConfig::normalized`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyConfig {
-    /// Memory level "moderate", bytes. Also the growth ceiling: the thread count does not
-    /// grow when memory + one worker's memory would reach it (growing into a level that
-    /// takes the worker away again would flap).
+    /// Memory level "moderate", bytes: reported, and the job's memory is reclaimed at the
+    /// cleanup level above it; it does not take workers away.
     pub memory_moderate: u64,
-    /// Memory level "high", bytes.
+    /// Memory level "high", bytes: −2 workers per cooldown. Growth stops where the peak
+    /// memory plus the new workers' would reach it, less the hysteresis margin.
     pub memory_high: u64,
     /// Memory level "critical", bytes; entered at once, without grace.
     pub memory_critical: u64,
@@ -53,7 +53,8 @@ pub struct PolicyConfig {
     pub max_threads: u32,
     /// Workers at start.
     pub initial_threads: u32,
-    /// Least time between thread-count changes; critical bypasses it.
+    /// Least time before a reduction and between a reduction and the next growth; critical
+    /// bypasses it. Growth after growth waits only until the count has settled.
     #[serde(with = "secs")]
     pub cooldown: Duration,
     /// Growth over `leak_window` (bytes) that makes a leak suspect.

@@ -73,11 +73,15 @@ pub const TRANSITION: Duration = Duration::from_secs(10);
 pub const MIN_THREADS: u32 = 1;
 /// Most workers: the original's default of 8.
 pub const MAX_THREADS: u32 = 8;
-/// Workers at start: the job begins with the parallelism it was configured for, and
-/// pressure brings it down.
+/// Workers at start of a policy built from [`PolicyConfig::default`](super::PolicyConfig):
+/// the most it may use. (`resctl run` starts at min(CPUs, maximum) unless configured: a job
+/// whose memory is unknown starts small and grows by measured headroom.)
 pub const INITIAL_THREADS: u32 = MAX_THREADS;
-/// Time between thread-count changes (the original's 30 s): long enough for the job's
-/// memory to follow a change, so the next decision sees its effect. Critical bypasses it.
+/// Time before a reduction, and before growth after a reduction (the original's 30 s):
+/// long enough for the job's memory to follow a change, so the next decision sees its
+/// effect, and a count that was too many is not tried again at once. Critical bypasses it.
+/// Growth after growth waits only until the count has [settled](SETTLE): each step is
+/// sized by measured headroom, so a job does not spend its first minutes at two workers.
 pub const COOLDOWN: Duration = Duration::from_secs(30);
 /// Shortest cooldown a configuration may ask for (the original allowed 5–300 s).
 pub const COOLDOWN_MIN: Duration = Duration::from_secs(5);
@@ -86,6 +90,21 @@ pub const COOLDOWN_MAX: Duration = Duration::from_secs(300);
 /// After a thread-count change, samples this recent are not attributed to the new count
 /// (workers finish their current task first); capped at half the cooldown.
 pub const SETTLE: Duration = Duration::from_secs(3);
+/// Settled samples a count needs before growth is sized from it: its peak is then more
+/// than one reading.
+pub const SETTLED_SAMPLES_MIN: u32 = 2;
+/// Growth waits while the latest settle time's peak at a count exceeds the earlier peak at
+/// that count by more than this: the workers' memory is still rising (tasks that grow over
+/// minutes), so the count's real cost is not known yet. 5 % is the hysteresis margin.
+pub const RISING_TOLERANCE: f64 = 0.05;
+/// One growth step at most multiplies the worker count by this: the per-worker estimate is
+/// least sure far from the counts it was measured at.
+pub const GROWTH_MAX_FACTOR: u32 = 2;
+/// Samples older than this do not count for the marginal memory per worker: a job's tasks
+/// change (light models first, heavy ones later) and what a worker costs now is what counts.
+pub const WORKER_MEMORY_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// Safety cap on the samples kept for the marginal memory per worker (5 min at 100 Hz).
+pub const WORKER_MEMORY_MAX_SAMPLES: usize = 30_000;
 
 /// Growth over the leak window that makes a leak suspect: the original's 800 MB.
 pub const LEAK_GROWTH: u64 = 800 * MIB;

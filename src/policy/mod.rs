@@ -8,17 +8,26 @@
 //!   level is their maximum. A level is entered once its threshold has held for `grace`
 //!   (memory ≥ critical: at once) and left once the value has stayed below
 //!   threshold × (1 − `hysteresis`) for `transition`.
-//! - **Shrinking**, driven by the memory and PSI levels (CPU *utilisation* only blocks
-//!   growth, see [`defaults::CPU_LEVEL_REDUCES_THREADS`]): moderate −1 and high −2 worker(s),
-//!   at most once per `cooldown`; critical goes straight to `min_threads` at once.
-//! - **Growing**: +1 per `cooldown` once memory and PSI have been normal for a `cooldown`,
-//!   unless CPU is contended (CPU level ≥ high, CPU PSI some above its moderate threshold,
-//!   throttling, run queue > 1 per core), unless a count on the way was measured slower than
-//!   the fastest one, and unless memory + one worker's memory would reach the lowest memory
-//!   level (moderate: growing into it would take the worker away again). One worker's
-//!   memory is the least-squares slope of memory against worker count
-//!   ([`Policy::marginal_memory_per_worker`]), or memory ÷ workers until two counts are known.
-//!   A count measured slower than the fastest steps back by one per cooldown.
+//! - **Shrinking**: memory or PSI at high −2 workers, PSI at moderate −1, at most once per
+//!   `cooldown`; critical goes straight to `min_threads` at once. Memory at *moderate* does
+//!   not shrink: it is a position in the budget, which the growth rule already weighs (a
+//!   job held below moderate would never use half its budget); PSI moderate is harm now.
+//!   CPU *utilisation* only blocks growth (see [`defaults::CPU_LEVEL_REDUCES_THREADS`]).
+//! - **Growing**, sized by headroom: once the count has settled ([`defaults::SETTLE`]), its
+//!   memory has been measured for another settle time without still rising (by more than
+//!   [`defaults::RISING_TOLERANCE`]), and no reduction happened within a `cooldown`, the
+//!   count grows by as many workers as fit between the peak memory seen
+//!   at this count in the last `cooldown` and the high level less the hysteresis margin,
+//!   at most doubling
+//!   ([`defaults::GROWTH_MAX_FACTOR`]). One worker's memory is the least-squares slope of
+//!   the recent memory against worker count ([`Policy::marginal_memory_per_worker`]), or
+//!   peak ÷ workers (an overestimate) until two counts are known. No growth while CPU is
+//!   contended (CPU level ≥ high, CPU PSI some above its moderate threshold, throttling,
+//!   run queue > 1 per core), while a PSI level is pending or raised, nor past a count that
+//!   was measured slower than the fastest one. A job that reports progress grows one
+//!   worker at a time, each count's throughput measured first
+//!   ([`defaults::THROUGHPUT_MIN_SPAN`]), so the fastest count is found rather than jumped
+//!   over; a count measured slower than the fastest steps back by one per cooldown.
 //! - **Reclaim** when memory crosses `memory_cleanup` going up: down to 90 % of it, at most
 //!   once per cooldown.
 //! - **Leak**: least-squares slope and r² of memory over the last `leak_window` (kept by
@@ -54,7 +63,10 @@ struct Levels {
     memory: Level,
     cpu: Level,
     psi: Level,
-    /// The level that shrinks the worker count.
+    /// The level of the signals that say harm is happening now: PSI (and CPU utilisation
+    /// when [`defaults::CPU_LEVEL_REDUCES_THREADS`]).
+    pressure: Level,
+    /// The level that acts on the worker count: memory and `pressure`.
     action: Level,
 }
 
@@ -80,6 +92,10 @@ pub struct Policy {
     count_since: Duration,
     /// When the worker count last changed.
     last_change: Option<Duration>,
+    /// When the worker count last went down.
+    last_reduction: Option<Duration>,
+    /// Settled samples seen at the current count.
+    settled_samples: u32,
     /// Since when memory and PSI have been normal.
     calm_since: Option<Duration>,
     last_memory: Option<u64>,
@@ -158,6 +174,8 @@ impl Policy {
             last_at: None,
             count_since: Duration::ZERO,
             last_change: None,
+            last_reduction: None,
+            settled_samples: 0,
             calm_since: None,
             last_memory: None,
             last_reclaim: None,
@@ -209,7 +227,11 @@ impl Policy {
         if threads != previous_threads {
             self.threads = threads;
             self.last_change = Some(at);
+            if threads < previous_threads {
+                self.last_reduction = Some(at);
+            }
             self.count_since = at;
+            self.settled_samples = 0;
         }
         self.last_at = Some(at);
         self.last_memory = Some(memory);
@@ -269,29 +291,37 @@ impl Policy {
             .map(LevelTracker::level)
             .max()
             .unwrap_or_default();
-        let mut action = memory.max(psi);
-        if defaults::CPU_LEVEL_REDUCES_THREADS {
-            action = action.max(cpu);
-        }
+        let pressure = self
+            .pressure_trackers()
+            .map(LevelTracker::level)
+            .max()
+            .unwrap_or_default();
         Levels {
             memory,
             cpu,
             psi,
-            action,
+            pressure,
+            action: memory.max(pressure),
         }
+    }
+
+    /// The trackers that say harm is happening now: PSI, and CPU utilisation when it
+    /// reduces the count.
+    fn pressure_trackers(&self) -> impl Iterator<Item = &LevelTracker> {
+        let cpu = defaults::CPU_LEVEL_REDUCES_THREADS.then_some(&self.cpu);
+        self.psi.iter().chain(cpu)
     }
 
     /// The trackers that can shrink the worker count, memory first.
     fn action_trackers(&self) -> impl Iterator<Item = &LevelTracker> {
-        let cpu = defaults::CPU_LEVEL_REDUCES_THREADS.then_some(&self.cpu);
-        std::iter::once(&self.memory)
-            .chain(self.psi.iter())
-            .chain(cpu)
+        std::iter::once(&self.memory).chain(self.pressure_trackers())
     }
 
-    /// Describes the tracker that put the action level at `level`.
-    fn cause(&self, at: Duration, level: Level) -> String {
+    /// Describes the tracker that put the action level at `level` (a pressure tracker
+    /// when `pressure_only`).
+    fn cause(&self, at: Duration, level: Level, pressure_only: bool) -> String {
         self.action_trackers()
+            .skip(usize::from(pressure_only))
             .find(|tracker| tracker.level() == level)
             .map_or_else(
                 || format!("{level} pressure"),
@@ -301,11 +331,11 @@ impl Policy {
 
     /// Records what this tick says about the worker count in force, once it has settled.
     fn learn(&mut self, at: Duration, observation: &Observation) {
-        let settle = defaults::SETTLE.min(self.config.cooldown / 2);
-        let settled_from = self.count_since.saturating_add(settle);
+        let settled_from = self.count_since.saturating_add(self.settle());
         if at >= settled_from {
-            self.worker_memory
-                .record(self.threads, observation.memory_bytes);
+            let memory = observation.memory_bytes;
+            self.worker_memory.record(at, self.threads, memory);
+            self.settled_samples = self.settled_samples.saturating_add(1);
         }
         if let Some(units) = observation.progress_units {
             if let Some((previous_at, previous_units)) = self.last_progress {
@@ -347,7 +377,7 @@ impl Policy {
         let min = self.config.min_threads;
         match levels.action {
             Level::Critical => {
-                let cause = self.cause(at, Level::Critical);
+                let cause = self.cause(at, Level::Critical, false);
                 if threads > min {
                     (
                         min,
@@ -360,32 +390,40 @@ impl Policy {
                     )
                 }
             }
-            level @ (Level::High | Level::Moderate) => {
-                let cause = self.cause(at, level);
-                let step = if level == Level::High { 2 } else { 1 };
-                if threads <= min {
-                    (
-                        threads,
-                        format!("{cause}: holding {threads} threads (minimum)"),
-                    )
-                } else if let Some(left) = self.cooldown_left(at) {
-                    (
-                        threads,
-                        format!(
-                            "{cause}: holding {threads} threads, cooldown {} left",
-                            duration(left)
-                        ),
-                    )
-                } else {
-                    let reduced = threads.saturating_sub(step).max(min);
-                    (reduced, format!("{cause}: {threads} → {reduced} threads"))
-                }
+            Level::High => self.reduce(at, Level::High, 2, false),
+            Level::Moderate if levels.pressure == Level::Moderate => {
+                self.reduce(at, Level::Moderate, 1, true)
             }
-            Level::Normal => self.decide_growth(at, observation, levels),
+            Level::Moderate | Level::Normal => self.decide_growth(at, observation, levels),
         }
     }
 
-    /// Decision when memory and PSI are normal: grow by one if everything allows it.
+    /// Takes `step` workers away because of `level`, unless at the minimum or cooling down.
+    fn reduce(&self, at: Duration, level: Level, step: u32, pressure_only: bool) -> (u32, String) {
+        let threads = self.threads;
+        let min = self.config.min_threads;
+        let cause = self.cause(at, level, pressure_only);
+        if threads <= min {
+            (
+                threads,
+                format!("{cause}: holding {threads} threads (minimum)"),
+            )
+        } else if let Some(left) = self.cooldown_left(at) {
+            (
+                threads,
+                format!(
+                    "{cause}: holding {threads} threads, cooldown {} left",
+                    duration(left)
+                ),
+            )
+        } else {
+            let reduced = threads.saturating_sub(step).max(min);
+            (reduced, format!("{cause}: {threads} → {reduced} threads"))
+        }
+    }
+
+    /// Decision when neither PSI nor memory ≥ high calls for fewer workers: grow by as many
+    /// as the measured headroom below the high level allows, if everything else allows it.
     fn decide_growth(
         &self,
         at: Duration,
@@ -393,27 +431,32 @@ impl Policy {
         levels: Levels,
     ) -> (u32, String) {
         let threads = self.threads;
-        let calm = self
-            .calm_since
-            .map_or(Duration::ZERO, |since| at.saturating_sub(since));
-        let prefix = self
-            .action_trackers()
-            .find_map(|tracker| tracker.describe_pending(at, self.timing))
-            .unwrap_or_else(|| format!("normal for {}", duration(calm)));
+        let pressure_pending = self
+            .pressure_trackers()
+            .find_map(|tracker| tracker.describe_pending(at, self.timing));
+        let prefix = match (&pressure_pending, levels.memory) {
+            (Some(pending), _) => pending.clone(),
+            (None, Level::Moderate) => self.memory.describe(at, self.timing),
+            (None, _) => self
+                .memory
+                .describe_pending(at, self.timing)
+                .unwrap_or_else(|| {
+                    let calm = self
+                        .calm_since
+                        .map_or(Duration::ZERO, |since| at.saturating_sub(since));
+                    format!("normal for {}", duration(calm))
+                }),
+        };
         let hold = |why: String| (threads, format!("{prefix}: holding {threads} threads{why}"));
-        let cooldown = self.config.cooldown;
-        if calm < cooldown {
-            return hold(format!(" until normal for {}", duration(cooldown)));
-        }
-        if let Some(left) = self.cooldown_left(at) {
-            return hold(format!(", cooldown {} left", duration(left)));
-        }
         let min_span = defaults::THROUGHPUT_MIN_SPAN;
         if let (Some(current), Some(best)) = (
             self.throughput.rate(threads, min_span),
             self.throughput.best(min_span),
         ) {
             if best.threads < threads && current.units_per_sec < best.units_per_sec {
+                if let Some(left) = self.cooldown_left(at) {
+                    return hold(format!(", cooldown {} left", duration(left)));
+                }
                 let fewer = threads - 1;
                 return (
                     fewer,
@@ -427,44 +470,118 @@ impl Policy {
         if threads >= self.config.max_threads {
             return hold(" (maximum)".to_owned());
         }
+        if pressure_pending.is_some() {
+            return hold(" while pressure is pending".to_owned());
+        }
         if let Some(contention) = self.cpu_contention(at, observation, levels) {
             return hold(format!(": cpu contended ({contention})"));
         }
-        let target = threads + 1;
-        if let Some((slower, best)) = self.throughput.slower_on_the_way(target, min_span) {
+        // The peak at this count over the last cooldown, in two parts: before and during
+        // the last settle time. Growth needs both, and memory no longer rising between them
+        // (a job whose tasks grow slowly has not shown its peak yet).
+        let settle = self.settle();
+        let latest_from = at.saturating_sub(settle);
+        let just_after = at.saturating_add(Duration::from_nanos(1));
+        let earlier = self.worker_memory.peak(
+            threads,
+            at.saturating_sub(self.config.cooldown),
+            latest_from,
+        );
+        let latest = self.worker_memory.peak(threads, latest_from, just_after);
+        let (Some(earlier), true) = (
+            earlier,
+            self.settled_samples >= defaults::SETTLED_SAMPLES_MIN,
+        ) else {
             return hold(format!(
-                ": {} threads measured slower ({:.1} units/s) than {} ({:.1} units/s)",
-                slower.threads, slower.units_per_sec, best.threads, best.units_per_sec
+                " until their memory has been measured for {}",
+                duration(settle.saturating_mul(2))
+            ));
+        };
+        let latest = latest.unwrap_or(earlier);
+        let rising_limit = (earlier as f64 * (1.0 + defaults::RISING_TOLERANCE)) as u64;
+        if latest > rising_limit {
+            return hold(format!(
+                ": memory still rising at this count ({} in the last {} > {} before, + {:.0} %)",
+                bytes(latest),
+                duration(settle),
+                bytes(earlier),
+                defaults::RISING_TOLERANCE * 100.0
             ));
         }
-        let memory = observation.memory_bytes;
+        let peak = earlier.max(latest);
+        if let Some(since) = self.last_reduction {
+            let elapsed = at.saturating_sub(since);
+            if elapsed < self.config.cooldown {
+                return hold(format!(
+                    ", cooldown {} left after the reduction",
+                    duration(self.config.cooldown - elapsed)
+                ));
+            }
+        }
+        // A job that reports progress is climbed one count at a time, each measured, so
+        // the fastest count is found rather than jumped over.
+        let reports_progress = self.last_progress.is_some();
+        if reports_progress && self.throughput.rate(threads, min_span).is_none() {
+            return hold(format!(
+                " until their throughput is measured ({})",
+                duration(min_span)
+            ));
+        }
         let (per_worker, basis) = match self.worker_memory.marginal() {
             Some(marginal) => (marginal, "per worker"),
             None => (
-                memory / u64::from(threads.max(1)),
-                "per worker (average; no marginal estimate yet)",
+                peak / u64::from(threads.max(1)),
+                "per worker (peak ÷ workers; no marginal estimate yet)",
             ),
         };
-        let ceiling = self
-            .config
-            .memory_moderate
-            .min(self.config.memory_high)
-            .min(self.config.memory_critical);
-        let projected = memory.saturating_add(per_worker);
-        let headroom = format!("memory {} + {} {basis}", bytes(memory), bytes(per_worker));
-        if projected >= ceiling {
+        let high = self.config.memory_high.min(self.config.memory_critical);
+        let ceiling = (high as f64 * (1.0 - self.config.hysteresis)) as u64;
+        let fit = ceiling.saturating_sub(peak).saturating_sub(1) / per_worker.max(1);
+        let most = if reports_progress {
+            1
+        } else {
+            threads
+                .saturating_mul(defaults::GROWTH_MAX_FACTOR - 1)
+                .max(1)
+        }
+        .min(self.config.max_threads - threads);
+        let mut target = threads + u32::try_from(fit).unwrap_or(u32::MAX).min(most);
+        let ceiling_text = format!(
+            "{} (high {} less {:.0} %)",
+            bytes(ceiling),
+            bytes(high),
+            self.config.hysteresis * 100.0
+        );
+        if target == threads {
             return hold(format!(
-                ": {headroom} would reach moderate {}",
-                bytes(ceiling)
+                ": peak {} + {} {basis} would reach {ceiling_text}",
+                bytes(peak),
+                bytes(per_worker)
             ));
         }
+        if let Some((slower, best)) = self.throughput.slower_on_the_way(target, min_span) {
+            target = slower.threads - 1;
+            if target <= threads {
+                return hold(format!(
+                    ": {} threads measured slower ({:.1} units/s) than {} ({:.1} units/s)",
+                    slower.threads, slower.units_per_sec, best.threads, best.units_per_sec
+                ));
+            }
+        }
+        let added = target - threads;
         (
             target,
             format!(
-                "{prefix}: {threads} → {target} threads ({headroom} < moderate {})",
-                bytes(ceiling)
+                "{prefix}: {threads} → {target} threads (peak {} + {added} × {} {basis} < {ceiling_text})",
+                bytes(peak),
+                bytes(per_worker)
             ),
         )
+    }
+
+    /// How long after a change samples still belong to the previous count.
+    fn settle(&self) -> Duration {
+        defaults::SETTLE.min(self.config.cooldown / 2)
     }
 
     /// Why the CPUs count as contended, if they do.

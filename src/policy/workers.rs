@@ -1,48 +1,71 @@
 //! What the policy learns per worker count: memory (for the marginal memory per worker)
 //! and throughput (for preferring the fastest count).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-/// Memory samples per worker count, for the least-squares marginal memory per worker.
+use super::defaults;
+
+/// Recent memory samples per worker count, for the least-squares marginal memory per
+/// worker. Only the last [`defaults::WORKER_MEMORY_WINDOW`] is kept, so a job whose tasks
+/// change (light models first, heavy ones later) is judged by what its workers cost now.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct WorkerMemory {
-    /// Per count: number of samples and the sum of their memory in bytes.
-    per_count: BTreeMap<u32, (u64, u128)>,
+    /// (time, worker count, memory in bytes), oldest first.
+    samples: VecDeque<(Duration, u32, u64)>,
 }
 
 impl WorkerMemory {
-    /// Records one settled sample of the job's memory at `threads` workers.
-    pub fn record(&mut self, threads: u32, memory_bytes: u64) {
-        let entry = self.per_count.entry(threads).or_insert((0, 0));
-        entry.0 = entry.0.saturating_add(1);
-        entry.1 = entry.1.saturating_add(u128::from(memory_bytes));
+    /// Records one settled sample of the job's memory at `threads` workers, taken at `at`.
+    pub fn record(&mut self, at: Duration, threads: u32, memory_bytes: u64) {
+        let window = defaults::WORKER_MEMORY_WINDOW;
+        while self
+            .samples
+            .front()
+            .is_some_and(|&(then, _, _)| at.saturating_sub(then) > window)
+        {
+            self.samples.pop_front();
+        }
+        if self.samples.len() >= defaults::WORKER_MEMORY_MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((at, threads, memory_bytes));
     }
 
-    /// Slope of memory against worker count, least squares over every recorded sample
-    /// (computed from per-count means weighted by sample count, which is the same fit).
-    /// `None` with fewer than two distinct counts, or when the slope is not positive (more
-    /// workers using less memory means the samples say nothing about the cost of a worker).
+    /// Highest settled memory at `threads` workers sampled in `from..until`.
+    pub fn peak(&self, threads: u32, from: Duration, until: Duration) -> Option<u64> {
+        self.samples
+            .iter()
+            .rev()
+            .skip_while(|&&(at, _, _)| at >= until)
+            .take_while(|&&(at, _, _)| at >= from)
+            .filter(|&&(_, count, _)| count == threads)
+            .map(|&(_, _, memory)| memory)
+            .max()
+    }
+
+    /// Slope of the peak memory against worker count: least squares over each recent
+    /// count's highest sample. Peaks, not means, because growth is judged by the peak (all
+    /// workers holding their memory at once) and means understate a pool whose workers
+    /// spend part of the time between tasks. `None` with fewer than two distinct counts, or
+    /// when the slope is not positive (more workers using less memory says nothing about
+    /// the cost of a worker).
     pub fn marginal(&self) -> Option<u64> {
-        if self.per_count.len() < 2 {
+        let mut peaks: BTreeMap<u32, u64> = BTreeMap::new();
+        for &(_, threads, memory) in &self.samples {
+            let peak = peaks.entry(threads).or_insert(memory);
+            *peak = (*peak).max(memory);
+        }
+        if peaks.len() < 2 {
             return None;
         }
-        let points: Vec<(f64, f64, f64)> = self
-            .per_count
-            .iter()
-            .map(|(&threads, &(count, sum))| {
-                let weight = count as f64;
-                (f64::from(threads), sum as f64 / weight, weight)
-            })
-            .collect();
-        let total: f64 = points.iter().map(|p| p.2).sum();
-        let mean_x = points.iter().map(|p| p.0 * p.2).sum::<f64>() / total;
-        let mean_y = points.iter().map(|p| p.1 * p.2).sum::<f64>() / total;
-        let sxx: f64 = points.iter().map(|p| p.2 * (p.0 - mean_x).powi(2)).sum();
-        let sxy: f64 = points
-            .iter()
-            .map(|p| p.2 * (p.0 - mean_x) * (p.1 - mean_y))
-            .sum();
+        let count = peaks.len() as f64;
+        let mean_x = peaks.keys().map(|&x| f64::from(x)).sum::<f64>() / count;
+        let mean_y = peaks.values().map(|&y| y as f64).sum::<f64>() / count;
+        let (sxx, sxy) = peaks.iter().fold((0.0, 0.0), |(sxx, sxy), (&x, &y)| {
+            let dx = f64::from(x) - mean_x;
+            (sxx + dx * dx, sxy + dx * (y as f64 - mean_y))
+        });
         let slope = sxy / sxx;
         // Saturating float→int cast; NaN/∞ are filtered first.
         (slope.is_finite() && slope > 0.0).then(|| slope.round() as u64)
@@ -113,25 +136,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn marginal_is_the_least_squares_slope() {
+    fn marginal_is_the_least_squares_slope_of_the_peaks() {
         let mut memory = WorkerMemory::default();
         assert_eq!(memory.marginal(), None);
-        for _ in 0..5 {
-            memory.record(2, 500);
+        let second = Duration::from_secs;
+        // Two workers: between tasks 300, both busy 500.
+        for (at, bytes) in [(0, 300), (1, 500), (2, 400), (3, 500), (4, 300)] {
+            memory.record(second(at), 2, bytes);
         }
         assert_eq!(memory.marginal(), None, "one count is not enough");
-        for _ in 0..3 {
-            memory.record(3, 700);
+        for (at, bytes) in [(5, 700), (6, 450), (7, 600)] {
+            memory.record(second(at), 3, bytes);
         }
-        memory.record(5, 1100);
+        memory.record(second(8), 5, 1100);
+        // Peaks 500, 700, 1100 at 2, 3, 5 workers: 200 per worker (the means would say 170).
         assert_eq!(memory.marginal(), Some(200));
+        let end = second(9);
+        assert_eq!(memory.peak(2, Duration::ZERO, end), Some(500));
+        assert_eq!(memory.peak(2, second(2), end), Some(500));
+        assert_eq!(memory.peak(2, second(4), end), Some(300));
+        assert_eq!(memory.peak(2, second(5), end), None);
+        assert_eq!(memory.peak(3, second(6), end), Some(600));
+        assert_eq!(memory.peak(3, second(5), second(7)), Some(700));
+        assert_eq!(memory.peak(2, Duration::ZERO, second(1)), Some(300));
+    }
+
+    #[test]
+    fn marginal_forgets_samples_older_than_the_window() {
+        // Light workers (100 per worker) long ago, heavy ones (400 per worker) now.
+        let mut memory = WorkerMemory::default();
+        let window = defaults::WORKER_MEMORY_WINDOW;
+        memory.record(Duration::ZERO, 4, 450);
+        memory.record(Duration::from_secs(1), 8, 850);
+        assert_eq!(memory.marginal(), Some(100));
+        let later = window + Duration::from_secs(10);
+        memory.record(later, 1, 450);
+        memory.record(later + Duration::from_secs(1), 2, 850);
+        assert_eq!(
+            memory.marginal(),
+            Some(400),
+            "the light samples are forgotten"
+        );
     }
 
     #[test]
     fn marginal_ignores_falling_memory() {
         let mut memory = WorkerMemory::default();
-        memory.record(2, 900);
-        memory.record(4, 500);
+        memory.record(Duration::ZERO, 2, 900);
+        memory.record(Duration::from_secs(1), 4, 500);
         assert_eq!(memory.marginal(), None);
     }
 

@@ -15,7 +15,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE};
-use crate::act::jobserver::Jobserver;
+use crate::act::jobserver::{AuthForm, Jobserver};
+use crate::act::jobserver_form;
 use crate::act::pressure_protocol;
 use crate::act::protocol::ENV_SOCKET;
 use crate::act::runtime_dir::RuntimeDir;
@@ -57,6 +58,9 @@ pub struct RunRequest {
     pub slice_requested: bool,
     /// Serve a memory-aware make jobserver with this many jobs at most.
     pub jobserver: Option<u32>,
+    /// The jobserver's `--jobserver-auth` form; `None`: chosen by the command
+    /// ([`jobserver_form::choose`]).
+    pub jobserver_form: Option<AuthForm>,
 }
 
 /// Runs the job and returns resctl's exit code.
@@ -211,7 +215,15 @@ impl Run {
                     ))
                 })?;
                 server.set_limit(initial_threads);
-                Some(server)
+                let (form, why) = jobserver_form::choose(request.jobserver_form, program);
+                tracing::info!(
+                    "jobserver: {jobs} jobs, MAKEFLAGS='{}' ({why})",
+                    server.makeflags(form).trim_start()
+                );
+                if let Some(warning) = jobserver_form::fifo_warning_for_path_make(form) {
+                    tracing::warn!("{warning}");
+                }
+                Some((server, form))
             }
             None => None,
         };
@@ -263,8 +275,8 @@ impl Run {
             remove_env.extend(["MFLAGS", "MAKELEVEL"].map(String::from));
         }
         let configure_jobserver = |command: &mut std::process::Command| {
-            if let Some(server) = &jobserver {
-                server.configure_command(command);
+            if let Some((server, form)) = &jobserver {
+                server.configure_command(command, *form);
             }
         };
         let job = JobCommand {
@@ -327,7 +339,7 @@ impl Run {
             forwarder,
             sampler: JobSampler::new(scope, Path::new("/proc")),
             recorder,
-            jobserver,
+            jobserver: jobserver.map(|(server, _)| server),
             control,
             waker,
             memory_limit,
