@@ -11,10 +11,9 @@
 # and reads the thread-count file every 0.2 ms until the count changes; it prints the
 # delay. Two configurations:
 #   critical  crossing the critical level (entered without grace: sequential fallback)
-#   moderate  crossing the moderate level with `grace: 0s` from a configuration file: the
-#             path of every graced level (moderate, high). High itself cannot be measured
-#             alone: the job passes moderate on the way, and with no grace that change
-#             comes first (and starts the cooldown that holds high's).
+#   high      crossing the high level with `grace: 0s` from a configuration file (the job
+#             passes moderate on the way, which only stops growth, so the first change is
+#             high's: 4 -> 2 workers). With the default 2 s grace the delay is the grace.
 # each measured twice: with wakeups, and with ticks only (RESCTL_NO_WAKEUP=1, the sampling
 # interval is 1 s). Until `resctl run` honours RESCTL_NO_WAKEUP (wakeups wired in), both
 # would be tick-only, so only the tick column is measured and the other says so.
@@ -75,7 +74,7 @@ measure() {
 
 for mode in "${modes[@]}"; do
     measure critical "$mode" 120M
-    measure moderate "$mode" 100M -c "$work/grace0.yaml"
+    measure high "$mode" 110M -c "$work/grace0.yaml"
 done
 
 python3 - "$work" "$wired" "$runs" "$overshoot" <<'PY'
@@ -100,7 +99,7 @@ print(f"reaction: job crosses a level (stops {overshoot} past it) -> new count v
       f"RESCTL_THREADS_FILE ({runs} runs each, interval 1s, nearest-rank percentiles, ms)")
 print(f"{'level crossed':<26}{'mode':<8}{'n':>4}{'fail':>6}{'p50':>10}{'p95':>10}{'p99':>10}{'max':>10}")
 rows = {}
-for name, label in (("critical", "critical (no grace)"), ("moderate", "moderate (grace: 0s)")):
+for name, label in (("critical", "critical (no grace)"), ("high", "high (grace: 0s)")):
     for mode in ("wake", "tick"):
         values, failures = load(f"{name}-{mode}")
         if values is None:
@@ -111,7 +110,7 @@ for name, label in (("critical", "critical (no grace)"), ("moderate", "moderate 
               f"{pct(values, 50):>10.2f}{pct(values, 95):>10.2f}{pct(values, 99):>10.2f}"
               f"{(values[-1] if values else float('nan')):>10.2f}")
 print()
-for name in ("critical", "moderate"):
+for name in ("critical", "high"):
     wake, tick = rows.get((name, "wake")), rows.get((name, "tick"))
     if wake and tick:
         for p in (50, 99):

@@ -97,9 +97,6 @@ pub const SETTLED_SAMPLES_MIN: u32 = 2;
 /// that count by more than this: the workers' memory is still rising (tasks that grow over
 /// minutes), so the count's real cost is not known yet. 5 % is the hysteresis margin.
 pub const RISING_TOLERANCE: f64 = 0.05;
-/// One growth step at most multiplies the worker count by this: the per-worker estimate is
-/// least sure far from the counts it was measured at.
-pub const GROWTH_MAX_FACTOR: u32 = 2;
 /// Samples older than this do not count for the marginal memory per worker: a job's tasks
 /// change (light models first, heavy ones later) and what a worker costs now is what counts.
 pub const WORKER_MEMORY_WINDOW: Duration = Duration::from_secs(5 * 60);

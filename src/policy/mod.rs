@@ -13,21 +13,23 @@
 //!   not shrink: it is a position in the budget, which the growth rule already weighs (a
 //!   job held below moderate would never use half its budget); PSI moderate is harm now.
 //!   CPU *utilisation* only blocks growth (see [`defaults::CPU_LEVEL_REDUCES_THREADS`]).
-//! - **Growing**, sized by headroom: once the count has settled ([`defaults::SETTLE`]), its
-//!   memory has been measured for another settle time without still rising (by more than
-//!   [`defaults::RISING_TOLERANCE`]), and no reduction happened within a `cooldown`, the
-//!   count grows by as many workers as fit between the peak memory seen
-//!   at this count in the last `cooldown` and the high level less the hysteresis margin,
-//!   at most doubling
-//!   ([`defaults::GROWTH_MAX_FACTOR`]). One worker's memory is the least-squares slope of
-//!   the recent memory against worker count ([`Policy::marginal_memory_per_worker`]), or
-//!   peak ÷ workers (an overestimate) until two counts are known. No growth while CPU is
-//!   contended (CPU level ≥ high, CPU PSI some above its moderate threshold, throttling,
-//!   run queue > 1 per core), while a PSI level is pending or raised, nor past a count that
-//!   was measured slower than the fastest one. A job that reports progress grows one
-//!   worker at a time, each count's throughput measured first
-//!   ([`defaults::THROUGHPUT_MIN_SPAN`]), so the fastest count is found rather than jumped
-//!   over; a count measured slower than the fastest steps back by one per cooldown.
+//! - **Growing**, one worker at a time, each step checked against measured headroom: once
+//!   the count has settled ([`defaults::SETTLE`]), its memory has been measured for another
+//!   settle time without still rising (by more than [`defaults::RISING_TOLERANCE`]), and no
+//!   reduction happened within a `cooldown`, the count grows by one if the peak memory seen
+//!   at this count in the last `cooldown` plus one worker's memory stays below the high
+//!   level less the hysteresis margin. One worker's memory is the least-squares slope of the
+//!   recent per-count peaks ([`Policy::marginal_memory_per_worker`]), or peak ÷ workers (an
+//!   overestimate) until two counts are known. One at a time, not by all the headroom at
+//!   once: workers added together start their tasks together and stay in step, so a job
+//!   whose tasks turn heavy starts several heavy ones in the same millisecond, faster than
+//!   any reaction (measured: doubling 2 → 4 got a light-then-heavy pool OOM-killed 3 times
+//!   of 3; one at a time it finished). No growth while CPU is contended (CPU level ≥ high,
+//!   CPU PSI some above its moderate threshold, throttling, run queue > 1 per core), while a
+//!   PSI level is pending or raised, nor past a count that was measured slower than the
+//!   fastest one; a job that reports progress has each count's throughput measured first
+//!   ([`defaults::THROUGHPUT_MIN_SPAN`]), and a count measured slower than the fastest
+//!   steps back by one per cooldown.
 //! - **Reclaim** when memory crosses `memory_cleanup` going up: down to 90 % of it, at most
 //!   once per cooldown.
 //! - **Leak**: least-squares slope and r² of memory over the last `leak_window` (kept by
@@ -518,10 +520,9 @@ impl Policy {
                 ));
             }
         }
-        // A job that reports progress is climbed one count at a time, each measured, so
-        // the fastest count is found rather than jumped over.
-        let reports_progress = self.last_progress.is_some();
-        if reports_progress && self.throughput.rate(threads, min_span).is_none() {
+        // A job that reports progress has each count measured before the next, so the
+        // fastest count is found.
+        if self.last_progress.is_some() && self.throughput.rate(threads, min_span).is_none() {
             return hold(format!(
                 " until their throughput is measured ({})",
                 duration(min_span)
@@ -536,43 +537,31 @@ impl Policy {
         };
         let high = self.config.memory_high.min(self.config.memory_critical);
         let ceiling = (high as f64 * (1.0 - self.config.hysteresis)) as u64;
-        let fit = ceiling.saturating_sub(peak).saturating_sub(1) / per_worker.max(1);
-        let most = if reports_progress {
-            1
-        } else {
-            threads
-                .saturating_mul(defaults::GROWTH_MAX_FACTOR - 1)
-                .max(1)
-        }
-        .min(self.config.max_threads - threads);
-        let mut target = threads + u32::try_from(fit).unwrap_or(u32::MAX).min(most);
         let ceiling_text = format!(
             "{} (high {} less {:.0} %)",
             bytes(ceiling),
             bytes(high),
             self.config.hysteresis * 100.0
         );
-        if target == threads {
+        let projected = peak.saturating_add(per_worker);
+        if projected >= ceiling {
             return hold(format!(
                 ": peak {} + {} {basis} would reach {ceiling_text}",
                 bytes(peak),
                 bytes(per_worker)
             ));
         }
+        let target = threads + 1;
         if let Some((slower, best)) = self.throughput.slower_on_the_way(target, min_span) {
-            target = slower.threads - 1;
-            if target <= threads {
-                return hold(format!(
-                    ": {} threads measured slower ({:.1} units/s) than {} ({:.1} units/s)",
-                    slower.threads, slower.units_per_sec, best.threads, best.units_per_sec
-                ));
-            }
+            return hold(format!(
+                ": {} threads measured slower ({:.1} units/s) than {} ({:.1} units/s)",
+                slower.threads, slower.units_per_sec, best.threads, best.units_per_sec
+            ));
         }
-        let added = target - threads;
         (
             target,
             format!(
-                "{prefix}: {threads} → {target} threads (peak {} + {added} × {} {basis} < {ceiling_text})",
+                "{prefix}: {threads} → {target} threads (peak {} + {} {basis} < {ceiling_text})",
                 bytes(peak),
                 bytes(per_worker)
             ),

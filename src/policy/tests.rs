@@ -228,10 +228,10 @@ fn critical_spike_is_entered_at_once() {
     });
     assert_eq!(changes(&decisions)[0], (20, 8, 1));
     // Memory is back at 1000 MiB: after a cooldown from the reduction the count grows back
-    // by measured headroom, doubling at most per settled step.
+    // one worker per measured step.
     assert_eq!(
         changes(&decisions)[1..],
-        [(50, 1, 2), (57, 2, 4), (64, 4, 8)]
+        [(50, 1, 2), (57, 2, 3), (64, 3, 4), (71, 4, 5), (78, 5, 6)]
     );
     assert!(
         decisions[40]
@@ -308,10 +308,20 @@ fn cpu_saturation_blocks_growth() {
         .reason
         .ends_with("(run queue 1.50 per core > 1.00)"));
 
-    // Control: the same job with idle CPUs doubles per measured count to the maximum
+    // Control: the same job with idle CPUs grows by one per measured count to the maximum
     // (3 s to settle, then 3 s of samples to see that memory no longer rises).
     let idle = run(50.0, false, Some(0.5));
-    assert_eq!(changes(&idle), vec![(7, 2, 4), (14, 4, 8)]);
+    assert_eq!(
+        changes(&idle),
+        vec![
+            (7, 2, 3),
+            (14, 3, 4),
+            (21, 4, 5),
+            (28, 5, 6),
+            (35, 6, 7),
+            (42, 7, 8)
+        ]
+    );
 
     // CPU PSI "some", when configured, is contention: at its moderate level it shrinks by
     // one (utilisation alone did not), and nothing grows while it lasts.
@@ -390,13 +400,16 @@ fn recovery_grows_by_measured_headroom_below_high() {
     let mut policy = Policy::new(config.clone());
     let (observations, decisions) = simulate(config, 900, per_worker_model);
     // 8 workers = 1700 MiB ≥ critical: sequential at once; a cooldown after the reduction
-    // the count grows by what fits below high less 5 % (950 MiB): from one worker (300 MiB,
-    // so 300 MiB per worker as far as is known) by one, since a step at most doubles; then,
-    // with the 200 MiB slope of two counts, by two; 900 MiB + 200 MiB would not fit.
-    assert_eq!(changes(&decisions), vec![(0, 8, 1), (30, 1, 2), (37, 2, 4)]);
+    // the count grows one worker per measured step while peak + one worker stays below high
+    // less 5 % (950 MiB): 300 MiB at one worker (300 MiB per worker as far as is known),
+    // then the 200 MiB slope of the peaks; at 4 workers 900 MiB + 200 MiB would not fit.
+    assert_eq!(
+        changes(&decisions),
+        vec![(0, 8, 1), (30, 1, 2), (37, 2, 3), (44, 3, 4)]
+    );
     assert!(
         decisions[30].reason.ends_with(
-            "1 → 2 threads (peak 300M + 1 × 300M per worker (peak ÷ workers; no marginal estimate yet) < 950M (high 1000M less 5 %))"
+            "1 → 2 threads (peak 300M + 300M per worker (peak ÷ workers; no marginal estimate yet) < 950M (high 1000M less 5 %))"
         ),
         "{}",
         decisions[30].reason
@@ -431,8 +444,11 @@ fn growth_into_moderate_stays_there_without_flapping() {
         ..PolicyConfig::default()
     };
     let (_, decisions) = simulate(config, 1800, per_worker_model);
-    assert_eq!(changes(&decisions), vec![(0, 8, 1), (30, 1, 2), (37, 2, 4)]);
-    assert!(decisions[45..]
+    assert_eq!(
+        changes(&decisions),
+        vec![(0, 8, 1), (30, 1, 2), (37, 2, 3), (44, 3, 4)]
+    );
+    assert!(decisions[50..]
         .iter()
         .all(|d| d.memory_level == Level::Moderate && d.threads == 4));
 }
@@ -493,7 +509,7 @@ fn bounds_are_respected() {
         ..config
     };
     let (_, decisions) = simulate(config, 300, |at, _| memory_at(at, 100 * MIB));
-    assert_eq!(changes(&decisions), vec![(7, 3, 5)]);
+    assert_eq!(changes(&decisions), vec![(7, 3, 4), (14, 4, 5)]);
     assert!(decisions[300]
         .reason
         .ends_with("holding 5 threads (maximum)"));
@@ -690,8 +706,7 @@ proptest! {
                     }
                 }
                 if decision.threads > threads {
-                    prop_assert!(decision.threads <= threads * defaults::GROWTH_MAX_FACTOR,
-                        "growth at most doubles: {} → {}", threads, decision.threads);
+                    prop_assert_eq!(decision.threads, threads + 1, "growth is one at a time");
                     if let Some(last) = last_reduction {
                         prop_assert!(decision.at - last >= effective.cooldown,
                             "growth at {:?} only {:?} after a reduction", decision.at, decision.at - last);
