@@ -100,8 +100,12 @@ pub const RISING_TOLERANCE: f64 = 0.05;
 /// Samples older than this do not count for the marginal memory per worker: a job's tasks
 /// change (light models first, heavy ones later) and what a worker costs now is what counts.
 pub const WORKER_MEMORY_WINDOW: Duration = Duration::from_secs(5 * 60);
-/// Safety cap on the samples kept for the marginal memory per worker (5 min at 100 Hz).
-pub const WORKER_MEMORY_MAX_SAMPLES: usize = 30_000;
+/// Samples at one count closer together than this share one entry (their highest memory):
+/// ticks are 1 s apart, but wakeups near a level come every 10 ms.
+pub const WORKER_MEMORY_RESOLUTION: Duration = Duration::from_millis(250);
+/// Safety cap on the entries kept for the marginal memory per worker (5 min at the
+/// resolution is 1,200).
+pub const WORKER_MEMORY_MAX_SAMPLES: usize = 2_048;
 
 /// Growth over the leak window that makes a leak suspect: the original's 800 MB.
 pub const LEAK_GROWTH: u64 = 800 * MIB;

@@ -26,6 +26,15 @@ impl WorkerMemory {
         {
             self.samples.pop_front();
         }
+        // Samples closer together than the resolution (wakeups near a level come every
+        // 10 ms) share one entry holding their highest memory: peaks stay exact, and the
+        // fits below stay cheap.
+        if let Some(last) = self.samples.back_mut() {
+            if last.1 == threads && at.saturating_sub(last.0) < defaults::WORKER_MEMORY_RESOLUTION {
+                last.2 = last.2.max(memory_bytes);
+                return;
+            }
+        }
         if self.samples.len() >= defaults::WORKER_MEMORY_MAX_SAMPLES {
             self.samples.pop_front();
         }
@@ -159,6 +168,26 @@ mod tests {
         assert_eq!(memory.peak(3, second(6), end), Some(600));
         assert_eq!(memory.peak(3, second(5), second(7)), Some(700));
         assert_eq!(memory.peak(2, Duration::ZERO, second(1)), Some(300));
+    }
+
+    #[test]
+    fn close_samples_share_one_entry_with_their_peak() {
+        let mut memory = WorkerMemory::default();
+        for millis in (0..1000).step_by(10) {
+            memory.record(Duration::from_millis(millis), 2, 100 + millis);
+        }
+        let resolution = defaults::WORKER_MEMORY_RESOLUTION.as_millis() as usize;
+        assert_eq!(memory.samples.len(), 1000 / resolution);
+        assert_eq!(
+            memory.peak(2, Duration::ZERO, Duration::from_secs(1)),
+            Some(1090)
+        );
+        // A change of count starts a new entry at once.
+        memory.record(Duration::from_millis(995), 3, 50);
+        assert_eq!(
+            memory.peak(3, Duration::ZERO, Duration::from_secs(1)),
+            Some(50)
+        );
     }
 
     #[test]
