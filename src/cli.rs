@@ -178,6 +178,12 @@ pub struct RunArgs {
     /// ninja, else pipe.
     #[arg(long, value_name = "STYLE", value_enum, default_value_t = JobserverStyle::Auto, requires = "jobserver")]
     pub jobserver_style: JobserverStyle,
+    /// Run the job as this user (a name or a numeric uid; resctl must be root):
+    /// groups, group and user are switched after the job is in its cgroup, and
+    /// the job's USER, LOGNAME and HOME are the user's. Its thread file, jobserver
+    /// fifo and control socket are given to the user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
     /// Write every sample and decision as JSON lines to FILE (for `resctl replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,

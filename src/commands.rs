@@ -9,6 +9,7 @@ use crate::config::{Config, Overrides};
 use crate::doctor::DoctorReport;
 use crate::report::record::read_trace;
 use crate::run::exit::RESCTL_FAILED;
+use crate::run::user::JobUser;
 use crate::run::{run, RunRequest};
 use crate::units::{parse_duration, parse_limit, Limit};
 
@@ -81,9 +82,20 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
         JobserverStyle::Pipe => Some(AuthForm::Pipe),
         JobserverStyle::Fifo => Some(AuthForm::Fifo),
     };
+    let user = match args.user.as_deref() {
+        Some(spec) => match JobUser::resolve(spec, nix::unistd::geteuid()) {
+            Ok(user) => Some(user),
+            Err(error) => {
+                tracing::error!("{error}");
+                return RESCTL_FAILED;
+            }
+        },
+        None => None,
+    };
     run(RunRequest {
         jobserver,
         jobserver_form,
+        user,
         config,
         command: args.command,
         record: args.record,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use super::exit::{NOT_EXECUTABLE, NOT_FOUND, RESCTL_FAILED};
+use super::user::{JobUser, USER_SWITCH_ERRNO_FLAG};
 
 /// Why the job could not be started, with the shell exit code that goes with it.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,14 @@ pub enum StartError {
         /// The kernel's error.
         source: io::Error,
     },
+    /// The child could not become the `--user` user (nothing ran).
+    #[error("could not switch the job to user {user}: {source}")]
+    UserSwitch {
+        /// The user's name.
+        user: String,
+        /// The kernel's error.
+        source: io::Error,
+    },
     /// Any other failure of resctl before the job ran.
     #[error("could not start {command}: {source}")]
     Other {
@@ -50,7 +59,9 @@ impl StartError {
         match self {
             StartError::NotFound(_) => NOT_FOUND,
             StartError::NotExecutable { .. } => NOT_EXECUTABLE,
-            StartError::CgroupMove { .. } | StartError::Other { .. } => RESCTL_FAILED,
+            StartError::CgroupMove { .. }
+            | StartError::UserSwitch { .. }
+            | StartError::Other { .. } => RESCTL_FAILED,
         }
     }
 }
@@ -140,6 +151,8 @@ pub struct JobCommand<'a> {
     /// Further set-up of the command (a jobserver's inherited fds), applied
     /// after the cgroup move is registered.
     pub configure: Option<&'a dyn Fn(&mut Command)>,
+    /// Run the job as this user (`--user`); the switch is the last step before exec.
+    pub user: Option<&'a JobUser>,
 }
 
 impl JobCommand<'_> {
@@ -166,6 +179,14 @@ impl JobCommand<'_> {
         if let Some(configure) = self.configure {
             configure(&mut command);
         }
+        if let Some(user) = self.user {
+            let switch = user.switch_in_child();
+            // SAFETY: the hook runs in the forked child before exec and only makes the
+            // setgroups/setgid/setuid system calls on data prepared in the parent.
+            unsafe {
+                command.pre_exec(switch);
+            }
+        }
         command
             .spawn()
             .map_err(|err| self.classify_spawn_error(err))
@@ -181,6 +202,10 @@ impl JobCommand<'_> {
                     .map(|(_, dir)| dir.display().to_string())
                     .unwrap_or_default(),
                 source: io::Error::from_raw_os_error(code & !CGROUP_MOVE_ERRNO_FLAG),
+            },
+            Some(code) if code & USER_SWITCH_ERRNO_FLAG != 0 => StartError::UserSwitch {
+                user: self.user.map(|user| user.name.clone()).unwrap_or_default(),
+                source: io::Error::from_raw_os_error(code & !USER_SWITCH_ERRNO_FLAG),
             },
             Some(code) if code == nix::libc::ENOENT => StartError::NotFound(shown),
             Some(code)
@@ -261,9 +286,42 @@ mod tests {
             remove_env: vec![],
             cgroup_procs: Some((read_only, dir.path().to_path_buf())),
             configure: None,
+            user: None,
         };
         let err = job.spawn().unwrap_err();
         assert!(matches!(err, StartError::CgroupMove { .. }), "{err:?}");
+        assert_eq!(err.exit_code(), RESCTL_FAILED);
+    }
+
+    #[test]
+    fn a_failed_user_switch_is_reported_as_resctl_failure() {
+        use nix::unistd::{Gid, Uid};
+        // More supplementary groups than the kernel allows (65536): setgroups fails with
+        // EINVAL as root (EPERM otherwise), before anything runs.
+        let user = JobUser {
+            name: "many-groups".to_owned(),
+            uid: Uid::from_raw(65534),
+            gid: Gid::from_raw(65534),
+            groups: (0..70_000).map(Gid::from_raw).collect(),
+            home: PathBuf::from("/"),
+        };
+        let job = JobCommand {
+            program: PathBuf::from("/bin/true"),
+            args: vec![],
+            arg0: OsString::from("true"),
+            set_env: vec![],
+            remove_env: vec![],
+            cgroup_procs: None,
+            configure: None,
+            user: Some(&user),
+        };
+        let err = job.spawn().unwrap_err();
+        assert!(matches!(err, StartError::UserSwitch { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("could not switch the job to user many-groups: "),
+            "{err}"
+        );
         assert_eq!(err.exit_code(), RESCTL_FAILED);
     }
 }

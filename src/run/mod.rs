@@ -7,6 +7,7 @@ pub mod exit;
 pub mod observe;
 pub mod scope;
 pub mod signals;
+pub mod user;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ use self::command::{resolve_program, JobCommand, StartError};
 use self::exit::{JobEnd, RESCTL_FAILED};
 use self::observe::Observer;
 use self::signals::Forwarder;
+use self::user::JobUser;
 
 /// Everything `resctl run` was asked to do.
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ pub struct RunRequest {
     /// The jobserver's `--jobserver-auth` form; `None`: chosen by the command
     /// ([`jobserver_form::choose`]).
     pub jobserver_form: Option<AuthForm>,
+    /// Run the job as this user (`--user`).
+    pub user: Option<JobUser>,
 }
 
 /// Runs the job and returns resctl's exit code.
@@ -176,6 +180,14 @@ impl Run {
         let runtime = RuntimeDir::create(&std::process::id().to_string()).map_err(|err| {
             resctl_failure(format!("could not create resctl's runtime folder: {err}"))
         })?;
+        // The job's user must reach the thread file, the fifo and the socket in it.
+        let give_to_user = |path: &Path| match &request.user {
+            Some(user) => user
+                .give(path)
+                .map_err(|err| resctl_failure(format!("--user: {err}"))),
+            None => Ok(()),
+        };
+        give_to_user(runtime.path())?;
         // Validated with the configuration: a name that is no signal never gets here.
         let notify = config.notify_signal_parsed();
         let mut channels = ThreadChannels::new(runtime.path().join("threads"), notify);
@@ -223,22 +235,25 @@ impl Run {
                 if let Some(warning) = jobserver_form::fifo_warning_for_path_make(form) {
                     tracing::warn!("{warning}");
                 }
+                give_to_user(server.fifo_path())?;
                 Some((server, form))
             }
             None => None,
         };
         // The control socket is a convenience: without it the job still has
         // RESCTL_THREADS and the thread file.
-        let control = match ControlServer::start(
-            &runtime.path().join("control.sock"),
-            nix::unistd::getuid().as_raw(),
-        ) {
-            Ok(server) => Some(server),
-            Err(err) => {
-                tracing::warn!("no control socket for the job (RESCTL_SOCKET unset): {err}");
-                None
-            }
-        };
+        let job_uid = request
+            .user
+            .as_ref()
+            .map_or_else(nix::unistd::getuid, |user| user.uid);
+        let control =
+            match ControlServer::start(&runtime.path().join("control.sock"), job_uid.as_raw()) {
+                Ok(server) => Some(server),
+                Err(err) => {
+                    tracing::warn!("no control socket for the job (RESCTL_SOCKET unset): {err}");
+                    None
+                }
+            };
         let mut set_env = vec![
             (
                 ENV_THREADS.to_string(),
@@ -249,6 +264,9 @@ impl Run {
                 channels.file().as_os_str().to_os_string(),
             ),
         ];
+        if let Some(user) = &request.user {
+            set_env.extend(user.environment());
+        }
         let mut remove_env = vec!["NOTIFY_SOCKET".to_string(), scope::ENV_IN_SCOPE.to_string()];
         let pressure_env = match (placement.job_dir(), placement.cgroup_kind()) {
             (Some(dir), Some(CgroupKind::V2)) => pressure_protocol::environment(dir),
@@ -291,6 +309,7 @@ impl Run {
                 ))
             })?,
             configure: Some(&configure_jobserver),
+            user: request.user.as_ref(),
         };
         // Ready before the job runs: a job that crosses a level at once is seen
         // at once (building it after the spawn cost up to ~100 ms).
@@ -320,8 +339,13 @@ impl Run {
             resctl_cgroup = placement.job_dir().map(|d| d.display().to_string()).unwrap_or_default(),
             resctl_threads = initial_threads,
             resctl_action = "start",
-            "started {} (pid {pid}) in {}; threads {}; levels moderate {} / high {} / critical {}{}",
+            "started {} (pid {pid}{}) in {}; threads {}; levels moderate {} / high {} / critical {}{}",
             program.to_string_lossy(),
+            request
+                .user
+                .as_ref()
+                .map(|user| format!(", user {}", user.name))
+                .unwrap_or_default(),
             describe_placement(&placement),
             initial_threads,
             format_size(policy_config.memory_moderate),
