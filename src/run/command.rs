@@ -271,6 +271,23 @@ mod tests {
         );
     }
 
+    /// `/bin/true` with the given cgroup and user.
+    fn true_command(
+        cgroup_procs: Option<(File, PathBuf)>,
+        user: Option<&JobUser>,
+    ) -> JobCommand<'_> {
+        JobCommand {
+            program: PathBuf::from("/bin/true"),
+            args: vec![],
+            arg0: OsString::from("true"),
+            set_env: vec![],
+            remove_env: vec![],
+            cgroup_procs,
+            configure: None,
+            user,
+        }
+    }
+
     #[test]
     fn a_failed_cgroup_move_is_reported_as_resctl_failure() {
         let dir = tempfile::tempdir().unwrap();
@@ -278,17 +295,9 @@ mod tests {
         let path = dir.path().join("cgroup.procs");
         std::fs::write(&path, "").unwrap();
         let read_only = File::open(&path).unwrap();
-        let job = JobCommand {
-            program: PathBuf::from("/bin/true"),
-            args: vec![],
-            arg0: OsString::from("true"),
-            set_env: vec![],
-            remove_env: vec![],
-            cgroup_procs: Some((read_only, dir.path().to_path_buf())),
-            configure: None,
-            user: None,
-        };
-        let err = job.spawn().unwrap_err();
+        let err = true_command(Some((read_only, dir.path().to_path_buf())), None)
+            .spawn()
+            .unwrap_err();
         assert!(matches!(err, StartError::CgroupMove { .. }), "{err:?}");
         assert_eq!(err.exit_code(), RESCTL_FAILED);
     }
@@ -305,17 +314,7 @@ mod tests {
             groups: (0..70_000).map(Gid::from_raw).collect(),
             home: PathBuf::from("/"),
         };
-        let job = JobCommand {
-            program: PathBuf::from("/bin/true"),
-            args: vec![],
-            arg0: OsString::from("true"),
-            set_env: vec![],
-            remove_env: vec![],
-            cgroup_procs: None,
-            configure: None,
-            user: Some(&user),
-        };
-        let err = job.spawn().unwrap_err();
+        let err = true_command(None, Some(&user)).spawn().unwrap_err();
         assert!(matches!(err, StartError::UserSwitch { .. }), "{err:?}");
         assert!(
             err.to_string()
