@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{resctl, stderr, stdout};
-use resctl::policy::Level;
+use resctl::policy::{Decision, Level};
 use resctl::report::record::{read_trace, TraceLine};
 
 fn fixture(name: &str) -> PathBuf {
@@ -15,12 +15,13 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-#[test]
-fn replaying_a_recorded_run_gives_the_decisions_it_made() {
-    let path = fixture("pool-critical-v1.jsonl");
+/// Replays the recorded run `name` and checks every decision against the one the live run
+/// made; returns the decisions.
+fn replay_matches_the_live_run(name: &str) -> Vec<Decision> {
+    let path = fixture(name);
     let (config, observations) = read_trace(&path).unwrap();
     let replayed = resctl::policy::replay(config, &observations);
-    let recorded: Vec<_> = std::fs::read_to_string(&path)
+    let recorded: Vec<Decision> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
         .filter_map(
@@ -32,16 +33,34 @@ fn replaying_a_recorded_run_gives_the_decisions_it_made() {
         .collect();
     assert_eq!(replayed.len(), recorded.len());
     for (live, again) in recorded.iter().zip(&replayed) {
-        assert_eq!(live.threads, again.threads, "at {:?}", live.at);
-        assert_eq!(live.level, again.level, "at {:?}", live.at);
-        assert_eq!(live.reason, again.reason, "at {:?}", live.at);
+        assert_eq!(live.threads, again.threads, "{name} at {:?}", live.at);
+        assert_eq!(live.level, again.level, "{name} at {:?}", live.at);
+        assert_eq!(live.reason, again.reason, "{name} at {:?}", live.at);
     }
+    recorded
+}
+
+#[test]
+fn replaying_a_recorded_run_gives_the_decisions_it_made() {
+    let recorded = replay_matches_the_live_run("pool-critical-v1.jsonl");
     assert!(
         recorded
             .iter()
             .any(|d| d.previous_threads == 4 && d.threads == 1 && d.level == Level::Critical),
         "the run fell back to one worker at critical"
     );
+}
+
+#[test]
+fn replaying_a_recorded_growth_gives_the_decisions_it_made() {
+    let recorded = replay_matches_the_live_run("pool-growth-v1.jsonl");
+    let changes: Vec<(u32, u32)> = recorded
+        .iter()
+        .filter(|d| d.changed())
+        .map(|d| (d.previous_threads, d.threads))
+        .collect();
+    assert_eq!(changes, vec![(2, 3)], "grew by one, never into high");
+    assert!(recorded.iter().all(|d| d.level < Level::High));
 }
 
 #[test]
