@@ -48,6 +48,46 @@ pub enum Command {
     Status(StatusArgs),
     /// From inside a job: report cumulative work units done (for throughput).
     Progress(ProgressArgs),
+    /// Run COMMAND at several thread counts, each run in its own cgroup under the
+    /// same budget, and recommend the fewest threads within a few % of the fastest.
+    ///
+    /// Each run is `resctl run --threads N --min-threads N --max-threads N`: the job
+    /// gets RESCTL_THREADS=N, and `{threads}` in COMMAND's arguments becomes N
+    /// (`resctl bench -- make -j{threads}`). Exit status: 0 with a recommendation,
+    /// 1 when no count succeeded in every run, 125 when the command cannot run.
+    Bench(Box<BenchArgs>),
+}
+
+/// `resctl bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Thread counts to try, comma-separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "1,2,4,6,8"
+    )]
+    pub threads: Vec<u32>,
+    /// Runs per count (the median is compared).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repeat: u32,
+    /// Memory budget of every run (memory.max; v1: memory.limit_in_bytes).
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// A count whose median is within this of the fastest counts as as fast.
+    #[arg(long, value_name = "PERCENT", default_value = "5%")]
+    pub tolerance: String,
+    /// Keep each run's log and summary here (default: a new folder under the
+    /// temporary folder, printed at the end).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The job: COMMAND [ARGS...] (after `--`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
 }
 
 /// `resctl stage start|end`.
@@ -184,6 +224,10 @@ pub struct RunArgs {
     /// fifo and control socket are given to the user.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// Write the end summary (exit, wall and CPU time, peak memory, levels,
+    /// thread changes, OOM kills, stages) as one JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
     /// Write every sample and decision as JSON lines to FILE (for `resctl replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,

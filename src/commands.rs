@@ -4,7 +4,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::act::jobserver::AuthForm;
-use crate::cli::{ConfigSource, DoctorArgs, JobserverStyle, RecommendArgs, ReplayArgs, RunArgs};
+use crate::bench::runner::{run_all, BenchError, BenchPlan};
+use crate::cli::{
+    BenchArgs, ConfigSource, DoctorArgs, JobserverStyle, RecommendArgs, ReplayArgs, RunArgs,
+};
 use crate::config::{Config, Overrides};
 use crate::doctor::DoctorReport;
 use crate::report::record::read_trace;
@@ -99,6 +102,7 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
         config,
         command: args.command,
         record: args.record,
+        summary_json: args.summary_json,
         cgroup_parent: args.cgroup_parent,
         monitor_only: args.monitor_only,
         reexec_args,
@@ -227,4 +231,81 @@ pub fn recommend(args: &RecommendArgs) -> i32 {
         args.max_threads,
         per_worker,
     )
+}
+
+/// `resctl bench`.
+pub fn bench(args: &BenchArgs) -> i32 {
+    let usage = |message: String| {
+        tracing::error!("{message}");
+        RESCTL_FAILED
+    };
+    if args.threads.is_empty() || args.threads.contains(&0) {
+        return usage("--threads: give counts of at least 1, e.g. 1,2,4".to_owned());
+    }
+    if args.repeat == 0 {
+        return usage("--repeat: at least 1".to_owned());
+    }
+    let tolerance = match crate::units::parse_percent(&args.tolerance) {
+        Ok(percent) => percent / 100.0,
+        Err(err) => return usage(format!("--tolerance {}: {err}", args.tolerance)),
+    };
+    if let Some(limit) = &args.memory_max {
+        if let Err(err) = parse_limit(limit) {
+            return usage(format!("--memory-max {limit}: {err}"));
+        }
+    }
+    let resctl = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(err) => return usage(format!("cannot find resctl's own binary: {err}")),
+    };
+    let log_dir = args.log_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("resctl-bench-{}", std::process::id()))
+    });
+    if let Err(err) = std::fs::create_dir_all(&log_dir) {
+        return usage(format!("--log-dir {}: {err}", log_dir.display()));
+    }
+    let plan = BenchPlan {
+        threads: args.threads.clone(),
+        repeat: args.repeat,
+        memory_max: args.memory_max.clone(),
+        command: args.command.clone(),
+        log_dir: log_dir.clone(),
+    };
+    let total = plan.threads.len() * plan.repeat as usize;
+    let mut done = 0;
+    let runs = run_all(&plan, &resctl, |threads, repeat| {
+        done += 1;
+        tracing::info!(
+            "bench: run {done}/{total}: {threads} threads, repeat {repeat}/{}",
+            plan.repeat
+        );
+    });
+    let runs = match runs {
+        Ok(runs) => runs,
+        Err(BenchError::Interrupted { code, .. }) => {
+            tracing::warn!("bench: interrupted; logs in {}", log_dir.display());
+            return code;
+        }
+        Err(err) => return usage(format!("bench: {err}")),
+    };
+    let report = crate::bench::report(runs, tolerance);
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(err) => return usage(format!("bench: {err}")),
+        }
+    } else {
+        for line in report.render() {
+            println!("{line}");
+        }
+    }
+    tracing::info!(
+        "bench: each run's log and summary are in {}",
+        log_dir.display()
+    );
+    if report.recommended.is_some() {
+        0
+    } else {
+        1
+    }
 }

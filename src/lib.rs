@@ -11,6 +11,7 @@
 //! - [`config`] and [`units`]: the YAML configuration and systemd-style units.
 
 pub mod act;
+pub mod bench;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;

@@ -37,6 +37,7 @@ fn main() {
         Command::Recommend(args) => commands::recommend(&args),
         Command::Status(args) => client::cli_status(args.json),
         Command::Progress(args) => client::cli_progress(args.units),
+        Command::Bench(args) => commands::bench(&args),
     };
     std::process::exit(code);
 }

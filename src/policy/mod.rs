@@ -42,7 +42,7 @@ mod config;
 mod format;
 mod leak;
 mod level;
-mod observation;
+pub(crate) mod observation;
 mod workers;
 
 #[cfg(test)]

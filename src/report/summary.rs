@@ -19,8 +19,10 @@ pub struct RunSummary {
     /// The exit code resctl returns.
     pub exit_code: i32,
     /// Wall-clock time of the job.
+    #[serde(with = "crate::policy::observation::secs")]
     pub wall: Duration,
     /// CPU time (user + system) of the job and its waited-for descendants.
+    #[serde(with = "crate::policy::observation::secs")]
     pub cpu: Duration,
     /// Peak memory of the job (the cgroup's peak when known, else the highest sample).
     pub peak_memory: u64,
@@ -43,6 +45,7 @@ pub struct RunSummary {
     /// The last leak verdict, if there were enough samples to fit.
     pub leak: Option<LeakVerdict>,
     /// The configured leak window (a verdict needs half of it covered).
+    #[serde(with = "crate::policy::observation::secs")]
     pub leak_window: Duration,
     /// Where the job ran.
     pub placement: String,

@@ -65,6 +65,8 @@ pub struct RunRequest {
     pub jobserver_form: Option<AuthForm>,
     /// Run the job as this user (`--user`).
     pub user: Option<JobUser>,
+    /// Write the end summary as JSON here (`--summary-json`).
+    pub summary_json: Option<PathBuf>,
 }
 
 /// Runs the job and returns resctl's exit code.
@@ -116,6 +118,7 @@ struct Run {
     waker: Option<Waker>,
     memory_limit: Option<u64>,
     started: Instant,
+    summary_json: Option<PathBuf>,
     _runtime: RuntimeDir,
 }
 
@@ -368,6 +371,7 @@ impl Run {
             waker,
             memory_limit,
             started,
+            summary_json: request.summary_json.clone(),
             _runtime: runtime,
         })
     }
@@ -497,6 +501,16 @@ impl Run {
             let _ = recorder.write(&TraceLine::End {
                 summary: Box::new(summary.clone()),
             });
+        }
+        if let Some(path) = &self.summary_json {
+            // The job has ended: a file that cannot be written costs the figures, never
+            // the job's exit status.
+            let written = serde_json::to_string(&summary)
+                .map_err(std::io::Error::other)
+                .and_then(|json| std::fs::write(path, json + "\n"));
+            if let Err(err) = written {
+                tracing::error!("--summary-json {}: {err}", path.display());
+            }
         }
         summary.exit_code
     }
