@@ -113,6 +113,18 @@ else:
     ratio = resctl_median / best[1]
     print(f"best static that survived: {best[0]} workers, {best[1]:.2f} s")
     print(f"resctl / best static = {resctl_median:.2f} / {best[1]:.2f} = {ratio:.2f}x (goal <= 1.10x)")
+    # The controller apart from its margin: resctl against the static count it settled on.
+    finals = [int(m.group(1)) for m in (re.search(r"threads \d+ at start, \d+ lowest, (\d+) at end", l)
+              for l in open(os.path.join(work, "resctl.log"))) if m]
+    if finals:
+        settled = statistics.median_low(finals)
+        walls_s, codes_s = load(f"static-{settled}") if settled <= max_workers else ([], [])
+        if walls_s and all(c == 0 for c in codes_s):
+            settled_median = statistics.median(walls_s)
+            print(f"resctl ended at {settled} workers (median of its runs); resctl / static {settled} = "
+                  f"{resctl_median:.2f} / {settled_median:.2f} = {resctl_median / settled_median:.2f}x "
+                  f"(the ramp; the rest of the gap to the best static count is the growth ceiling, "
+                  f"high less 5 %)")
 # What resctl did: its thread-count changes in the last managed run's log.
 changes = [l.split("resctl: ", 1)[-1] for l in open(os.path.join(work, "resctl.log")) if "threads " in l and "->" in l and "summary" not in l]
 if changes:

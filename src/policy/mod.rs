@@ -14,7 +14,7 @@
 //!   job held below moderate would never use half its budget); PSI moderate is harm now.
 //!   CPU *utilisation* only blocks growth (see [`defaults::CPU_LEVEL_REDUCES_THREADS`]).
 //! - **Growing**, one worker at a time, each step checked against measured headroom: once
-//!   the count has settled ([`defaults::SETTLE`]), its memory has been measured for another
+//!   the count has settled ([`defaults::SETTLE`]; the starting count needs none), its memory has been measured for another
 //!   settle time without still rising (by more than [`defaults::RISING_TOLERANCE`]), and no
 //!   reduction happened within a `cooldown`, the count grows by one if the peak memory seen
 //!   at this count in the last `cooldown` plus one worker's memory stays below the high
@@ -333,7 +333,13 @@ impl Policy {
 
     /// Records what this tick says about the worker count in force, once it has settled.
     fn learn(&mut self, at: Duration, observation: &Observation) {
-        let settled_from = self.count_since.saturating_add(self.settle());
+        // The starting count has no previous count whose tasks must finish first.
+        let settle = if self.last_change.is_some() {
+            self.settle()
+        } else {
+            Duration::ZERO
+        };
+        let settled_from = self.count_since.saturating_add(settle);
         if at >= settled_from {
             let memory = observation.memory_bytes;
             self.worker_memory.record(at, self.threads, memory);

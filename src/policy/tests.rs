@@ -309,17 +309,18 @@ fn cpu_saturation_blocks_growth() {
         .ends_with("(run queue 1.50 per core > 1.00)"));
 
     // Control: the same job with idle CPUs grows by one per measured count to the maximum
-    // (3 s to settle, then 3 s of samples to see that memory no longer rises).
+    // (3 s to settle — none for the starting count — then 3 s of samples to see that
+    // memory no longer rises).
     let idle = run(50.0, false, Some(0.5));
     assert_eq!(
         changes(&idle),
         vec![
-            (7, 2, 3),
-            (14, 3, 4),
-            (21, 4, 5),
-            (28, 5, 6),
-            (35, 6, 7),
-            (42, 7, 8)
+            (4, 2, 3),
+            (11, 3, 4),
+            (18, 4, 5),
+            (25, 5, 6),
+            (32, 6, 7),
+            (39, 7, 8)
         ]
     );
 
@@ -401,16 +402,16 @@ fn recovery_grows_by_measured_headroom_below_high() {
     let (observations, decisions) = simulate(config, 900, per_worker_model);
     // 8 workers = 1700 MiB ≥ critical: sequential at once; a cooldown after the reduction
     // the count grows one worker per measured step while peak + one worker stays below high
-    // less 5 % (950 MiB): 300 MiB at one worker (300 MiB per worker as far as is known),
-    // then the 200 MiB slope of the peaks; at 4 workers 900 MiB + 200 MiB would not fit.
+    // less 5 % (950 MiB): the 200 MiB slope of the peaks at 8 workers (the first sample,
+    // which needs no settling) and at 1; at 4 workers 900 MiB + 200 MiB would not fit.
     assert_eq!(
         changes(&decisions),
         vec![(0, 8, 1), (30, 1, 2), (37, 2, 3), (44, 3, 4)]
     );
     assert!(
-        decisions[30].reason.ends_with(
-            "1 → 2 threads (peak 300M + 300M per worker (peak ÷ workers; no marginal estimate yet) < 950M (high 1000M less 5 %))"
-        ),
+        decisions[30]
+            .reason
+            .ends_with("1 → 2 threads (peak 300M + 200M per worker < 950M (high 1000M less 5 %))"),
         "{}",
         decisions[30].reason
     );
@@ -476,13 +477,14 @@ fn throughput_prefers_the_fastest_count() {
         done += rate(threads);
         observation
     });
-    // One count at a time, each measured for 10 s after settling 3 s; 4 is slower, so a
+    // One count at a time, each measured for 10 s (after settling 3 s, except the starting
+    // count); 4 is slower, so a
     // cooldown after growing to it the count steps back to 3 and stays.
     assert_eq!(
         changes(&decisions),
-        vec![(13, 1, 2), (26, 2, 3), (39, 3, 4), (69, 4, 3)]
+        vec![(10, 1, 2), (23, 2, 3), (36, 3, 4), (66, 4, 3)]
     );
-    assert!(decisions[69].reason.ends_with(
+    assert!(decisions[66].reason.ends_with(
         "4 threads measured slower (250.0 units/s) than 3 (260.0 units/s): 4 → 3 threads"
     ));
     assert!(decisions[400].reason.ends_with(
@@ -509,7 +511,7 @@ fn bounds_are_respected() {
         ..config
     };
     let (_, decisions) = simulate(config, 300, |at, _| memory_at(at, 100 * MIB));
-    assert_eq!(changes(&decisions), vec![(7, 3, 4), (14, 4, 5)]);
+    assert_eq!(changes(&decisions), vec![(4, 3, 4), (11, 4, 5)]);
     assert!(decisions[300]
         .reason
         .ends_with("holding 5 threads (maximum)"));
