@@ -3,48 +3,13 @@
 
 mod common;
 
-use common::{example, resctl, stderr};
+use common::{bench_of_the_pool, resctl, stderr};
 
 #[test]
 fn recommends_the_fastest_count_that_fits_the_budget() {
     let _own = require_v1!();
     let logs = tempfile::tempdir().unwrap();
-    let output = resctl()
-        .args([
-            "bench",
-            "--threads",
-            "1,2,4",
-            "--repeat",
-            "1",
-            "--memory-max",
-            "100M",
-        ])
-        .arg("--log-dir")
-        .arg(logs.path())
-        .args(["--json", "--"])
-        .arg(example("worker_pool"))
-        .args([
-            "--tasks",
-            "8",
-            "--task-memory",
-            "30M",
-            "--task-time",
-            "300ms",
-        ])
-        .args(["--ignore-file", "--workers", "{threads}"])
-        .output()
-        .unwrap();
-    let err = stderr(&output);
-    assert!(output.status.success(), "{err}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    // 4 × 30M does not fit in 100M: OOM-killed. 2 workers take half the time of 1.
-    let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3);
-    assert_eq!(results[0]["ok"], true, "{report}");
-    assert_eq!(results[1]["ok"], true, "{report}");
-    assert_eq!(results[2]["ok"], false, "{report}");
-    assert!(results[2]["runs"][0]["oom_kills"].as_u64().unwrap() >= 1);
-    assert_eq!(report["recommended"], 2, "{report}");
+    let (output, _) = bench_of_the_pool(&["--log-dir".as_ref(), logs.path().as_os_str()]);
     // Every run left its log and summary.
     for threads in [1, 2, 4] {
         assert!(logs
@@ -56,6 +21,7 @@ fn recommends_the_fastest_count_that_fits_the_budget() {
             .join(format!("threads-{threads}-run-1.json"))
             .exists());
     }
+    let err = stderr(&output);
     assert!(err.contains("bench: run 3/3: 4 threads"), "{err}");
 }
 

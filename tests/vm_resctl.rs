@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{example, resctl, run_with_pid, stderr, stdout, vm_cgroup};
+use common::{bench_of_the_pool, example, resctl, run_with_pid, stderr, stdout, vm_cgroup};
 
 /// resctl's placement options for a job under the runner's delegated cgroup.
 fn under_test_cgroup() -> Vec<String> {
@@ -226,38 +226,5 @@ fn journald_gets_the_runs_messages_with_resctl_fields() {
 #[ignore = "needs VM"]
 fn bench_sweeps_static_counts_in_their_own_scopes_and_recommends_what_fits() {
     vm_cgroup();
-    let output = resctl()
-        .args([
-            "bench",
-            "--threads",
-            "1,2,4",
-            "--repeat",
-            "1",
-            "--memory-max",
-            "100M",
-        ])
-        .args(["--json", "--"])
-        .arg(example("worker_pool"))
-        .args([
-            "--tasks",
-            "8",
-            "--task-memory",
-            "30M",
-            "--task-time",
-            "300ms",
-        ])
-        .args(["--ignore-file", "--workers", "{threads}"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let results = report["results"].as_array().unwrap();
-    assert_eq!(results[0]["ok"], true, "{report}");
-    assert_eq!(results[1]["ok"], true, "{report}");
-    assert_eq!(results[2]["ok"], false, "4 × 30M is over 100M: {report}");
-    assert!(
-        results[2]["runs"][0]["oom_kills"].as_u64().unwrap() >= 1,
-        "{report}"
-    );
-    assert_eq!(report["recommended"], 2, "{report}");
+    bench_of_the_pool(&[]);
 }

@@ -177,3 +177,47 @@ const POOL_JOB: [&str; 6] = [
     "--task-time",
     "1500ms",
 ];
+
+/// `resctl bench` of the demo pool at 1, 2 and 4 workers of 30M in 100M (`extra` are more
+/// bench options, e.g. `--log-dir`), checked: 1 and 2 succeed, 4 is OOM-killed, 2 is
+/// recommended. Returns resctl's output and the JSON report.
+pub fn bench_of_the_pool(extra: &[&std::ffi::OsStr]) -> (Output, serde_json::Value) {
+    let output = resctl()
+        .args([
+            "bench",
+            "--threads",
+            "1,2,4",
+            "--repeat",
+            "1",
+            "--memory-max",
+            "100M",
+        ])
+        .args(extra)
+        .args(["--json", "--"])
+        .arg(example("worker_pool"))
+        .args([
+            "--tasks",
+            "8",
+            "--task-memory",
+            "30M",
+            "--task-time",
+            "300ms",
+        ])
+        .args(["--ignore-file", "--workers", "{threads}"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // 4 × 30M does not fit in 100M: OOM-killed. 2 workers take half the time of 1.
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{report}");
+    assert_eq!(results[0]["ok"], true, "{report}");
+    assert_eq!(results[1]["ok"], true, "{report}");
+    assert_eq!(results[2]["ok"], false, "{report}");
+    assert!(
+        results[2]["runs"][0]["oom_kills"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    assert_eq!(report["recommended"], 2, "{report}");
+    (output, report)
+}
