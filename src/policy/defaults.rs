@@ -90,9 +90,6 @@ pub const COOLDOWN_MAX: Duration = Duration::from_secs(300);
 /// After a thread-count change, samples this recent are not attributed to the new count
 /// (workers finish their current task first); capped at half the cooldown.
 pub const SETTLE: Duration = Duration::from_secs(3);
-/// Settled samples a count needs before growth is sized from it: its peak is then more
-/// than one reading.
-pub const SETTLED_SAMPLES_MIN: u32 = 2;
 /// Growth waits while the latest settle time's peak at a count exceeds the earlier peak at
 /// that count by more than this: the workers' memory is still rising (tasks that grow over
 /// minutes), so the count's real cost is not known yet. 5 % is the hysteresis margin.

@@ -96,8 +96,6 @@ pub struct Policy {
     last_change: Option<Duration>,
     /// When the worker count last went down.
     last_reduction: Option<Duration>,
-    /// Settled samples seen at the current count.
-    settled_samples: u32,
     /// Since when memory and PSI have been normal.
     calm_since: Option<Duration>,
     last_memory: Option<u64>,
@@ -177,7 +175,6 @@ impl Policy {
             count_since: Duration::ZERO,
             last_change: None,
             last_reduction: None,
-            settled_samples: 0,
             calm_since: None,
             last_memory: None,
             last_reclaim: None,
@@ -233,7 +230,6 @@ impl Policy {
                 self.last_reduction = Some(at);
             }
             self.count_since = at;
-            self.settled_samples = 0;
         }
         self.last_at = Some(at);
         self.last_memory = Some(memory);
@@ -341,9 +337,8 @@ impl Policy {
         };
         let settled_from = self.count_since.saturating_add(settle);
         if at >= settled_from {
-            let memory = observation.memory_bytes;
-            self.worker_memory.record(at, self.threads, memory);
-            self.settled_samples = self.settled_samples.saturating_add(1);
+            self.worker_memory
+                .record(at, self.threads, observation.memory_bytes);
         }
         if let Some(units) = observation.progress_units {
             if let Some((previous_at, previous_units)) = self.last_progress {
@@ -486,20 +481,19 @@ impl Policy {
         }
         // The peak at this count over the last cooldown, in two parts: before and during
         // the last settle time. Growth needs both, and memory no longer rising between them
-        // (a job whose tasks grow slowly has not shown its peak yet).
+        // (a job whose tasks grow slowly has not shown its peak yet). Only settled samples
+        // are recorded, and this tick's is among them, so an earlier peak means at least
+        // two samples at this count, all from its current spell: a count is only returned
+        // to through a reduction, after which growth waits a cooldown.
         let settle = self.settle();
         let latest_from = at.saturating_sub(settle);
-        let just_after = at.saturating_add(Duration::from_nanos(1));
         let earlier = self.worker_memory.peak(
             threads,
             at.saturating_sub(self.config.cooldown),
             latest_from,
         );
-        let latest = self.worker_memory.peak(threads, latest_from, just_after);
-        let (Some(earlier), true) = (
-            earlier,
-            self.settled_samples >= defaults::SETTLED_SAMPLES_MIN,
-        ) else {
+        let latest = self.worker_memory.peak(threads, latest_from, Duration::MAX);
+        let Some(earlier) = earlier else {
             return hold(format!(
                 " until their memory has been measured for {}",
                 duration(settle.saturating_mul(2))
