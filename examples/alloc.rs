@@ -126,18 +126,8 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
     let mut step_bytes = None;
     let mut step_every = DEFAULT_STEP_EVERY;
     while let Some(argument) = arguments.next() {
-        let (flag, inline_value) = match argument.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (argument.clone(), None),
-        };
-        let mut value = || {
-            inline_value
-                .clone()
-                .or_else(|| arguments.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let (flag, inline) = support::split_option(&argument);
+        let mut value = || support::option_value(&flag, &inline, &mut arguments);
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--hold" => hold = duration_argument(&value()?)?,

@@ -291,18 +291,8 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
         if argument == "-h" || argument == "--help" {
             return Ok(None);
         }
-        let (flag, inline) = match argument.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (argument.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| arguments.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let (flag, inline) = support::split_option(&argument);
+        let mut value = || support::option_value(&flag, &inline, &mut arguments);
         match flag.as_str() {
             "--level" => level = Some(size_argument(&value()?)? as u64),
             "--start" => start = Some(size_argument(&value()?)? as u64),

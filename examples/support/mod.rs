@@ -81,3 +81,26 @@ pub fn options_or_exit<T>(
         }
     }
 }
+
+/// One command-line argument, split for option parsing: `--flag=value` gives the flag and its
+/// inline value; anything else is returned whole, with no inline value.
+pub fn split_option(argument: &str) -> (String, Option<String>) {
+    match argument.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => {
+            (flag.to_string(), Some(value.to_string()))
+        }
+        _ => (argument.to_string(), None),
+    }
+}
+
+/// The value of option `flag`: its inline value (`--flag=value`), else the next argument.
+pub fn option_value(
+    flag: &str,
+    inline: &Option<String>,
+    rest: &mut impl Iterator<Item = String>,
+) -> Result<String, String> {
+    inline
+        .clone()
+        .or_else(|| rest.next())
+        .ok_or_else(|| format!("{flag} needs a value"))
+}
