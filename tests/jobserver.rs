@@ -124,6 +124,42 @@ fn make(jobserver: &Jobserver, makefile: &str, dir: &Path, vars: &[String]) -> C
     command
 }
 
+/// What each make test starts with: make installed, the tests serialised, and a folder
+/// holding a pool of `JOBS` and a log path. Fields drop in order: the pool before its folder.
+struct MakePool {
+    jobserver: Jobserver,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl MakePool {
+    /// `None` (after saying so) when make is not installed.
+    fn new() -> Option<MakePool> {
+        if !tool_available("make") {
+            return None;
+        }
+        let serial = one_at_a_time();
+        let dir = tempfile::tempdir().unwrap();
+        Some(MakePool {
+            jobserver: Jobserver::create(JOBS, dir.path()).unwrap(),
+            log: dir.path().join("log"),
+            dir,
+            _serial: serial,
+        })
+    }
+
+    /// `make -f sleep.mk` of `count` sleeps of `seconds`, each logged to `self.log`.
+    fn sleeps(&self, count: u32, seconds: f64) -> Command {
+        make(
+            &self.jobserver,
+            "sleep.mk",
+            self.dir.path(),
+            &sleep_vars(&self.log, count, seconds),
+        )
+    }
+}
+
 fn sleep_vars(log: &Path, count: u32, seconds: f64) -> Vec<String> {
     vec![
         format!("LOG={}", log.display()),
@@ -159,28 +195,15 @@ fn assert_tokens_conserved(jobserver: &Jobserver) {
 
 #[test]
 fn make_runs_as_many_jobs_as_the_pool_allows() {
-    if !tool_available("make") {
+    let Some(pool) = MakePool::new() else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let jobserver = Jobserver::create(JOBS, dir.path()).unwrap();
-    let log = dir.path().join("log");
+    };
 
     let started = now_ns();
-    wait_success(
-        make(
-            &jobserver,
-            "sleep.mk",
-            dir.path(),
-            &sleep_vars(&log, 8, 0.3),
-        )
-        .spawn()
-        .unwrap(),
-    );
+    wait_success(pool.sleeps(8, 0.3).spawn().unwrap());
     let elapsed = Duration::from_nanos(now_ns() - started);
 
-    let intervals = read_intervals(&log);
+    let intervals = read_intervals(&pool.log);
     let mut names: Vec<&str> = intervals.iter().map(|i| i.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(
@@ -193,37 +216,26 @@ fn make_runs_as_many_jobs_as_the_pool_allows() {
     // Two waves of four at least, never eight at once (the concurrency above
     // shows it was not one at a time; no upper bound on a shared machine).
     assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
-    assert_tokens_conserved(&jobserver);
-    assert_eq!(jobserver.available().unwrap(), JOBS - 1);
+    assert_tokens_conserved(&pool.jobserver);
+    assert_eq!(pool.jobserver.available().unwrap(), JOBS - 1);
 }
 
 #[test]
 fn make_shrinks_to_one_job_when_tokens_are_withheld() {
-    if !tool_available("make") {
+    let Some(pool) = MakePool::new() else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let jobserver = Jobserver::create(JOBS, dir.path()).unwrap();
-    let log = dir.path().join("log");
+    };
 
-    let child = make(
-        &jobserver,
-        "sleep.mk",
-        dir.path(),
-        &sleep_vars(&log, 8, 1.0),
-    )
-    .spawn()
-    .unwrap();
+    let child = pool.sleeps(8, 1.0).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let shrunk_at = now_ns();
-    jobserver.set_limit(1);
-    assert_eq!(jobserver.limit(), 1);
+    pool.jobserver.set_limit(1);
+    assert_eq!(pool.jobserver.limit(), 1);
     // All tokens are with make's running jobs: none can be taken yet.
-    assert_eq!(jobserver.withheld(), 0);
+    assert_eq!(pool.jobserver.withheld(), 0);
     wait_success(child);
 
-    let intervals = read_intervals(&log);
+    let intervals = read_intervals(&pool.log);
     assert_eq!(intervals.len(), 8);
     let before = max_concurrency(&intervals, 0, shrunk_at);
     let settled = settled_after(&intervals, shrunk_at);
@@ -236,39 +248,28 @@ fn make_shrinks_to_one_job_when_tokens_are_withheld() {
     assert_eq!(before, JOBS as usize);
     assert_eq!(after, 1);
     assert_eq!(later_jobs, 4);
-    assert_eq!(jobserver.withheld(), JOBS - 1);
-    assert_tokens_conserved(&jobserver);
+    assert_eq!(pool.jobserver.withheld(), JOBS - 1);
+    assert_tokens_conserved(&pool.jobserver);
 }
 
 #[test]
 fn make_grows_back_when_tokens_are_returned() {
-    if !tool_available("make") {
+    let Some(pool) = MakePool::new() else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let jobserver = Jobserver::create(JOBS, dir.path()).unwrap();
-    let log = dir.path().join("log");
+    };
 
-    let child = make(
-        &jobserver,
-        "sleep.mk",
-        dir.path(),
-        &sleep_vars(&log, 12, 0.6),
-    )
-    .spawn()
-    .unwrap();
+    let child = pool.sleeps(12, 0.6).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let shrunk_at = now_ns();
-    jobserver.set_limit(1);
+    pool.jobserver.set_limit(1);
     std::thread::sleep(Duration::from_millis(1200));
     let grown_at = now_ns();
-    assert_eq!(jobserver.withheld(), JOBS - 1);
-    jobserver.set_limit(JOBS);
-    assert_eq!(jobserver.withheld(), 0);
+    assert_eq!(pool.jobserver.withheld(), JOBS - 1);
+    pool.jobserver.set_limit(JOBS);
+    assert_eq!(pool.jobserver.withheld(), 0);
     wait_success(child);
 
-    let intervals = read_intervals(&log);
+    let intervals = read_intervals(&pool.log);
     assert_eq!(intervals.len(), 12);
     let settled = settled_after(&intervals, shrunk_at);
     let shrunk = max_concurrency(&intervals, settled, grown_at);
@@ -277,55 +278,43 @@ fn make_grows_back_when_tokens_are_returned() {
     assert!(settled < grown_at, "the shrink never took effect");
     assert_eq!(shrunk, 1);
     assert_eq!(grown, JOBS as usize);
-    assert_eq!(jobserver.available().unwrap(), JOBS - 1);
-    assert_tokens_conserved(&jobserver);
+    assert_eq!(pool.jobserver.available().unwrap(), JOBS - 1);
+    assert_tokens_conserved(&pool.jobserver);
 }
 
 #[test]
 fn tokens_of_a_killed_make_are_lost_until_restored() {
-    if !tool_available("make") {
+    let Some(pool) = MakePool::new() else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let jobserver = Jobserver::create(JOBS, dir.path()).unwrap();
-    let log = dir.path().join("log");
+    };
 
-    let mut child = make(
-        &jobserver,
-        "sleep.mk",
-        dir.path(),
-        &sleep_vars(&log, 8, 2.0),
-    )
-    .process_group(0)
-    .spawn()
-    .unwrap();
+    let mut child = pool.sleeps(8, 2.0).process_group(0).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(jobserver.available().unwrap(), 0);
+    assert_eq!(pool.jobserver.available().unwrap(), 0);
     let group = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(100));
 
     // make died holding three tokens (four jobs ran: its implicit one + 3).
-    assert_eq!(jobserver.available().unwrap() + jobserver.withheld(), 0);
-    assert_eq!(jobserver.restore_lost().unwrap(), JOBS - 1);
-    assert_eq!(jobserver.available().unwrap(), JOBS - 1);
-    assert_tokens_conserved(&jobserver);
+    assert_eq!(
+        pool.jobserver.available().unwrap() + pool.jobserver.withheld(),
+        0
+    );
+    assert_eq!(pool.jobserver.restore_lost().unwrap(), JOBS - 1);
+    assert_eq!(pool.jobserver.available().unwrap(), JOBS - 1);
+    assert_tokens_conserved(&pool.jobserver);
 }
 
 #[test]
 fn memory_demo_makefile_runs_alloc_per_target() {
-    if !tool_available("make") {
+    let Some(pool) = MakePool::new() else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let jobserver = Jobserver::create(JOBS, dir.path()).unwrap();
+    };
     let output = make(
-        &jobserver,
+        &pool.jobserver,
         "memory.mk",
-        dir.path(),
+        pool.dir.path(),
         &["-n".to_string(), "ALLOC=/opt/alloc".to_string()],
     )
     .output()
