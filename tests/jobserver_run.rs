@@ -6,8 +6,17 @@ mod common;
 
 use common::{example, resctl, run_with_pid, stderr};
 
-fn makefile() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/make/memory.mk").to_string()
+/// The arguments after `make -f` for the memory demo: the Makefile, the alloc example,
+/// `jobs` targets of 40M each held for `hold`, each logging to `log`.
+fn memory_make_args(jobs: u32, hold: &str, log: &std::path::Path) -> Vec<String> {
+    vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/make/memory.mk").to_string(),
+        format!("ALLOC={}", example("alloc").display()),
+        format!("N={jobs}"),
+        "SIZE=40M".to_string(),
+        format!("HOLD={hold}"),
+        format!("LOG={}", log.display()),
+    ]
 }
 
 /// (name, start ns, end ns) of each job in a memory.mk LOG.
@@ -53,10 +62,7 @@ fn make_j8_alone_is_oom_killed_under_the_budget() {
                 "-j8",
                 "-f",
             ])
-            .arg(makefile())
-            .arg(format!("ALLOC={}", example("alloc").display()))
-            .args(["N=8", "SIZE=40M", "HOLD=1s"])
-            .arg(format!("LOG={}", dir.path().join("log").display())),
+            .args(memory_make_args(8, "1s", &dir.path().join("log"))),
     );
     let err = stderr(&output);
     // make fails with 2 when a recipe is killed, or is killed itself (137).
@@ -86,10 +92,7 @@ fn under_the_jobserver_make_finishes_and_runs_fewer_jobs_under_pressure() {
             ])
             .args(["--critical", "170M", "--jobserver=8", "--threads", "2"])
             .args(["--interval", "200ms", "--", "make", "-s", "-f"])
-            .arg(makefile())
-            .arg(format!("ALLOC={}", example("alloc").display()))
-            .args(["N=5", "SIZE=40M", "HOLD=3s"])
-            .arg(format!("LOG={}", log.display())),
+            .args(memory_make_args(5, "3s", &log)),
     );
     let err = stderr(&output);
     assert!(output.status.success(), "{err}");
