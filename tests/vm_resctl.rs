@@ -17,12 +17,24 @@ fn under_test_cgroup() -> Vec<String> {
     ]
 }
 
-fn v2_line(cgroup_file: &str) -> String {
-    cgroup_file
+/// `resctl run OPTIONS -- cat /proc/self/cgroup`, which must succeed: resctl's output and
+/// pid, and the job's cgroup v2 path.
+fn job_cgroup(options: &[String]) -> (std::process::Output, u32, String) {
+    let (output, pid) =
+        run_with_pid(
+            resctl()
+                .arg("run")
+                .args(options)
+                .args(["--", "cat", "/proc/self/cgroup"]),
+        );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let cgroup_file = stdout(&output);
+    let line = cgroup_file
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
         .map(str::to_string)
-        .unwrap_or_else(|| panic!("no v2 line in {cgroup_file}"))
+        .unwrap_or_else(|| panic!("no v2 line in {cgroup_file}"));
+    (output, pid, line)
 }
 
 #[test]
@@ -46,13 +58,7 @@ fn doctor_reports_v2_systemd_and_journald() {
 #[ignore = "needs VM"]
 fn the_job_runs_in_its_own_cgroup_which_is_removed_afterwards() {
     let parent = vm_cgroup();
-    let (output, pid) = run_with_pid(resctl().arg("run").args(under_test_cgroup()).args([
-        "--",
-        "cat",
-        "/proc/self/cgroup",
-    ]));
-    assert!(output.status.success(), "{}", stderr(&output));
-    let line = v2_line(&stdout(&output));
+    let (_, pid, line) = job_cgroup(&under_test_cgroup());
     assert!(
         line.ends_with(&format!("/tests/resctl-{pid}/job")),
         "job ran in {line}"
@@ -67,9 +73,7 @@ fn the_job_runs_in_its_own_cgroup_which_is_removed_afterwards() {
 #[ignore = "needs VM"]
 fn by_default_the_job_gets_a_delegated_scope_in_resctl_slice() {
     vm_cgroup();
-    let (output, pid) = run_with_pid(resctl().args(["run", "--", "cat", "/proc/self/cgroup"]));
-    assert!(output.status.success(), "{}", stderr(&output));
-    let line = v2_line(&stdout(&output));
+    let (output, pid, line) = job_cgroup(&[]);
     assert_eq!(
         line,
         format!("/resctl.slice/resctl-{pid}.scope/resctl-{pid}/job"),
@@ -92,16 +96,7 @@ fn by_default_the_job_gets_a_delegated_scope_in_resctl_slice() {
 #[ignore = "needs VM"]
 fn slice_puts_the_scope_under_that_slice() {
     vm_cgroup();
-    let (output, pid) = run_with_pid(resctl().args([
-        "run",
-        "--slice",
-        "resctl-vmtest.slice",
-        "--",
-        "cat",
-        "/proc/self/cgroup",
-    ]));
-    assert!(output.status.success(), "{}", stderr(&output));
-    let line = v2_line(&stdout(&output));
+    let (_, pid, line) = job_cgroup(&["--slice".to_string(), "resctl-vmtest.slice".to_string()]);
     assert!(
         line.starts_with(&format!(
             "/resctl.slice/resctl-vmtest.slice/resctl-{pid}.scope/"
