@@ -178,10 +178,12 @@ pub struct RunArgs {
     /// past it. Thresholds default to 50/75/87.5 % of it.
     #[arg(long, value_name = "SIZE")]
     pub memory_max: Option<String>,
-    /// Moderate memory level (size or % of the limit): one worker fewer.
+    /// Moderate memory level (size or % of the limit): reported; growth continues above it
+    /// up to the high level, and PSI at moderate takes one worker away.
     #[arg(long, value_name = "SIZE")]
     pub moderate: Option<String>,
-    /// High memory level (size or % of the limit): two workers fewer.
+    /// High memory level (size or % of the limit): two workers fewer per cooldown, and the
+    /// ceiling growth stays below (less 5 %).
     #[arg(long, value_name = "SIZE")]
     pub high: Option<String>,
     /// Critical memory level (size or % of the limit): down to the minimum at once.

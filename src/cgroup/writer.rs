@@ -169,6 +169,20 @@ pub fn reclaim(dir: &Path, kind: CgroupKind, bytes: u64) -> Result<(), CgroupErr
     write_file(&path, &bytes.to_string()).map_err(|error| reclaim_error(error, bytes))
 }
 
+/// Restarts the cgroup's memory high-water mark at its current usage, so the next read says
+/// the highest memory since now. v1 only (`memory.max_usage_in_bytes` takes `0`); v2's
+/// `memory.peak` resets only for the descriptor that wrote (kernel 6.12+), which the
+/// reader's cached descriptors are not: [`CgroupError::Unsupported`].
+pub fn reset_peak(dir: &Path, kind: CgroupKind) -> Result<(), CgroupError> {
+    if kind != CgroupKind::V1Memory {
+        return Err(CgroupError::Unsupported {
+            operation: "resetting memory.peak",
+            path: dir.to_path_buf(),
+        });
+    }
+    write_file(&dir.join("memory.max_usage_in_bytes"), "0")
+}
+
 /// Turns a failed `memory.reclaim` write answered with EAGAIN into NothingReclaimable.
 fn reclaim_error(error: CgroupError, bytes: u64) -> CgroupError {
     match error {
@@ -397,6 +411,16 @@ mod tests {
     }
 
     #[test]
+    fn reset_peak_writes_zero_on_v1_only() {
+        let dir = v2_fixture_copy();
+        let err = reset_peak(dir.path(), CgroupKind::V2).unwrap_err();
+        assert!(matches!(err, CgroupError::Unsupported { .. }), "{err}");
+        std::fs::write(dir.path().join("memory.max_usage_in_bytes"), "104857600").unwrap();
+        reset_peak(dir.path(), CgroupKind::V1Memory).unwrap();
+        assert_eq!(read(&dir.path().join("memory.max_usage_in_bytes")), "0");
+    }
+
+    #[test]
     fn enable_only_available_controllers() {
         let dir = v2_fixture_copy(); // cgroup.controllers: "cpu memory pids"
         let enabled = enable_controllers(dir.path(), &["memory", "io", "pids"]).unwrap();
@@ -600,6 +624,44 @@ mod tests {
         let err = reader.sample().unwrap_err();
         eprintln!("sample after removal: {err}");
         assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    }
+
+    #[test]
+    fn live_v1_reset_peak_restarts_the_high_water_mark() {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let Some(mut cgroup) = TestCgroup::create() else {
+            eprintln!("no writable v1 memory cgroup on this host; skipped");
+            return;
+        };
+        // Allocates and frees 32 MiB once it is in the cgroup, then waits.
+        let script = "import sys, time\nsys.stdin.readline()\nx = bytearray(32 << 20)\n\
+                      del x\nprint('freed', flush=True)\ntime.sleep(30)\n";
+        let Ok(child) = Command::new("python3")
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("python3 not found; skipped");
+            return;
+        };
+        cgroup.children.push(child);
+        let child = &mut cgroup.children[0];
+        move_pid(&cgroup.path, child.id() as i32).unwrap();
+        child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "freed");
+        let mut reader = CgroupDir::open(&cgroup.path, CgroupKind::V1Memory).unwrap();
+        let before = reader.sample().unwrap();
+        assert!(before.memory_peak.unwrap() >= 32 << 20, "{before:?}");
+        reset_peak(&cgroup.path, CgroupKind::V1Memory).unwrap();
+        let after = reader.sample().unwrap();
+        assert!(after.memory_peak.unwrap() < 16 << 20, "{after:?}");
+        assert!(after.memory_peak >= after.memory_current, "{after:?}");
     }
 
     #[test]

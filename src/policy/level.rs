@@ -17,7 +17,8 @@ pub enum Level {
     /// Below every threshold (or not yet long enough above one).
     #[default]
     Normal,
-    /// Above the moderate threshold: one worker fewer per cooldown.
+    /// Above the moderate threshold: one worker fewer per cooldown for PSI; for memory only
+    /// reported (growth aims at the high level).
     Moderate,
     /// Above the high threshold: two workers fewer per cooldown.
     High,

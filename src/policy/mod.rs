@@ -99,6 +99,9 @@ pub struct Policy {
     /// Since when memory and PSI have been normal.
     calm_since: Option<Duration>,
     last_memory: Option<u64>,
+    /// The highest peak between samples ([`Observation::memory_peak_since_last`]) at the
+    /// current count that no recorded sample holds yet.
+    unrecorded_peak: Option<u64>,
     last_reclaim: Option<Duration>,
     last_progress: Option<(Duration, u64)>,
     worker_memory: WorkerMemory,
@@ -177,6 +180,7 @@ impl Policy {
             last_reduction: None,
             calm_since: None,
             last_memory: None,
+            unrecorded_peak: None,
             last_reclaim: None,
             last_progress: None,
             worker_memory: WorkerMemory::default(),
@@ -230,6 +234,7 @@ impl Policy {
                 self.last_reduction = Some(at);
             }
             self.count_since = at;
+            self.unrecorded_peak = None;
         }
         self.last_at = Some(at);
         self.last_memory = Some(memory);
@@ -336,9 +341,19 @@ impl Policy {
             Duration::ZERO
         };
         let settled_from = self.count_since.saturating_add(settle);
+        // The peak since the last tick is this count's, and the samples alone may miss it
+        // (workers in step with the sampling interval show the same phase at every tick).
+        // While a grown count settles it is kept for the first settled record (more
+        // workers only add memory); right after a reduction it may still be the previous,
+        // larger count's, so it is dropped.
+        let after_reduction = self.last_change.is_some() && self.last_change == self.last_reduction;
+        if at >= settled_from || !after_reduction {
+            self.unrecorded_peak = self.unrecorded_peak.max(observation.memory_peak_since_last);
+        }
         if at >= settled_from {
+            let peak_between = self.unrecorded_peak.take().unwrap_or(0);
             self.worker_memory
-                .record(at, self.threads, observation.memory_bytes);
+                .record(at, self.threads, observation.memory_bytes.max(peak_between));
         }
         if let Some(units) = observation.progress_units {
             if let Some((previous_at, previous_units)) = self.last_progress {

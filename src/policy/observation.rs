@@ -19,6 +19,11 @@ pub struct Observation {
     pub at: Duration,
     /// The job's memory in bytes (cgroup memory.current, or the sum of its processes' RSS).
     pub memory_bytes: u64,
+    /// The job's highest memory since the previous observation, in bytes, when the cgroup's
+    /// high-water mark tells it (v1: reset every tick; v2: when memory.peak rose): peaks
+    /// between two samples, which `memory_bytes` misses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak_since_last: Option<u64>,
     /// Job CPU use over the last interval, percent of the CPUs available to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f64>,
@@ -34,7 +39,8 @@ pub struct Observation {
     /// cpu.stat `nr_throttled` grew during this tick (the job hit its CPU quota).
     #[serde(default)]
     pub cpu_throttled: bool,
-    /// Host run queue (runnable tasks) divided by the number of cores.
+    /// Host run queue (runnable tasks other than resctl's sampler) divided by the number of
+    /// cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runnable_per_core: Option<f64>,
     /// Cumulative work units the job reported so far, if it reports any.

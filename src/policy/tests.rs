@@ -434,6 +434,36 @@ fn recovery_grows_by_measured_headroom_below_high() {
 }
 
 #[test]
+fn peaks_between_samples_count_through_the_kernel_high_water_mark() {
+    // Workers in step with the sampling interval: every sample sees 100 MiB + 150 MiB per
+    // worker while the real peak, which only the cgroup's high-water mark (reset every tick)
+    // shows, is 100 MiB + 200 MiB per worker. High at 1000 MiB.
+    let config = PolicyConfig {
+        initial_threads: 2,
+        memory_moderate: 950 * MIB,
+        memory_high: 1000 * MIB,
+        memory_critical: 1500 * MIB,
+        memory_cleanup: 0,
+        ..PolicyConfig::default()
+    };
+    let final_count = |with_peaks: bool| {
+        let (_, decisions) = simulate(config.clone(), 300, |at, threads| {
+            let workers = u64::from(threads);
+            Observation {
+                memory_peak_since_last: with_peaks.then_some(100 * MIB + 200 * MIB * workers),
+                ..memory_at(at, 100 * MIB + 150 * MIB * workers)
+            }
+        });
+        decisions.last().map(|d| d.threads)
+    };
+    // Samples alone: 100 + 150 × 5 + 150 = 1000 ≥ 950 stops it at 5, whose real peak
+    // (1100 MiB) is past high.
+    assert_eq!(final_count(false), Some(5));
+    // With the peaks between samples, 4 workers (900 MiB) + 200 MiB would reach 950 MiB.
+    assert_eq!(final_count(true), Some(4));
+}
+
+#[test]
 fn growth_into_moderate_stays_there_without_flapping() {
     // With high at 1000 MiB and moderate at 800 MiB, the 4th worker (900 MiB) enters
     // moderate, which only stops growth: the count stays at 4 for the next half hour.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Decision, LeakVerdict, Level};
+use crate::policy::{Decision, LeakVerdict, Level, PolicyConfig};
 use crate::report::stages::StageSummary;
 use crate::run::exit::JobEnd;
 use crate::sample::job::JobSample;
@@ -28,6 +28,9 @@ pub struct RunSummary {
     pub peak_memory: u64,
     /// The job's hard memory limit, if any.
     pub memory_limit: Option<u64>,
+    /// The job's memory levels (bytes). Absent in traces recorded before it existed.
+    #[serde(default)]
+    pub memory_levels: Option<MemoryLevels>,
     /// Highest level reached.
     pub highest_level: Level,
     /// Thread count at the start, the lowest, and at the end.
@@ -54,10 +57,33 @@ pub struct RunSummary {
     pub stages: Vec<StageSummary>,
 }
 
+/// The memory thresholds a run was judged by, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryLevels {
+    /// Moderate level.
+    pub moderate: u64,
+    /// High level: growth plans to stay below it.
+    pub high: u64,
+    /// Critical level: sequential fallback.
+    pub critical: u64,
+}
+
+impl MemoryLevels {
+    /// The memory levels of a policy configuration.
+    pub fn of(config: &PolicyConfig) -> Self {
+        MemoryLevels {
+            moderate: config.memory_moderate,
+            high: config.memory_high,
+            critical: config.memory_critical,
+        }
+    }
+}
+
 /// Accumulates the summary tick by tick.
 #[derive(Debug)]
 pub struct SummaryBuilder {
     peak_memory: u64,
+    memory_levels: MemoryLevels,
     highest_level: Level,
     threads_initial: u32,
     threads_lowest: u32,
@@ -71,10 +97,11 @@ pub struct SummaryBuilder {
 }
 
 impl SummaryBuilder {
-    /// Starts with the initial thread count and the configured leak window.
-    pub fn new(threads_initial: u32, leak_window: Duration) -> Self {
+    /// Starts with the initial thread count, and the levels and leak window of `config`.
+    pub fn new(threads_initial: u32, config: &PolicyConfig) -> Self {
         SummaryBuilder {
             peak_memory: 0,
+            memory_levels: MemoryLevels::of(config),
             highest_level: Level::Normal,
             threads_initial,
             threads_lowest: threads_initial,
@@ -83,7 +110,7 @@ impl SummaryBuilder {
             oom_kills: 0,
             high_events: 0,
             leak: None,
-            leak_window,
+            leak_window: config.leak_window,
             stages: Vec::new(),
         }
     }
@@ -134,6 +161,7 @@ impl SummaryBuilder {
             cpu,
             peak_memory: self.peak_memory,
             memory_limit,
+            memory_levels: Some(self.memory_levels),
             highest_level: self.highest_level,
             threads_initial: self.threads_initial,
             threads_lowest: self.threads_lowest,

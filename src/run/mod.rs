@@ -396,8 +396,7 @@ impl Run {
         }
         let cpus = available_cpus();
         let mut observer = Observer::new(cpus, crate::sample::procfs::clock_ticks_per_second());
-        let mut summary =
-            SummaryBuilder::new(self.policy.threads(), self.policy_config.leak_window);
+        let mut summary = SummaryBuilder::new(self.policy.threads(), &self.policy_config);
         let cgroup_label = self
             .placement
             .job_dir()
@@ -407,6 +406,8 @@ impl Run {
         let interval = self.config.interval;
 
         let mut waker = self.waker.take();
+        // Restart the cgroup's high-water mark after each sample while the kernel allows it.
+        let mut reset_peaks = true;
         let status = loop {
             match wait_for_tick(waker.as_mut(), &done_rx, interval) {
                 TickOutcome::Sample => {}
@@ -417,6 +418,9 @@ impl Run {
                 tracing::warn!("sampling: {err}");
             }
             let mut observation = observer.observe(&sample);
+            if reset_peaks {
+                reset_peaks = self.reset_peak(&mut observer);
+            }
             if let Some(control) = &self.control {
                 observation.progress_units = control.progress_units();
             }
@@ -513,6 +517,26 @@ impl Run {
             }
         }
         summary.exit_code
+    }
+
+    /// Restarts the job cgroup's memory high-water mark, so the next sample's is the peak
+    /// between the two (v1; see [`writer::reset_peak`]). False when it cannot be done: there
+    /// is no cgroup, v2, or the write failed (the cgroup went away): not tried again.
+    fn reset_peak(&self, observer: &mut Observer) -> bool {
+        let (Some(dir), Some(kind)) = (self.placement.job_dir(), self.placement.cgroup_kind())
+        else {
+            return false;
+        };
+        match writer::reset_peak(dir, kind) {
+            Ok(()) => {
+                observer.note_peak_reset();
+                true
+            }
+            Err(err) => {
+                tracing::debug!("memory high-water mark: {err}");
+                false
+            }
+        }
     }
 
     /// Applies a decision: thread channels, reclaim.

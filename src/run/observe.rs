@@ -13,6 +13,10 @@ pub struct Observer {
     cpus: f64,
     ticks_per_second: f64,
     previous: Option<CpuReading>,
+    /// The cgroup's high-water mark at the previous sample.
+    previous_peak: Option<u64>,
+    /// The high-water mark was restarted after the previous sample.
+    peak_reset: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +33,26 @@ impl Observer {
             cpus: cpus.max(1) as f64,
             ticks_per_second: ticks_per_second.max(1) as f64,
             previous: None,
+            previous_peak: None,
+            peak_reset: false,
         }
+    }
+
+    /// Tells the observer that the cgroup's high-water mark was restarted after the last
+    /// sample (see [`crate::cgroup::writer::reset_peak`]): the next one is the peak since.
+    pub fn note_peak_reset(&mut self) {
+        self.peak_reset = true;
+    }
+
+    /// The highest memory since the previous sample, when the high-water mark `peak` says
+    /// it: always after a reset; else the first reading (the job's cgroup is new) or one
+    /// that rose (the new mark was set in between).
+    fn peak_since_last(&mut self, peak: Option<u64>) -> Option<u64> {
+        let reset = std::mem::take(&mut self.peak_reset);
+        let previous = self.previous_peak;
+        self.previous_peak = peak.or(previous);
+        let now = peak?;
+        (reset || previous.is_none_or(|then| now > then)).then_some(now)
     }
 
     /// The observation for this sample.
@@ -72,6 +95,7 @@ impl Observer {
         Observation {
             at: sample.at,
             memory_bytes: sample.memory_bytes(),
+            memory_peak_since_last: self.peak_since_last(cgroup.and_then(|c| c.memory_peak)),
             cpu_percent,
             memory_psi_some_avg10: memory_pressure.map(|p| p.some.avg10),
             memory_psi_full_avg10: memory_pressure
@@ -79,8 +103,51 @@ impl Observer {
                 .map(|l| l.avg10),
             cpu_psi_some_avg10: cpu_pressure.map(|p| p.some.avg10),
             cpu_throttled,
-            runnable_per_core: host.map(|h| h.runnable as f64 / h.per_cpu.len().max(1) as f64),
+            runnable_per_core: host.map(|h| others_runnable_per_core(h.runnable, h.per_cpu.len())),
             progress_units: None,
         }
+    }
+}
+
+/// The host's run queue per core without resctl's own sampling thread, which is running (and
+/// so counted in `/proc/loadavg`'s runnable figure) while it reads the file: two busy workers
+/// on two cores read as 3 runnable, which is not contention.
+fn others_runnable_per_core(runnable: u32, cores: usize) -> f64 {
+    f64::from(runnable.saturating_sub(1)) / cores.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{others_runnable_per_core, Observer};
+
+    #[test]
+    fn peak_since_last_comes_from_resets_or_a_rising_high_water_mark() {
+        let mut observer = Observer::new(2, 100);
+        // First reading: the cgroup's mark since it began, which is the job's.
+        assert_eq!(observer.peak_since_last(Some(500)), Some(500));
+        // Unchanged mark without a reset: the peak in between is unknown (≤ 500).
+        assert_eq!(observer.peak_since_last(Some(500)), None);
+        // A higher mark was set in between.
+        assert_eq!(observer.peak_since_last(Some(700)), Some(700));
+        // After a reset the mark is the peak since, even when lower.
+        observer.note_peak_reset();
+        assert_eq!(observer.peak_since_last(Some(300)), Some(300));
+        // A reset is good for one reading only; 300 < 700 but the mark restarted at 300.
+        assert_eq!(observer.peak_since_last(Some(300)), None);
+        // No high-water mark (monitor-only): nothing, and the last one is kept.
+        assert_eq!(observer.peak_since_last(None), None);
+        assert_eq!(observer.peak_since_last(Some(400)), Some(400));
+    }
+
+    #[test]
+    fn the_sampler_itself_is_not_counted_as_contention() {
+        // loadavg "3/…" read by resctl on two cores: resctl plus two busy workers.
+        assert_eq!(others_runnable_per_core(3, 2), 1.0);
+        assert_eq!(others_runnable_per_core(5, 2), 2.0);
+        // Nothing but the reader running, or a zero the kernel never reports.
+        assert_eq!(others_runnable_per_core(1, 4), 0.0);
+        assert_eq!(others_runnable_per_core(0, 4), 0.0);
+        // No per-core lines: one core assumed rather than dividing by zero.
+        assert_eq!(others_runnable_per_core(3, 0), 2.0);
     }
 }
