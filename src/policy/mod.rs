@@ -17,7 +17,8 @@
 //!   the count has settled ([`defaults::SETTLE`]; the starting count needs none), its memory has been measured for another
 //!   settle time without still rising (by more than [`defaults::RISING_TOLERANCE`]), and no
 //!   reduction happened within a `cooldown`, the count grows by one if the peak memory seen
-//!   at this count in the last `cooldown` plus one worker's memory stays below the high
+//!   at this count in the last `cooldown` (samples, and between them
+//!   [`Observation::memory_peak_since_last`]) plus one worker's memory stays below the high
 //!   level less the hysteresis margin. One worker's memory is the least-squares slope of the
 //!   recent per-count peaks ([`Policy::marginal_memory_per_worker`]), or peak ÷ workers (an
 //!   overestimate) until two counts are known. One at a time, not by all the headroom at
