@@ -140,7 +140,7 @@ pub struct JobCommand<'a> {
     pub program: PathBuf,
     /// Arguments after the program (argv[1..]).
     pub args: Vec<OsString>,
-    /// argv[0] as the user typed it.
+    /// `argv[0]` as the user typed it.
     pub arg0: OsString,
     /// Variables to set in the job's environment.
     pub set_env: Vec<(String, OsString)>,
