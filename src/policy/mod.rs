@@ -4,7 +4,8 @@
 //!
 //! Rules, with their constants and reasons in [`defaults`]:
 //!
-//! - **Levels** per signal (memory bytes, CPU %, each configured PSI avg10); the overall
+//! - **Levels** per signal (memory bytes — the highest since the last tick when the kernel
+//!   says it —, CPU %, each configured PSI avg10); the overall
 //!   level is their maximum. A level is entered once its threshold has held for `grace`
 //!   (memory ≥ critical: at once) and left once the value has stayed below
 //!   threshold × (1 − `hysteresis`) for `transition`.
@@ -273,8 +274,13 @@ impl Policy {
     /// Feeds the observation to every level tracker.
     fn assess(&mut self, at: Duration, observation: &Observation) {
         let timing = self.timing;
-        self.memory
-            .update(at, Some(observation.memory_bytes as f64), timing);
+        // The highest memory since the last tick: a pool whose tasks peak above a level and
+        // drop below it between samples is at that level, which is where the OOM kill would
+        // come from.
+        let memory = observation
+            .memory_bytes
+            .max(observation.memory_peak_since_last.unwrap_or(0));
+        self.memory.update(at, Some(memory as f64), timing);
         self.cpu.update(at, observation.cpu_percent, timing);
         let psi_values = [
             observation.memory_psi_some_avg10,

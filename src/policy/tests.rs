@@ -464,6 +464,30 @@ fn peaks_between_samples_count_through_the_kernel_high_water_mark() {
 }
 
 #[test]
+fn peaks_between_samples_enter_the_level_they_reach() {
+    // Tasks shorter than a tick: every sample sees 800 MiB, while the memory peaks at
+    // 1100 MiB between samples. High is 1000 MiB: the job is at high, and sheds two workers
+    // after the grace period, though no sample was ever at high.
+    let config = PolicyConfig {
+        initial_threads: 4,
+        memory_moderate: 900 * MIB,
+        memory_high: 1000 * MIB,
+        memory_critical: 1500 * MIB,
+        memory_cleanup: 0,
+        ..PolicyConfig::default()
+    };
+    let run = |peaks: bool| {
+        let (_, decisions) = simulate(config.clone(), 5, |at, _| Observation {
+            memory_peak_since_last: peaks.then_some(1100 * MIB),
+            ..memory_at(at, 800 * MIB)
+        });
+        decisions
+    };
+    assert_eq!(changes(&run(true)), vec![(2, 4, 2)]);
+    assert!(run(false).iter().all(|d| d.memory_level == Level::Normal));
+}
+
+#[test]
 fn growth_into_moderate_stays_there_without_flapping() {
     // With high at 1000 MiB and moderate at 800 MiB, the 4th worker (900 MiB) enters
     // moderate, which only stops growth: the count stays at 4 for the next half hour.
