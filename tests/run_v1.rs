@@ -6,7 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{example, resctl, run_with_pid, stderr, stdout};
+use common::{
+    assert_page_cache_is_not_pressure, assert_peak_between_samples_observed, example, resctl,
+    run_with_pid, stderr, stdout,
+};
 
 fn assert_no_cgroup_left(own: &Path, resctl_pid: u32) {
     let dir = own.join(format!("resctl-{resctl_pid}"));
@@ -99,4 +102,16 @@ fn sigterm_to_resctl_still_removes_the_cgroup() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(128 + 15), "{}", stderr(&output));
     assert_no_cgroup_left(&own, pid);
+}
+
+#[test]
+fn peaks_between_samples_are_observed_through_the_reset_high_water_mark() {
+    require_v1!();
+    assert_peak_between_samples_observed(&[]);
+}
+
+#[test]
+fn page_cache_alone_does_not_raise_the_level() {
+    require_v1!();
+    assert_page_cache_is_not_pressure(&[]);
 }

@@ -7,7 +7,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{bench_of_the_pool, example, resctl, run_with_pid, stderr, stdout, vm_cgroup};
+use common::{
+    assert_page_cache_is_not_pressure, assert_peak_between_samples_observed, bench_of_the_pool,
+    example, resctl, run_with_pid, stderr, stdout, vm_cgroup,
+};
 
 /// resctl's placement options for a job under the runner's delegated cgroup.
 fn under_test_cgroup() -> Vec<String> {
@@ -222,4 +225,20 @@ fn journald_gets_the_runs_messages_with_resctl_fields() {
 fn bench_sweeps_static_counts_in_their_own_scopes_and_recommends_what_fits() {
     vm_cgroup();
     bench_of_the_pool(&[]);
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn peaks_between_samples_are_observed_through_memory_peak() {
+    let placement = under_test_cgroup();
+    let placement: Vec<&str> = placement.iter().map(String::as_str).collect();
+    assert_peak_between_samples_observed(&placement);
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn page_cache_alone_does_not_raise_the_level() {
+    let placement = under_test_cgroup();
+    let placement: Vec<&str> = placement.iter().map(String::as_str).collect();
+    assert_page_cache_is_not_pressure(&placement);
 }

@@ -172,13 +172,14 @@ pub fn parse_memory_events(file: &Path, text: &str) -> Result<MemoryEvents, Pars
 
 /// Parses v2 `memory.stat`.
 pub fn parse_memory_stat(file: &Path, text: &str) -> Result<MemoryStat, ParseError> {
-    let [anon, file_bytes, shmem, kernel, sock, pgmajfault, refault_anon, refault_file] =
+    let [anon, file_bytes, inactive_file, shmem, kernel, sock, pgmajfault, refault_anon, refault_file] =
         parse_keyed(
             file,
             text,
             [
                 "anon",
                 "file",
+                "inactive_file",
                 "shmem",
                 "kernel",
                 "sock",
@@ -190,6 +191,7 @@ pub fn parse_memory_stat(file: &Path, text: &str) -> Result<MemoryStat, ParseErr
     Ok(MemoryStat {
         anon,
         file: file_bytes,
+        inactive_file,
         shmem,
         kernel,
         sock,
@@ -212,23 +214,26 @@ pub struct V1MemoryStat {
 
 /// Parses v1 `memory.stat`, using the hierarchical `total_*` keys (this cgroup and its children).
 pub fn parse_memory_stat_v1(file: &Path, text: &str) -> Result<V1MemoryStat, ParseError> {
-    let [rss, cache, shmem, pgmajfault, refault_anon, refault_file, swap] = parse_keyed(
-        file,
-        text,
-        [
-            "total_rss",
-            "total_cache",
-            "total_shmem",
-            "total_pgmajfault",
-            "total_workingset_refault_anon",
-            "total_workingset_refault_file",
-            "total_swap",
-        ],
-    )?;
+    let [rss, cache, inactive_file, shmem, pgmajfault, refault_anon, refault_file, swap] =
+        parse_keyed(
+            file,
+            text,
+            [
+                "total_rss",
+                "total_cache",
+                "total_inactive_file",
+                "total_shmem",
+                "total_pgmajfault",
+                "total_workingset_refault_anon",
+                "total_workingset_refault_file",
+                "total_swap",
+            ],
+        )?;
     Ok(V1MemoryStat {
         stat: MemoryStat {
             anon: rss,
             file: cache,
+            inactive_file,
             shmem,
             kernel: None,
             sock: None,
@@ -432,6 +437,7 @@ mod tests {
             MemoryStat {
                 anon: Some(45_522_944),
                 file: Some(131_072),
+                inactive_file: Some(126_976),
                 shmem: Some(0),
                 kernel: Some(376_832),
                 sock: Some(0),
@@ -489,6 +495,7 @@ mod tests {
         let parsed = parse_memory_stat_v1(&path, &text).unwrap();
         assert_eq!(parsed.stat.anon, Some(114_688));
         assert_eq!(parsed.stat.file, Some(32_768));
+        assert_eq!(parsed.stat.inactive_file, Some(16_384));
         assert_eq!(parsed.stat.shmem, Some(0));
         assert_eq!(parsed.stat.pgmajfault, Some(10));
         assert_eq!(parsed.stat.workingset_refault_file, Some(647));

@@ -64,6 +64,9 @@ pub struct MemoryStat {
     pub anon: Option<u64>,
     /// Page cache (v1: `total_cache`).
     pub file: Option<u64>,
+    /// Page cache not used recently, the first the kernel reclaims (v1:
+    /// `total_inactive_file`). Usage less this is the working set.
+    pub inactive_file: Option<u64>,
     /// Shared memory / tmpfs (v1: `total_shmem`).
     pub shmem: Option<u64>,
     /// Kernel memory (v1: `memory.kmem.usage_in_bytes`).

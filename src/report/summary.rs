@@ -24,7 +24,8 @@ pub struct RunSummary {
     /// CPU time (user + system) of the job and its waited-for descendants.
     #[serde(with = "crate::policy::observation::secs")]
     pub cpu: Duration,
-    /// Peak memory of the job (the cgroup's peak when known, else the highest sample).
+    /// Peak memory of the job: its working set (charge less inactive page cache) at the
+    /// cgroup's peak when known, else the highest sample.
     pub peak_memory: u64,
     /// The job's hard memory limit, if any.
     pub memory_limit: Option<u64>,
@@ -120,7 +121,7 @@ impl SummaryBuilder {
         self.peak_memory = self.peak_memory.max(sample.memory_bytes());
         if let Some(cgroup) = &sample.cgroup {
             if let Some(peak) = cgroup.memory_peak {
-                self.peak_memory = self.peak_memory.max(peak);
+                self.peak_memory = self.peak_memory.max(sample.working_set(peak));
             }
             self.oom_kills = self.oom_kills.max(cgroup.events.oom_kill.unwrap_or(0));
             self.high_events = self.high_events.max(cgroup.events.high.unwrap_or(0));

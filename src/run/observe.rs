@@ -95,7 +95,9 @@ impl Observer {
         Observation {
             at: sample.at,
             memory_bytes: sample.memory_bytes(),
-            memory_peak_since_last: self.peak_since_last(cgroup.and_then(|c| c.memory_peak)),
+            memory_peak_since_last: self
+                .peak_since_last(cgroup.and_then(|c| c.memory_peak))
+                .map(|peak| sample.working_set(peak)),
             cpu_percent,
             memory_psi_some_avg10: memory_pressure.map(|p| p.some.avg10),
             memory_psi_full_avg10: memory_pressure

@@ -28,12 +28,27 @@ impl JobSample {
             .sum()
     }
 
-    /// The job's memory: the cgroup's charge when known, else the processes' RSS.
+    /// The job's memory: the cgroup's working set when known — its charge less the page
+    /// cache it has not used recently (`inactive_file`), which the kernel drops before it
+    /// would OOM-kill anything (the kubelet's and cAdvisor's working set) — else the
+    /// processes' RSS. Without the subtraction, a job that only reads a file larger than its
+    /// limit counts as at its limit.
     pub fn memory_bytes(&self) -> u64 {
         self.cgroup
             .as_ref()
             .and_then(|c| c.memory_current)
-            .unwrap_or_else(|| self.processes_rss())
+            .map_or_else(|| self.processes_rss(), |charge| self.working_set(charge))
+    }
+
+    /// `charge` (a figure of the cgroup's memory, such as its high-water mark) less the
+    /// cgroup's inactive page cache, when memory.stat gives it.
+    pub fn working_set(&self, charge: u64) -> u64 {
+        let inactive = self
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.stat.inactive_file)
+            .unwrap_or(0);
+        charge.saturating_sub(inactive)
     }
 
     /// CPU time of the job's live threads in clock ticks (user + system).

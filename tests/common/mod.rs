@@ -221,3 +221,71 @@ pub fn bench_of_the_pool(extra: &[&std::ffi::OsStr]) -> (Output, serde_json::Val
     assert_eq!(report["recommended"], 2, "{report}");
     (output, report)
 }
+
+/// Runs a job that allocates 48M, frees it and sleeps for 2 s, recording a trace: some
+/// tick's observation must carry the 48M as the peak since the previous sample while the
+/// memory it sampled is under half of that — the peak between samples, from the cgroup's
+/// high-water mark. `placement` are resctl's placement options.
+pub fn assert_peak_between_samples_observed(placement: &[&str]) {
+    let trace = std::env::temp_dir().join(format!("resctl-peak-{}.jsonl", std::process::id()));
+    let script = format!("'{}' 48M && sleep 2", example("alloc").display());
+    let output = resctl()
+        .arg("run")
+        .args(placement)
+        .arg("--record")
+        .arg(&trace)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    let observations: Vec<(u64, u64)> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["kind"] == "tick")
+        .map(|line| {
+            let observation = &line["observation"];
+            (
+                observation["memory_bytes"].as_u64().unwrap_or(0) >> 20,
+                observation["memory_peak_since_last"].as_u64().unwrap_or(0) >> 20,
+            )
+        })
+        .collect();
+    assert!(
+        observations
+            .iter()
+            .any(|&(memory, peak)| peak >= 48 && memory < 24),
+        "(memory MiB, peak since the last sample MiB) per tick: {observations:?}"
+    );
+}
+
+/// Runs a job that writes a file three times its 32M limit: the page cache fills the
+/// cgroup up to the limit, and must not count as pressure (no level, no change).
+/// `placement` are resctl's placement options.
+pub fn assert_page_cache_is_not_pressure(placement: &[&str]) {
+    // The job's own writes are charged to its cgroup; /var/tmp is on disk, not tmpfs.
+    let data =
+        std::path::Path::new("/var/tmp").join(format!("resctl-cache-{}", std::process::id()));
+    let script = format!("head -c 96M /dev/zero > '{0}' && sleep 1", data.display());
+    let output = resctl()
+        .arg("run")
+        .args(placement)
+        .args([
+            "--memory-max",
+            "32M",
+            "--interval",
+            "100ms",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(&script)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&data);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("highest level normal"), "{err}");
+    assert!(err.contains("0 changes"), "{err}");
+}
