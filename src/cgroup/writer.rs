@@ -9,6 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -169,18 +170,43 @@ pub fn reclaim(dir: &Path, kind: CgroupKind, bytes: u64) -> Result<(), CgroupErr
     write_file(&path, &bytes.to_string()).map_err(|error| reclaim_error(error, bytes))
 }
 
-/// Restarts the cgroup's memory high-water mark at its current usage, so the next read says
-/// the highest memory since now. v1 only (`memory.max_usage_in_bytes` takes `0`); v2's
-/// `memory.peak` resets only for the descriptor that wrote (kernel 6.12+), which the
-/// reader's cached descriptors are not: [`CgroupError::Unsupported`].
-pub fn reset_peak(dir: &Path, kind: CgroupKind) -> Result<(), CgroupError> {
-    if kind != CgroupKind::V1Memory {
-        return Err(CgroupError::Unsupported {
-            operation: "resetting memory.peak",
-            path: dir.to_path_buf(),
-        });
+/// A cgroup's memory high-water mark, held open so it can be restarted after every sample
+/// (ticks near a level come every 10 ms) without opening the file each time.
+#[derive(Debug)]
+pub struct PeakReset {
+    file: File,
+    path: PathBuf,
+}
+
+impl PeakReset {
+    /// Opens the high-water mark of the cgroup `dir` for restarting. v1 only
+    /// (`memory.max_usage_in_bytes` takes `0`); v2's `memory.peak` resets only for the
+    /// descriptor that wrote (kernel 6.12+), which the reader's cached descriptors are not:
+    /// [`CgroupError::Unsupported`].
+    pub fn open(dir: &Path, kind: CgroupKind) -> Result<Self, CgroupError> {
+        if kind != CgroupKind::V1Memory {
+            return Err(CgroupError::Unsupported {
+                operation: "resetting memory.peak",
+                path: dir.to_path_buf(),
+            });
+        }
+        let path = dir.join("memory.max_usage_in_bytes");
+        let file = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|error| CgroupError::write(&path, "0", error))?;
+        Ok(PeakReset { file, path })
     }
-    write_file(&dir.join("memory.max_usage_in_bytes"), "0")
+
+    /// Restarts the high-water mark at the cgroup's current usage, so the next read says the
+    /// highest memory since now.
+    pub fn reset(&self) -> Result<(), CgroupError> {
+        // At offset 0 each time, as a fresh open would write it.
+        self.file
+            .write_all_at(b"0", 0)
+            .map_err(|error| CgroupError::write(&self.path, "0", error))
+    }
 }
 
 /// Turns a failed `memory.reclaim` write answered with EAGAIN into NothingReclaimable.
@@ -413,10 +439,13 @@ mod tests {
     #[test]
     fn reset_peak_writes_zero_on_v1_only() {
         let dir = v2_fixture_copy();
-        let err = reset_peak(dir.path(), CgroupKind::V2).unwrap_err();
+        let err = PeakReset::open(dir.path(), CgroupKind::V2).unwrap_err();
         assert!(matches!(err, CgroupError::Unsupported { .. }), "{err}");
         std::fs::write(dir.path().join("memory.max_usage_in_bytes"), "104857600").unwrap();
-        reset_peak(dir.path(), CgroupKind::V1Memory).unwrap();
+        PeakReset::open(dir.path(), CgroupKind::V1Memory)
+            .unwrap()
+            .reset()
+            .unwrap();
         assert_eq!(read(&dir.path().join("memory.max_usage_in_bytes")), "0");
     }
 
@@ -634,9 +663,9 @@ mod tests {
             eprintln!("no writable v1 memory cgroup on this host; skipped");
             return;
         };
-        // Allocates and frees 32 MiB once it is in the cgroup, then waits.
-        let script = "import sys, time\nsys.stdin.readline()\nx = bytearray(32 << 20)\n\
-                      del x\nprint('freed', flush=True)\ntime.sleep(30)\n";
+        // Allocates and frees 32 MiB for each line it reads, once it is in the cgroup.
+        let script = "import sys\nfor _ in sys.stdin:\n    x = bytearray(32 << 20)\n    \
+                      del x\n    print('freed', flush=True)\n";
         let Ok(child) = Command::new("python3")
             .args(["-c", script])
             .stdin(Stdio::piped())
@@ -649,19 +678,23 @@ mod tests {
         cgroup.children.push(child);
         let child = &mut cgroup.children[0];
         move_pid(&cgroup.path, child.id() as i32).unwrap();
-        child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "freed");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut reader = CgroupDir::open(&cgroup.path, CgroupKind::V1Memory).unwrap();
-        let before = reader.sample().unwrap();
-        assert!(before.memory_peak.unwrap() >= 32 << 20, "{before:?}");
-        reset_peak(&cgroup.path, CgroupKind::V1Memory).unwrap();
-        let after = reader.sample().unwrap();
-        assert!(after.memory_peak.unwrap() < 16 << 20, "{after:?}");
-        assert!(after.memory_peak >= after.memory_current, "{after:?}");
+        let peak_reset = PeakReset::open(&cgroup.path, CgroupKind::V1Memory).unwrap();
+        // Twice, through the same held-open descriptor.
+        for _ in 0..2 {
+            stdin.write_all(b"go\n").unwrap();
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), "freed");
+            let before = reader.sample().unwrap();
+            assert!(before.memory_peak.unwrap() >= 32 << 20, "{before:?}");
+            peak_reset.reset().unwrap();
+            let after = reader.sample().unwrap();
+            assert!(after.memory_peak.unwrap() < 16 << 20, "{after:?}");
+            assert!(after.memory_peak >= after.memory_current, "{after:?}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::act::runtime_dir::RuntimeDir;
 use crate::act::socket::{ControlServer, StatusSnapshot};
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind};
-use crate::cgroup::writer;
+use crate::cgroup::writer::{self, PeakReset};
 use crate::config::Config;
 use crate::placement::{inherited_memory_limit, Placement, PlacementKind, PlacementRequest};
 use crate::policy::{Decision, Level, Policy, PolicyConfig};
@@ -119,6 +119,8 @@ struct Run {
     memory_limit: Option<u64>,
     started: Instant,
     summary_json: Option<PathBuf>,
+    /// The job cgroup's high-water mark, restarted after every sample (v1 only).
+    peak_reset: Option<PeakReset>,
     _runtime: RuntimeDir,
 }
 
@@ -356,6 +358,14 @@ impl Run {
             format_size(policy_config.memory_critical),
             memory_limit.map(|l| format!(" (limit {})", format_size(l))).unwrap_or_default(),
         );
+        // Without it (v2, monitor-only) the peaks between samples come only from a rising
+        // memory.peak (see Observer).
+        let peak_reset = match (placement.job_dir(), placement.cgroup_kind()) {
+            (Some(dir), Some(kind)) => PeakReset::open(dir, kind)
+                .map_err(|err| tracing::debug!("memory high-water mark: {err}"))
+                .ok(),
+            _ => None,
+        };
         Ok(Run {
             config: config.clone(),
             placement,
@@ -372,6 +382,7 @@ impl Run {
             memory_limit,
             started,
             summary_json: request.summary_json.clone(),
+            peak_reset,
             _runtime: runtime,
         })
     }
@@ -406,8 +417,6 @@ impl Run {
         let interval = self.config.interval;
 
         let mut waker = self.waker.take();
-        // Restart the cgroup's high-water mark after each sample while the kernel allows it.
-        let mut reset_peaks = true;
         let status = loop {
             match wait_for_tick(waker.as_mut(), &done_rx, interval) {
                 TickOutcome::Sample => {}
@@ -418,9 +427,7 @@ impl Run {
                 tracing::warn!("sampling: {err}");
             }
             let mut observation = observer.observe(&sample);
-            if reset_peaks {
-                reset_peaks = self.reset_peak(&mut observer);
-            }
+            self.reset_peak(&mut observer);
             if let Some(control) = &self.control {
                 observation.progress_units = control.progress_units();
             }
@@ -520,21 +527,17 @@ impl Run {
     }
 
     /// Restarts the job cgroup's memory high-water mark, so the next sample's is the peak
-    /// between the two (v1; see [`writer::reset_peak`]). False when it cannot be done: there
-    /// is no cgroup, v2, or the write failed (the cgroup went away): not tried again.
-    fn reset_peak(&self, observer: &mut Observer) -> bool {
-        let (Some(dir), Some(kind)) = (self.placement.job_dir(), self.placement.cgroup_kind())
-        else {
-            return false;
+    /// between the two (v1; see [`PeakReset`]). A failed write (the cgroup went away) ends
+    /// the restarts for the rest of the run.
+    fn reset_peak(&mut self, observer: &mut Observer) {
+        let Some(peak_reset) = &self.peak_reset else {
+            return;
         };
-        match writer::reset_peak(dir, kind) {
-            Ok(()) => {
-                observer.note_peak_reset();
-                true
-            }
+        match peak_reset.reset() {
+            Ok(()) => observer.note_peak_reset(),
             Err(err) => {
                 tracing::debug!("memory high-water mark: {err}");
-                false
+                self.peak_reset = None;
             }
         }
     }

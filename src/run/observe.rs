@@ -39,7 +39,7 @@ impl Observer {
     }
 
     /// Tells the observer that the cgroup's high-water mark was restarted after the last
-    /// sample (see [`crate::cgroup::writer::reset_peak`]): the next one is the peak since.
+    /// sample (see [`crate::cgroup::writer::PeakReset`]): the next one is the peak since.
     pub fn note_peak_reset(&mut self) {
         self.peak_reset = true;
     }
