@@ -277,9 +277,7 @@ impl Policy {
         // The highest memory since the last tick: a pool whose tasks peak above a level and
         // drop below it between samples is at that level, which is where the OOM kill would
         // come from.
-        let memory = observation
-            .memory_bytes
-            .max(observation.memory_peak_since_last.unwrap_or(0));
+        let memory = observation.highest_memory();
         self.memory.update(at, Some(memory as f64), timing);
         self.cpu.update(at, observation.cpu_percent, timing);
         let psi_values = [
@@ -354,13 +352,12 @@ impl Policy {
         // workers only add memory); right after a reduction it may still be the previous,
         // larger count's, so it is dropped.
         let after_reduction = self.last_change.is_some() && self.last_change == self.last_reduction;
-        if at >= settled_from || !after_reduction {
-            self.unrecorded_peak = self.unrecorded_peak.max(observation.memory_peak_since_last);
-        }
         if at >= settled_from {
-            let peak_between = self.unrecorded_peak.take().unwrap_or(0);
+            let held = self.unrecorded_peak.take().unwrap_or(0);
             self.worker_memory
-                .record(at, self.threads, observation.memory_bytes.max(peak_between));
+                .record(at, self.threads, observation.highest_memory().max(held));
+        } else if !after_reduction {
+            self.unrecorded_peak = self.unrecorded_peak.max(observation.memory_peak_since_last);
         }
         if let Some(units) = observation.progress_units {
             if let Some((previous_at, previous_units)) = self.last_progress {

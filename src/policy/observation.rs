@@ -48,6 +48,15 @@ pub struct Observation {
     pub progress_units: Option<u64>,
 }
 
+impl Observation {
+    /// The job's highest memory this observation knows of: the sample, or the peak since
+    /// the previous observation when it is higher.
+    pub fn highest_memory(&self) -> u64 {
+        self.memory_bytes
+            .max(self.memory_peak_since_last.unwrap_or(0))
+    }
+}
+
 /// The policy's answer to one observation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
