@@ -165,7 +165,6 @@ fn memory_high_throttles_instead_of_killing() {
 fn critical_drops_the_thread_file_to_one_and_the_pool_finishes() {
     let parent = vm_cgroup();
     let placement = under_test_cgroup();
-    let placement: Vec<&str> = placement.iter().map(String::as_str).collect();
     let (_, pid) = common::pool_unmanaged(&placement);
     assert!(!parent.join(format!("resctl-{pid}")).exists());
     let (_, pid) = common::pool_reaching_critical(&placement);
@@ -230,15 +229,11 @@ fn bench_sweeps_static_counts_in_their_own_scopes_and_recommends_what_fits() {
 #[test]
 #[ignore = "needs VM"]
 fn peaks_between_samples_are_observed_through_memory_peak() {
-    let placement = under_test_cgroup();
-    let placement: Vec<&str> = placement.iter().map(String::as_str).collect();
-    assert_peak_between_samples_observed(&placement);
+    assert_peak_between_samples_observed(&under_test_cgroup());
 }
 
 #[test]
 #[ignore = "needs VM"]
 fn page_cache_alone_does_not_raise_the_level() {
-    let placement = under_test_cgroup();
-    let placement: Vec<&str> = placement.iter().map(String::as_str).collect();
-    assert_page_cache_is_not_pressure(&placement);
+    assert_page_cache_is_not_pressure(&under_test_cgroup());
 }

@@ -109,7 +109,7 @@ pub fn vm_cgroup() -> PathBuf {
 /// critical level: resctl must drop RESCTL_THREADS_FILE to 1, and the pool
 /// must finish. `placement` are resctl's placement options. Returns resctl's
 /// output and pid.
-pub fn pool_reaching_critical(placement: &[&str]) -> (Output, u32) {
+pub fn pool_reaching_critical(placement: &[String]) -> (Output, u32) {
     let (output, pid) = run_with_pid(
         resctl()
             .args(["run"])
@@ -140,7 +140,7 @@ pub fn pool_reaching_critical(placement: &[&str]) -> (Output, u32) {
 
 /// The same pool, ignoring resctl with eight workers, under the same budget: the
 /// kernel's OOM killer ends it.
-pub fn pool_unmanaged(placement: &[&str]) -> (Output, u32) {
+pub fn pool_unmanaged(placement: &[String]) -> (Output, u32) {
     let (output, pid) = run_with_pid(
         resctl()
             .args(["run"])
@@ -226,7 +226,7 @@ pub fn bench_of_the_pool(extra: &[&std::ffi::OsStr]) -> (Output, serde_json::Val
 /// tick's observation must carry the 48M as the peak since the previous sample while the
 /// memory it sampled is under half of that — the peak between samples, from the cgroup's
 /// high-water mark. `placement` are resctl's placement options.
-pub fn assert_peak_between_samples_observed(placement: &[&str]) {
+pub fn assert_peak_between_samples_observed(placement: &[String]) {
     let trace = std::env::temp_dir().join(format!("resctl-peak-{}.jsonl", std::process::id()));
     let script = format!("'{}' 48M && sleep 2", example("alloc").display());
     let output = resctl()
@@ -263,7 +263,7 @@ pub fn assert_peak_between_samples_observed(placement: &[&str]) {
 /// Runs a job that writes a file three times its 32M limit: the page cache fills the
 /// cgroup up to the limit, and must not count as pressure (no level, no reduction).
 /// `placement` are resctl's placement options.
-pub fn assert_page_cache_is_not_pressure(placement: &[&str]) {
+pub fn assert_page_cache_is_not_pressure(placement: &[String]) {
     // The job's own writes are charged to its cgroup; /var/tmp is on disk, not tmpfs.
     let data =
         std::path::Path::new("/var/tmp").join(format!("resctl-cache-{}", std::process::id()));
