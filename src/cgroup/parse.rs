@@ -172,7 +172,7 @@ pub fn parse_memory_events(file: &Path, text: &str) -> Result<MemoryEvents, Pars
 
 /// Parses v2 `memory.stat`.
 pub fn parse_memory_stat(file: &Path, text: &str) -> Result<MemoryStat, ParseError> {
-    let [anon, file_bytes, inactive_file, shmem, kernel, sock, pgmajfault, refault_anon, refault_file] =
+    let [anon, file_bytes, inactive_file, active_file, shmem, kernel, sock, pgmajfault, refault_anon, refault_file] =
         parse_keyed(
             file,
             text,
@@ -180,6 +180,7 @@ pub fn parse_memory_stat(file: &Path, text: &str) -> Result<MemoryStat, ParseErr
                 "anon",
                 "file",
                 "inactive_file",
+                "active_file",
                 "shmem",
                 "kernel",
                 "sock",
@@ -192,6 +193,7 @@ pub fn parse_memory_stat(file: &Path, text: &str) -> Result<MemoryStat, ParseErr
         anon,
         file: file_bytes,
         inactive_file,
+        active_file,
         shmem,
         kernel,
         sock,
@@ -214,7 +216,7 @@ pub struct V1MemoryStat {
 
 /// Parses v1 `memory.stat`, using the hierarchical `total_*` keys (this cgroup and its children).
 pub fn parse_memory_stat_v1(file: &Path, text: &str) -> Result<V1MemoryStat, ParseError> {
-    let [rss, cache, inactive_file, shmem, pgmajfault, refault_anon, refault_file, swap] =
+    let [rss, cache, inactive_file, active_file, shmem, pgmajfault, refault_anon, refault_file, swap] =
         parse_keyed(
             file,
             text,
@@ -222,6 +224,7 @@ pub fn parse_memory_stat_v1(file: &Path, text: &str) -> Result<V1MemoryStat, Par
                 "total_rss",
                 "total_cache",
                 "total_inactive_file",
+                "total_active_file",
                 "total_shmem",
                 "total_pgmajfault",
                 "total_workingset_refault_anon",
@@ -234,6 +237,7 @@ pub fn parse_memory_stat_v1(file: &Path, text: &str) -> Result<V1MemoryStat, Par
             anon: rss,
             file: cache,
             inactive_file,
+            active_file,
             shmem,
             kernel: None,
             sock: None,
@@ -438,6 +442,7 @@ mod tests {
                 anon: Some(45_522_944),
                 file: Some(131_072),
                 inactive_file: Some(126_976),
+                active_file: Some(4_096),
                 shmem: Some(0),
                 kernel: Some(376_832),
                 sock: Some(0),
@@ -490,12 +495,28 @@ mod tests {
     }
 
     #[test]
+    fn dirty_cache_on_the_active_list_is_still_page_cache() {
+        const WRITER: &str = "tests/fixtures/cgroup/v1-writer-at-limit";
+        let (path, text) = fixture(WRITER, "memory.stat");
+        let stat = parse_memory_stat_v1(&path, &text).unwrap().stat;
+        let (_, usage) = fixture(WRITER, "memory.usage_in_bytes");
+        let usage: u64 = usage.trim().parse().unwrap();
+        assert_eq!(usage, 32 << 20);
+        // Less the inactive list alone, a job that only writes a file reads as 70 % full.
+        let inactive = stat.inactive_file.unwrap();
+        assert!(usage - inactive > 22 << 20, "{stat:?}");
+        // Less both file lists, what is left is the writer's anon and kernel memory (1.3M).
+        assert!(usage - stat.reclaimable_page_cache() < 2 << 20, "{stat:?}");
+    }
+
+    #[test]
     fn memory_stat_v1_total_keys() {
         let (path, text) = fixture(V1_JOB, "memory.stat");
         let parsed = parse_memory_stat_v1(&path, &text).unwrap();
         assert_eq!(parsed.stat.anon, Some(114_688));
         assert_eq!(parsed.stat.file, Some(32_768));
         assert_eq!(parsed.stat.inactive_file, Some(16_384));
+        assert_eq!(parsed.stat.active_file, Some(16_384));
         assert_eq!(parsed.stat.shmem, Some(0));
         assert_eq!(parsed.stat.pgmajfault, Some(10));
         assert_eq!(parsed.stat.workingset_refault_file, Some(647));

@@ -381,6 +381,7 @@ mod tests {
                 anon: Some(114_688),
                 file: Some(32_768),
                 inactive_file: Some(16_384),
+                active_file: Some(16_384),
                 shmem: Some(0),
                 kernel: Some(73_728),
                 sock: Some(0),

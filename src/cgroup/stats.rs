@@ -64,9 +64,11 @@ pub struct MemoryStat {
     pub anon: Option<u64>,
     /// Page cache (v1: `total_cache`).
     pub file: Option<u64>,
-    /// Page cache not used recently, the first the kernel reclaims (v1:
-    /// `total_inactive_file`). Usage less this is the working set.
+    /// Page cache on the inactive file list (v1: `total_inactive_file`).
     pub inactive_file: Option<u64>,
+    /// Page cache on the active file list (v1: `total_active_file`). Absent in traces
+    /// recorded before it was read.
+    pub active_file: Option<u64>,
     /// Shared memory / tmpfs (v1: `total_shmem`).
     pub shmem: Option<u64>,
     /// Kernel memory (v1: `memory.kmem.usage_in_bytes`).
@@ -79,6 +81,18 @@ pub struct MemoryStat {
     pub workingset_refault_anon: Option<u64>,
     /// Refaults of file pages evicted earlier: thrashing of the page cache (a counter).
     pub workingset_refault_file: Option<u64>,
+}
+
+impl MemoryStat {
+    /// Page cache on the file lists, active and inactive: memory the kernel writes back if
+    /// dirty and drops before it OOM-kills anything, so not the job's own need. Shared
+    /// memory (tmpfs) is not in it: it sits on the anonymous lists and cannot be dropped
+    /// without swap. 0 when memory.stat gives neither figure.
+    pub fn reclaimable_page_cache(&self) -> u64 {
+        self.inactive_file
+            .unwrap_or(0)
+            .saturating_add(self.active_file.unwrap_or(0))
+    }
 }
 
 /// CPU time of the cgroup (v2 `cpu.stat`), microseconds.

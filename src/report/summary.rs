@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Decision, LeakVerdict, Level, PolicyConfig};
+use crate::policy::{Decision, LeakVerdict, Level, Observation, PolicyConfig};
 use crate::report::stages::StageSummary;
 use crate::run::exit::JobEnd;
 use crate::sample::job::JobSample;
@@ -24,8 +24,8 @@ pub struct RunSummary {
     /// CPU time (user + system) of the job and its waited-for descendants.
     #[serde(with = "crate::policy::observation::secs")]
     pub cpu: Duration,
-    /// Peak memory of the job: its working set (charge less inactive page cache) at the
-    /// cgroup's peak when known, else the highest sample.
+    /// Peak memory of the job (charge less page cache, [`JobSample::memory_bytes`]): the
+    /// highest sample or peak between samples ([`Observation::highest_memory`]).
     pub peak_memory: u64,
     /// The job's hard memory limit, if any.
     pub memory_limit: Option<u64>,
@@ -116,13 +116,11 @@ impl SummaryBuilder {
         }
     }
 
-    /// Takes in one sample's memory figures and event counters.
-    pub fn add_sample(&mut self, sample: &JobSample) {
-        self.peak_memory = self.peak_memory.max(sample.memory_bytes());
+    /// Takes in one sample's event counters and its observation's memory (the sample's, and
+    /// the peak since the previous one).
+    pub fn add_sample(&mut self, sample: &JobSample, observation: &Observation) {
+        self.peak_memory = self.peak_memory.max(observation.highest_memory());
         if let Some(cgroup) = &sample.cgroup {
-            if let Some(peak) = cgroup.memory_peak {
-                self.peak_memory = self.peak_memory.max(sample.working_set(peak));
-            }
             self.oom_kills = self.oom_kills.max(cgroup.events.oom_kill.unwrap_or(0));
             self.high_events = self.high_events.max(cgroup.events.high.unwrap_or(0));
         }

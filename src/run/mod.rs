@@ -463,7 +463,7 @@ impl Run {
                 );
                 last_level = decision.level;
             }
-            summary.add_sample(&sample);
+            summary.add_sample(&sample, &observation);
             summary.add_decision(&decision);
             if let Some(recorder) = self.recorder.as_mut() {
                 let line = TraceLine::Tick {
@@ -490,7 +490,7 @@ impl Run {
         }
         // One last read for the peak and the OOM counters, before the cgroup goes.
         let last = self.sampler.sample(wall);
-        summary.add_sample(&last);
+        summary.add_sample(&last, &observer.observe(&last));
 
         let end = match status {
             Ok(status) => JobEnd::from_status(status),

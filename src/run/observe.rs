@@ -17,6 +17,8 @@ pub struct Observer {
     previous_peak: Option<u64>,
     /// The high-water mark was restarted after the previous sample.
     peak_reset: bool,
+    /// The cgroup's reclaimable page cache at the previous sample.
+    previous_page_cache: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +37,7 @@ impl Observer {
             previous: None,
             previous_peak: None,
             peak_reset: false,
+            previous_page_cache: 0,
         }
     }
 
@@ -84,6 +87,12 @@ impl Observer {
 
         let cgroup = sample.cgroup.as_ref();
         let host = sample.host.as_ref();
+        // The high-water mark is a charge, page cache included, and the cache at its moment is
+        // unknown: take off the larger of the cache at either end of the interval, so that a
+        // cache dropped or deleted between samples does not read as the job's own peak.
+        let page_cache = sample.page_cache();
+        let cache_in_interval = page_cache.max(self.previous_page_cache);
+        self.previous_page_cache = page_cache;
         // The job's own PSI when cgroup v2 gives it; on v1 the host's is the
         // closest measure there is.
         let memory_pressure = cgroup
@@ -97,7 +106,7 @@ impl Observer {
             memory_bytes: sample.memory_bytes(),
             memory_peak_since_last: self
                 .peak_since_last(cgroup.and_then(|c| c.memory_peak))
-                .map(|peak| sample.working_set(peak)),
+                .map(|peak| peak.saturating_sub(cache_in_interval)),
             cpu_percent,
             memory_psi_some_avg10: memory_pressure.map(|p| p.some.avg10),
             memory_psi_full_avg10: memory_pressure
@@ -120,7 +129,58 @@ fn others_runnable_per_core(runnable: u32, cores: usize) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::{others_runnable_per_core, Observer};
+    use crate::cgroup::stats::{CgroupSample, MemoryStat};
+    use crate::sample::job::JobSample;
+
+    const MIB: u64 = 1 << 20;
+
+    /// A sample of a cgroup charged `charge` MiB, `cache` MiB of it page cache (split over
+    /// both lists), with a high-water mark of `peak` MiB.
+    fn sample(at_secs: u64, charge: u64, cache: u64, peak: u64) -> JobSample {
+        JobSample {
+            at: Duration::from_secs(at_secs),
+            cgroup: Some(CgroupSample {
+                memory_current: Some(charge * MIB),
+                memory_peak: Some(peak * MIB),
+                stat: MemoryStat {
+                    inactive_file: Some(cache * MIB / 2),
+                    active_file: Some(cache * MIB - cache * MIB / 2),
+                    ..MemoryStat::default()
+                },
+                ..CgroupSample::default()
+            }),
+            processes: Vec::new(),
+            host: None,
+        }
+    }
+
+    #[test]
+    fn page_cache_on_either_list_is_not_the_jobs_memory() {
+        let mut observer = Observer::new(2, 100);
+        // A job writing a file at its 32M limit: 30M of the charge is cache.
+        let observation = observer.observe(&sample(1, 32, 30, 32));
+        assert_eq!(observation.memory_bytes, 2 * MIB);
+        assert_eq!(observation.memory_peak_since_last, Some(2 * MIB));
+    }
+
+    #[test]
+    fn a_peak_between_samples_loses_the_larger_cache_of_its_interval() {
+        let mut observer = Observer::new(2, 100);
+        observer.observe(&sample(1, 32, 30, 32));
+        // The file was deleted: its 30M cache is gone. The mark (32M, reset after the last
+        // sample) may have been set while the cache was still there, so it is not the job's.
+        observer.note_peak_reset();
+        let observation = observer.observe(&sample(2, 3, 0, 32));
+        assert_eq!(observation.memory_bytes, 3 * MIB);
+        assert_eq!(observation.memory_peak_since_last, Some(2 * MIB));
+        // With the cache gone at both ends, a peak is the job's own.
+        observer.note_peak_reset();
+        let observation = observer.observe(&sample(3, 3, 0, 20));
+        assert_eq!(observation.memory_peak_since_last, Some(20 * MIB));
+    }
 
     #[test]
     fn peak_since_last_comes_from_resets_or_a_rising_high_water_mark() {

@@ -28,27 +28,28 @@ impl JobSample {
             .sum()
     }
 
-    /// The job's memory: the cgroup's working set when known — its charge less the page
-    /// cache it has not used recently (`inactive_file`), which the kernel drops before it
-    /// would OOM-kill anything (the kubelet's and cAdvisor's working set) — else the
-    /// processes' RSS. Without the subtraction, a job that only reads a file larger than its
-    /// limit counts as at its limit.
+    /// The job's memory: the cgroup's charge less its page cache
+    /// ([`crate::cgroup::stats::MemoryStat::reclaimable_page_cache`]) when the cgroup is
+    /// known, else the processes' RSS. The kernel writes back and drops page cache, active or
+    /// not, before it OOM-kills anything, so a job that writes or reads a file larger than its
+    /// limit is not at its limit. (Less the inactive list alone, as the kubelet does, is not
+    /// enough: reclaim moves dirty pages to the active list while they are written back, and a
+    /// job that only writes a file then reads as full.)
     pub fn memory_bytes(&self) -> u64 {
         self.cgroup
             .as_ref()
             .and_then(|c| c.memory_current)
-            .map_or_else(|| self.processes_rss(), |charge| self.working_set(charge))
+            .map_or_else(
+                || self.processes_rss(),
+                |charge| charge.saturating_sub(self.page_cache()),
+            )
     }
 
-    /// `charge` (a figure of the cgroup's memory, such as its high-water mark) less the
-    /// cgroup's inactive page cache, when memory.stat gives it.
-    pub fn working_set(&self, charge: u64) -> u64 {
-        let inactive = self
-            .cgroup
+    /// The cgroup's reclaimable page cache, bytes (0 without a cgroup or its memory.stat).
+    pub fn page_cache(&self) -> u64 {
+        self.cgroup
             .as_ref()
-            .and_then(|c| c.stat.inactive_file)
-            .unwrap_or(0);
-        charge.saturating_sub(inactive)
+            .map_or(0, |c| c.stat.reclaimable_page_cache())
     }
 
     /// CPU time of the job's live threads in clock ticks (user + system).

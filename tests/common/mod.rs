@@ -267,7 +267,14 @@ pub fn assert_page_cache_is_not_pressure(placement: &[String]) {
     // The job's own writes are charged to its cgroup; /var/tmp is on disk, not tmpfs.
     let data =
         std::path::Path::new("/var/tmp").join(format!("resctl-cache-{}", std::process::id()));
-    let script = format!("head -c 96M /dev/zero > '{0}' && sleep 1", data.display());
+    // A second writer keeps the disk busy with direct IO (not cached): writeback lags, and
+    // reclaim meets dirty pages, which it moves to the active list. Less the inactive list
+    // alone, that reads as the job being at its limit.
+    let script = format!(
+        "dd if=/dev/zero of='{0}.direct' bs=1M count=200 oflag=direct 2>/dev/null & \
+         head -c 96M /dev/zero > '{0}' && wait && sleep 1",
+        data.display()
+    );
     let output = resctl()
         .arg("run")
         .args(placement)
@@ -284,6 +291,7 @@ pub fn assert_page_cache_is_not_pressure(placement: &[String]) {
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&data);
+    let _ = std::fs::remove_file(data.with_extension("direct"));
     let err = stderr(&output);
     assert!(output.status.success(), "{err}");
     assert!(err.contains("highest level normal"), "{err}");
