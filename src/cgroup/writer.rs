@@ -692,7 +692,12 @@ mod tests {
             assert!(before.memory_peak.unwrap() >= 32 << 20, "{before:?}");
             peak_reset.reset().unwrap();
             let after = reader.sample().unwrap();
-            assert!(after.memory_peak.unwrap() < 16 << 20, "{after:?}");
+            // The freed 32 MiB is gone from the restarted mark. (Not "< 16 MiB": when
+            // python's files were not cached, their pages are charged here too.)
+            assert!(
+                after.memory_peak.unwrap() + (16 << 20) < before.memory_peak.unwrap(),
+                "before {before:?}, after {after:?}"
+            );
             assert!(after.memory_peak >= after.memory_current, "{after:?}");
         }
     }
