@@ -72,6 +72,17 @@ impl Noise {
     }
 }
 
+/// Memory levels moderate / high / critical in MiB, without a cleanup level (no reclaim).
+fn memory_levels_mib(moderate: u64, high: u64, critical: u64) -> PolicyConfig {
+    PolicyConfig {
+        memory_moderate: moderate * MIB,
+        memory_high: high * MIB,
+        memory_critical: critical * MIB,
+        memory_cleanup: 0,
+        ..PolicyConfig::default()
+    }
+}
+
 fn mib(value: f64) -> u64 {
     (value * MIB as f64) as u64
 }
@@ -349,11 +360,7 @@ fn growth_waits_while_the_workers_memory_still_rises() {
     // overshoots high (1000 MiB).
     let config = PolicyConfig {
         initial_threads: 2,
-        memory_moderate: 800 * MIB,
-        memory_high: 1000 * MIB,
-        memory_critical: 1500 * MIB,
-        memory_cleanup: 0,
-        ..PolicyConfig::default()
+        ..memory_levels_mib(800, 1000, 1500)
     };
     let mut changed_at = Duration::ZERO;
     let mut previous = 2;
@@ -391,13 +398,7 @@ fn per_worker_model(at: Duration, threads: u32) -> Observation {
 
 #[test]
 fn recovery_grows_by_measured_headroom_below_high() {
-    let config = PolicyConfig {
-        memory_moderate: 950 * MIB,
-        memory_high: 1000 * MIB,
-        memory_critical: 1500 * MIB,
-        memory_cleanup: 0,
-        ..PolicyConfig::default()
-    };
+    let config = memory_levels_mib(950, 1000, 1500);
     let mut policy = Policy::new(config.clone());
     let (observations, decisions) = simulate(config, 900, per_worker_model);
     // 8 workers = 1700 MiB ≥ critical: sequential at once; a cooldown after the reduction
@@ -440,11 +441,7 @@ fn peaks_between_samples_count_through_the_kernel_high_water_mark() {
     // shows, is 100 MiB + 200 MiB per worker. High at 1000 MiB.
     let config = PolicyConfig {
         initial_threads: 2,
-        memory_moderate: 950 * MIB,
-        memory_high: 1000 * MIB,
-        memory_critical: 1500 * MIB,
-        memory_cleanup: 0,
-        ..PolicyConfig::default()
+        ..memory_levels_mib(950, 1000, 1500)
     };
     let final_count = |with_peaks: bool| {
         let (_, decisions) = simulate(config.clone(), 300, |at, threads| {
@@ -470,11 +467,7 @@ fn peaks_between_samples_enter_the_level_they_reach() {
     // after the grace period, though no sample was ever at high.
     let config = PolicyConfig {
         initial_threads: 4,
-        memory_moderate: 900 * MIB,
-        memory_high: 1000 * MIB,
-        memory_critical: 1500 * MIB,
-        memory_cleanup: 0,
-        ..PolicyConfig::default()
+        ..memory_levels_mib(900, 1000, 1500)
     };
     let run = |peaks: bool| {
         let (_, decisions) = simulate(config.clone(), 5, |at, _| Observation {
@@ -491,13 +484,7 @@ fn peaks_between_samples_enter_the_level_they_reach() {
 fn growth_into_moderate_stays_there_without_flapping() {
     // With high at 1000 MiB and moderate at 800 MiB, the 4th worker (900 MiB) enters
     // moderate, which only stops growth: the count stays at 4 for the next half hour.
-    let config = PolicyConfig {
-        memory_moderate: 800 * MIB,
-        memory_high: 1000 * MIB,
-        memory_critical: 1500 * MIB,
-        memory_cleanup: 0,
-        ..PolicyConfig::default()
-    };
+    let config = memory_levels_mib(800, 1000, 1500);
     let (_, decisions) = simulate(config, 1800, per_worker_model);
     assert_eq!(
         changes(&decisions),
