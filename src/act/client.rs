@@ -632,7 +632,7 @@ mod tests {
             psi_level: Level::Normal,
             memory_bytes: 3100 * MIB,
             memory_limit: Some(4096 * MIB),
-            thresholds: crate::act::protocol::MemoryThresholds {
+            thresholds: crate::policy::MemoryThresholds {
                 moderate: 2000 * MIB,
                 high: 3000 * MIB,
                 critical: 3500 * MIB,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Decision, LeakVerdict, Level, PolicyConfig};
+use crate::policy::{Decision, LeakVerdict, Level, MemoryThresholds, PolicyConfig};
 use crate::report::stages::{LeakRule, OpenStage, StageSummary};
 use crate::sample::job::JobSample;
 use crate::units::{format_elapsed, format_size};
@@ -173,17 +173,6 @@ pub fn to_line<T: Serialize>(value: &T) -> String {
     })
 }
 
-/// The job's memory thresholds, bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemoryThresholds {
-    /// Level "moderate".
-    pub moderate: u64,
-    /// Level "high".
-    pub high: u64,
-    /// Level "critical".
-    pub critical: u64,
-}
-
 /// The CPU thresholds, percent.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CpuThresholds {
@@ -266,11 +255,7 @@ impl StatusSnapshot {
             memory_limit: config
                 .memory_limit
                 .or_else(|| cgroup.and_then(|cgroup| cgroup.memory_max)),
-            thresholds: MemoryThresholds {
-                moderate: config.memory_moderate,
-                high: config.memory_high,
-                critical: config.memory_critical,
-            },
+            thresholds: config.memory_thresholds(),
             cpu_percent,
             cpu_thresholds: CpuThresholds {
                 moderate: config.cpu_moderate,

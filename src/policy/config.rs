@@ -94,6 +94,17 @@ impl Default for PolicyConfig {
     }
 }
 
+/// The job's memory thresholds, bytes: what the status reply and the run summary show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryThresholds {
+    /// Level "moderate".
+    pub moderate: u64,
+    /// Level "high": growth plans to stay below it.
+    pub high: u64,
+    /// Level "critical": sequential fallback.
+    pub critical: u64,
+}
+
 /// What is wrong with a [`PolicyConfig`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PolicyConfigError {
@@ -147,6 +158,15 @@ pub enum PolicyConfigError {
 }
 
 impl PolicyConfig {
+    /// The memory thresholds of this configuration.
+    pub fn memory_thresholds(&self) -> MemoryThresholds {
+        MemoryThresholds {
+            moderate: self.memory_moderate,
+            high: self.memory_high,
+            critical: self.memory_critical,
+        }
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors

@@ -52,7 +52,7 @@ mod tests;
 
 use std::time::Duration;
 
-pub use config::{PolicyConfig, PolicyConfigError};
+pub use config::{MemoryThresholds, PolicyConfig, PolicyConfigError};
 pub use level::Level;
 pub use observation::{Decision, LeakVerdict, Observation};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Decision, LeakVerdict, Level, Observation, PolicyConfig};
+use crate::policy::{Decision, LeakVerdict, Level, MemoryThresholds, Observation, PolicyConfig};
 use crate::report::stages::StageSummary;
 use crate::run::exit::JobEnd;
 use crate::sample::job::JobSample;
@@ -31,7 +31,7 @@ pub struct RunSummary {
     pub memory_limit: Option<u64>,
     /// The job's memory levels (bytes). Absent in traces recorded before it existed.
     #[serde(default)]
-    pub memory_levels: Option<MemoryLevels>,
+    pub memory_levels: Option<MemoryThresholds>,
     /// Highest level reached.
     pub highest_level: Level,
     /// Thread count at the start, the lowest, and at the end.
@@ -58,33 +58,11 @@ pub struct RunSummary {
     pub stages: Vec<StageSummary>,
 }
 
-/// The memory thresholds a run was judged by, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemoryLevels {
-    /// Moderate level.
-    pub moderate: u64,
-    /// High level: growth plans to stay below it.
-    pub high: u64,
-    /// Critical level: sequential fallback.
-    pub critical: u64,
-}
-
-impl MemoryLevels {
-    /// The memory levels of a policy configuration.
-    pub fn of(config: &PolicyConfig) -> Self {
-        MemoryLevels {
-            moderate: config.memory_moderate,
-            high: config.memory_high,
-            critical: config.memory_critical,
-        }
-    }
-}
-
 /// Accumulates the summary tick by tick.
 #[derive(Debug)]
 pub struct SummaryBuilder {
     peak_memory: u64,
-    memory_levels: MemoryLevels,
+    memory_levels: MemoryThresholds,
     highest_level: Level,
     threads_initial: u32,
     threads_lowest: u32,
@@ -102,7 +80,7 @@ impl SummaryBuilder {
     pub fn new(threads_initial: u32, config: &PolicyConfig) -> Self {
         SummaryBuilder {
             peak_memory: 0,
-            memory_levels: MemoryLevels::of(config),
+            memory_levels: config.memory_thresholds(),
             highest_level: Level::Normal,
             threads_initial,
             threads_lowest: threads_initial,
