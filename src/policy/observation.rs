@@ -17,11 +17,13 @@ pub struct Observation {
     /// policy: an earlier value than the previous observation's counts as simultaneous.
     #[serde(with = "secs")]
     pub at: Duration,
-    /// The job's memory in bytes (cgroup memory.current, or the sum of its processes' RSS).
+    /// The job's memory in bytes: the cgroup's charge less its page cache
+    /// ([`crate::sample::job::JobSample::memory_bytes`]), or the sum of its processes' RSS.
     pub memory_bytes: u64,
     /// The job's highest memory since the previous observation, in bytes, when the cgroup's
-    /// high-water mark tells it (v1: reset every tick; v2: when memory.peak rose): peaks
-    /// between two samples, which `memory_bytes` misses.
+    /// high-water mark tells it (v1: reset every tick; v2: when memory.peak rose), less the
+    /// larger page cache of the interval's two ends: peaks between two samples, which
+    /// `memory_bytes` misses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_peak_since_last: Option<u64>,
     /// Job CPU use over the last interval, percent of the CPUs available to it.
