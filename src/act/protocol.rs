@@ -197,7 +197,7 @@ pub struct StatusSnapshot {
     pub cpu_level: Level,
     /// Highest level of the configured PSI signals.
     pub psi_level: Level,
-    /// The job's memory, bytes (its cgroup's charge, else its processes' RSS).
+    /// The job's memory, bytes (its cgroup's charge less page cache, else its processes' RSS).
     pub memory_bytes: u64,
     /// The job's hard memory limit, bytes, if any.
     pub memory_limit: Option<u64>,
