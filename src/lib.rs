@@ -21,6 +21,7 @@ pub mod placement;
 pub mod policy;
 pub mod report;
 pub mod run;
+pub mod safe_fs;
 pub mod sample;
 #[cfg(test)]
 mod test_support;

@@ -142,7 +142,8 @@ impl MakePool {
         let serial = one_at_a_time();
         let dir = tempfile::tempdir().unwrap();
         Some(MakePool {
-            jobserver: Jobserver::create(JOBS, dir.path()).unwrap(),
+            jobserver: Jobserver::create(JOBS, &resctl::safe_fs::Folder::open(dir.path()).unwrap())
+                .unwrap(),
             log: dir.path().join("log"),
             dir,
             _serial: serial,
@@ -384,7 +385,8 @@ fn main() {
 /// `form`; returns the build scripts' max concurrency.
 fn cargo_build_concurrency(workspace: &Path, limit: u32, form: AuthForm) -> usize {
     let dir = tempfile::tempdir().unwrap();
-    let jobserver = Jobserver::create(JOBS, dir.path()).unwrap();
+    let jobserver =
+        Jobserver::create(JOBS, &resctl::safe_fs::Folder::open(dir.path()).unwrap()).unwrap();
     jobserver.set_limit(limit);
     assert_eq!(jobserver.withheld(), JOBS - limit);
     let log = dir.path().join("log");

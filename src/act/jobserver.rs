@@ -54,6 +54,7 @@
 //! in resctl (no other child inherits them) and [`Jobserver::prepare_child`]
 //! clears that flag between fork and exec.
 
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -64,11 +65,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::stat::Mode;
-use nix::unistd::{mkfifo, pipe2};
+use nix::unistd::pipe2;
+
+use crate::safe_fs::Folder;
 
 /// File name of the token fifo inside the folder given to [`Jobserver::create`].
 pub const FIFO_NAME: &str = "jobserver.fifo";
@@ -109,6 +111,8 @@ pub enum AuthForm {
 pub struct Jobserver {
     jobs: u32,
     fifo_path: PathBuf,
+    /// The folder holding the fifo (the fifo is removed through it at the end).
+    folder: Folder,
     /// The fifo opened `O_RDWR`, close-on-exec: `R` for pipe-form clients.
     client_read: OwnedFd,
     /// Write end of the return pipe, close-on-exec: `W` for pipe-form clients.
@@ -145,38 +149,37 @@ impl Jobserver {
     /// client's implicit token is the first job), fifo at `dir/jobserver.fifo`.
     /// The target starts at `jobs`. Fails on `jobs` outside `1..=MAX_JOBS`, or
     /// when the fifo can't be created (e.g. it exists already).
-    pub fn create(jobs: u32, dir: &Path) -> io::Result<Jobserver> {
+    pub fn create(jobs: u32, dir: &Folder) -> io::Result<Jobserver> {
         if !(1..=MAX_JOBS).contains(&jobs) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("jobserver: {jobs} jobs requested, must be between 1 and {MAX_JOBS}"),
             ));
         }
-        let fifo_path = dir.join(FIFO_NAME);
-        mkfifo(&fifo_path, Mode::S_IRUSR | Mode::S_IWUSR)
-            .map_err(|errno| fifo_error("creating fifo", &fifo_path, errno))?;
-        match Self::open_pool(jobs, fifo_path.clone()) {
+        let folder = dir.try_clone()?;
+        // Made and opened through the folder's descriptor, never by path: see crate::safe_fs.
+        let pool = folder
+            .create_fifo(OsStr::new(FIFO_NAME), 0o600)
+            .map_err(|err| io::Error::new(err.kind(), format!("jobserver: {err}")))?;
+        match Self::open_pool(jobs, folder, pool) {
             Ok(jobserver) => Ok(jobserver),
             Err(err) => {
-                let _ = std::fs::remove_file(&fifo_path);
+                let _ = dir.remove(OsStr::new(FIFO_NAME));
                 Err(err)
             }
         }
     }
 
-    fn open_pool(jobs: u32, fifo_path: PathBuf) -> io::Result<Jobserver> {
-        // O_RDWR: opening never blocks waiting for a peer, and readers never
-        // see end-of-file while the pool exists.
-        let client_read = above_stdio(
-            open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(|errno| fifo_error("opening fifo for clients", &fifo_path, errno))?,
-        )?;
-        let pool = open(
-            &fifo_path,
-            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|errno| fifo_error("opening fifo for resctl", &fifo_path, errno))?;
+    fn open_pool(jobs: u32, folder: Folder, pool: OwnedFd) -> io::Result<Jobserver> {
+        let fifo_path = folder.path().join(FIFO_NAME);
+        // The clients' descriptor is a second open of the same fifo (its own file
+        // description, blocking like make expects); O_RDWR: opening never waits for a
+        // peer, and readers never see end-of-file while the pool exists.
+        let client_read = folder
+            .open_fifo(OsStr::new(FIFO_NAME))
+            .map_err(|err| io::Error::new(err.kind(), format!("jobserver: {err}")))?;
+        clear_nonblocking(&client_read)?;
+        let client_read = above_stdio(client_read)?;
         let (returns, client_write) = pipe2(OFlag::O_CLOEXEC).map_err(|errno| {
             io::Error::other(format!("jobserver: creating return pipe: {errno}"))
         })?;
@@ -214,6 +217,7 @@ impl Jobserver {
         Ok(Jobserver {
             jobs,
             fifo_path,
+            folder,
             client_read,
             client_write,
             shared,
@@ -379,10 +383,8 @@ impl Jobserver {
                 tracing::warn!("jobserver: the keeper thread panicked");
             }
         }
-        match std::fs::remove_file(&self.fifo_path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => tracing::warn!("jobserver: removing {}: {err}", self.fifo_path.display()),
+        if let Err(err) = self.folder.remove(OsStr::new(FIFO_NAME)) {
+            tracing::warn!("jobserver: {err}");
         }
     }
 }
@@ -490,14 +492,6 @@ impl Shared {
     }
 }
 
-/// An error naming what failed on which fifo.
-fn fifo_error(what: &str, path: &Path, errno: Errno) -> io::Error {
-    io::Error::new(
-        io::Error::from(errno).kind(),
-        format!("jobserver: {what} {}: {errno}", path.display()),
-    )
-}
-
 /// Reads up to `buffer.len()` tokens without waiting; 0 when none is there.
 fn read_tokens(fd: BorrowedFd<'_>, buffer: &mut [u8]) -> io::Result<usize> {
     loop {
@@ -522,6 +516,13 @@ fn write_tokens(fd: BorrowedFd<'_>, tokens: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(written)
+}
+
+fn clear_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    let flags = OFlag::from_bits_retain(flags) & !OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+    Ok(())
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -574,6 +575,10 @@ fn count(tokens: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn folder(dir: &tempfile::TempDir) -> Folder {
+        Folder::open(dir.path()).unwrap()
+    }
     use std::time::Instant;
 
     /// Waits up to 2 s for `condition`.
@@ -599,10 +604,10 @@ mod tests {
     /// its own description by reopening through /proc, as a client would).
     fn client_take(jobserver: &Jobserver) -> Option<u8> {
         let [read, _] = jobserver.inherited_fds();
-        let own = open(
+        let own = nix::fcntl::open(
             format!("/proc/self/fd/{read}").as_str(),
             OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
+            nix::sys::stat::Mode::empty(),
         )
         .unwrap();
         let mut byte = [0u8; 1];
@@ -620,14 +625,14 @@ mod tests {
     #[test]
     fn pool_starts_with_jobs_minus_one_tokens() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(4, dir.path()).unwrap();
+        let jobserver = Jobserver::create(4, &folder(&dir)).unwrap();
         assert_eq!(jobserver.available().unwrap(), 3);
         assert_eq!(jobserver.withheld(), 0);
         assert_eq!(jobserver.limit(), 4);
         assert_eq!(jobserver.jobs(), 4);
         let single = tempfile::tempdir().unwrap();
         assert_eq!(
-            Jobserver::create(1, single.path())
+            Jobserver::create(1, &folder(&single))
                 .unwrap()
                 .available()
                 .unwrap(),
@@ -639,7 +644,7 @@ mod tests {
     fn rejects_zero_and_huge_pools() {
         let dir = tempfile::tempdir().unwrap();
         for jobs in [0, MAX_JOBS + 1] {
-            let err = Jobserver::create(jobs, dir.path()).unwrap_err();
+            let err = Jobserver::create(jobs, &folder(&dir)).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
             assert!(err.to_string().contains(&jobs.to_string()), "{err}");
         }
@@ -649,8 +654,8 @@ mod tests {
     #[test]
     fn existing_fifo_is_an_error_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Jobserver::create(2, dir.path()).unwrap();
-        let err = Jobserver::create(2, dir.path()).unwrap_err();
+        let _first = Jobserver::create(2, &folder(&dir)).unwrap();
+        let err = Jobserver::create(2, &folder(&dir)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert!(err.to_string().contains(FIFO_NAME), "{err}");
     }
@@ -658,7 +663,7 @@ mod tests {
     #[test]
     fn env_names_both_fds_and_the_job_count() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(6, dir.path()).unwrap();
+        let jobserver = Jobserver::create(6, &folder(&dir)).unwrap();
         let [read, write] = jobserver.inherited_fds();
         assert!(read > 2 && write > 2 && read != write);
         let expected = format!(" -j6 --jobserver-auth={read},{write}");
@@ -682,7 +687,7 @@ mod tests {
     #[test]
     fn fds_are_close_on_exec_in_resctl() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(2, dir.path()).unwrap();
+        let jobserver = Jobserver::create(2, &folder(&dir)).unwrap();
         let (read, write) = client_fds(&jobserver);
         for fd in [read, write] {
             let flags = fcntl(fd, FcntlArg::F_GETFD).unwrap();
@@ -693,7 +698,7 @@ mod tests {
     #[test]
     fn lowering_takes_free_tokens_at_once_and_raising_gives_them_back() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(4, dir.path()).unwrap();
+        let jobserver = Jobserver::create(4, &folder(&dir)).unwrap();
         jobserver.set_limit(1);
         assert_eq!(
             (jobserver.withheld(), jobserver.available().unwrap()),
@@ -714,7 +719,7 @@ mod tests {
     #[test]
     fn tokens_in_use_are_withheld_when_returned() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(3, dir.path()).unwrap();
+        let jobserver = Jobserver::create(3, &folder(&dir)).unwrap();
         let first = client_take(&jobserver).unwrap();
         let second = client_take(&jobserver).unwrap();
         assert_eq!(client_take(&jobserver), None);
@@ -730,7 +735,7 @@ mod tests {
     #[test]
     fn returned_tokens_reach_the_pool_when_not_withheld() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(3, dir.path()).unwrap();
+        let jobserver = Jobserver::create(3, &folder(&dir)).unwrap();
         let token = client_take(&jobserver).unwrap();
         assert_eq!(jobserver.available().unwrap(), 1);
         client_give_back(&jobserver, token);
@@ -741,7 +746,7 @@ mod tests {
     #[test]
     fn restore_lost_refills_what_a_dead_client_held() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(5, dir.path()).unwrap();
+        let jobserver = Jobserver::create(5, &folder(&dir)).unwrap();
         jobserver.set_limit(4);
         client_take(&jobserver).unwrap();
         client_take(&jobserver).unwrap();
@@ -755,7 +760,7 @@ mod tests {
     #[test]
     fn prepare_child_clears_close_on_exec() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(2, dir.path()).unwrap();
+        let jobserver = Jobserver::create(2, &folder(&dir)).unwrap();
         let [read, write] = jobserver.inherited_fds();
         let output = {
             let mut command = Command::new("sh");
@@ -799,7 +804,7 @@ mod tests {
     #[test]
     fn stop_removes_the_fifo() {
         let dir = tempfile::tempdir().unwrap();
-        let jobserver = Jobserver::create(2, dir.path()).unwrap();
+        let jobserver = Jobserver::create(2, &folder(&dir)).unwrap();
         let fifo = jobserver.fifo_path().to_path_buf();
         assert!(fifo.exists());
         jobserver.stop();

@@ -147,8 +147,9 @@ impl ControlServer {
             .map_err(|error| with_path("chmod 0600", error))?;
         let euid = nix::unistd::geteuid();
         if euid.is_root() && allowed_uid != euid.as_raw() {
-            nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(allowed_uid)), None)
-                .map_err(|errno| with_path("chown", io::Error::from(errno)))?;
+            // lchown: the entry just bound is a socket; a symlink would not be followed.
+            std::os::unix::fs::lchown(path, Some(allowed_uid), None)
+                .map_err(|error| with_path("chown", error))?;
         }
         listener
             .set_nonblocking(true)

@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE};
-use crate::act::jobserver::{AuthForm, Jobserver};
+use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE, THREADS_FILE_NAME};
+use crate::act::jobserver::{self, AuthForm, Jobserver};
 use crate::act::jobserver_form;
 use crate::act::pressure_protocol;
 use crate::act::protocol::ENV_SOCKET;
-use crate::act::runtime_dir::RuntimeDir;
+use crate::act::runtime_dir::{JobOwner, RuntimeDir};
 use crate::act::socket::{ControlServer, StatusSnapshot};
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind};
@@ -182,20 +182,19 @@ impl Run {
         let policy = Policy::new(policy_config.clone());
         let initial_threads = policy.threads();
 
-        let runtime = RuntimeDir::create(&std::process::id().to_string()).map_err(|err| {
+        let job_owner = request.user.as_ref().map(|user| JobOwner {
+            uid: user.uid,
+            gid: user.gid,
+        });
+        let runtime = RuntimeDir::create(std::process::id(), job_owner).map_err(|err| {
             resctl_failure(format!("could not create resctl's runtime folder: {err}"))
         })?;
-        // The job's user must reach the thread file, the fifo and the socket in it.
-        let give_to_user = |path: &Path| match &request.user {
-            Some(user) => user
-                .give(path)
-                .map_err(|err| resctl_failure(format!("--user: {err}"))),
-            None => Ok(()),
-        };
-        give_to_user(runtime.path())?;
         // Validated with the configuration: a name that is no signal never gets here.
         let notify = config.notify_signal_parsed();
-        let mut channels = ThreadChannels::new(runtime.path().join("threads"), notify);
+        let threads_file = runtime.shared_file(THREADS_FILE_NAME).map_err(|err| {
+            resctl_failure(format!("could not open resctl's runtime folder: {err}"))
+        })?;
+        let mut channels = ThreadChannels::new(threads_file, notify);
         channels.publish(initial_threads).map_err(|err| {
             resctl_failure(format!(
                 "could not write {}: {err}",
@@ -226,7 +225,7 @@ impl Run {
             .map_err(|err| resctl_failure(format!("could not install signal handlers: {err}")))?;
         let jobserver = match request.jobserver {
             Some(jobs) => {
-                let server = Jobserver::create(jobs, runtime.path()).map_err(|err| {
+                let server = Jobserver::create(jobs, runtime.folder()).map_err(|err| {
                     resctl_failure(format!(
                         "--jobserver: could not create the token pool: {err}"
                     ))
@@ -240,7 +239,9 @@ impl Run {
                 if let Some(warning) = jobserver_form::fifo_warning_for_path_make(form) {
                     tracing::warn!("{warning}");
                 }
-                give_to_user(server.fifo_path())?;
+                runtime
+                    .give_to_job(jobserver::FIFO_NAME)
+                    .map_err(|err| resctl_failure(format!("--user: {err}")))?;
                 Some((server, form))
             }
             None => None,
@@ -252,7 +253,7 @@ impl Run {
             .as_ref()
             .map_or_else(nix::unistd::getuid, |user| user.uid);
         let control =
-            match ControlServer::start(&runtime.path().join("control.sock"), job_uid.as_raw()) {
+            match ControlServer::start(&runtime.file_path("control.sock"), job_uid.as_raw()) {
                 Ok(server) => Some(server),
                 Err(err) => {
                     tracing::warn!("no control socket for the job (RESCTL_SOCKET unset): {err}");

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::unistd::{Gid, Uid, User};
 
@@ -93,17 +93,6 @@ impl JobUser {
             ("LOGNAME".to_owned(), self.name.clone().into()),
             ("HOME".to_owned(), self.home.clone().into_os_string()),
         ]
-    }
-
-    /// Gives `path` (a file or folder resctl made for the job) to the user, keeping its
-    /// mode, so the job can read the thread file and open the fifo and socket.
-    pub fn give(&self, path: &Path) -> io::Result<()> {
-        nix::unistd::chown(path, Some(self.uid), Some(self.gid)).map_err(|errno| {
-            io::Error::new(
-                io::Error::from(errno).kind(),
-                format!("cannot give {} to {}: {errno}", path.display(), self.name),
-            )
-        })
     }
 
     /// A closure for `CommandExt::pre_exec` that switches the child to the user: groups,

@@ -1,0 +1,190 @@
+//! Regression tests of the hardening issue: a hostile job, early signals and bad input must
+//! neither touch root's files nor lose a run. One test (or more) per finding, named after
+//! it; tests that need root say "skipped" and return without it.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{resctl, resctl_bin, run_with_pid, stderr, stdout};
+
+fn running_as_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("skipped: needs root");
+    false
+}
+
+/// A job that plants a symlink and a fifo where the thread file's temporary copy used to be
+/// made, turns the thread file itself into a symlink, then makes resctl change the count
+/// (24M of RSS over a 12M critical level, watched through /proc) and prints the file.
+fn planting_job(victim: &Path) -> String {
+    format!(
+        "d=$(dirname \"$RESCTL_THREADS_FILE\"); \
+         ln -s '{victim}' \"$d/.threads.tmp\" 2>/dev/null && echo planted-link; \
+         mkfifo \"$d/.threads.fifo\" 2>/dev/null && echo planted-fifo; \
+         ln -sf '{victim}' \"$RESCTL_THREADS_FILE\" 2>/dev/null && echo replaced-file; \
+         '{alloc}' 24M --hold 1500ms 2>/dev/null; cat \"$RESCTL_THREADS_FILE\"",
+        victim = victim.display(),
+        alloc = common::example("alloc").display()
+    )
+}
+
+/// Runs the planting job (as `user` when given) and checks that the victim kept its
+/// contents, the thread file is a plain file again holding the new count, and resctl ended
+/// with the job (no hang on a fifo). Returns the job's output.
+fn assert_planting_is_harmless(user: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("root-only");
+    std::fs::write(&victim, "root's secret\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut command = resctl();
+    command.current_dir("/").args(["run", "--monitor-only"]);
+    if let Some(user) = user {
+        command.args(["--user", user]);
+    }
+    command
+        .args(["--critical", "12M", "--high", "11M", "--moderate", "10M"])
+        .args(["--threads", "3", "--interval", "200ms", "--", "sh", "-c"])
+        .arg(planting_job(&victim));
+    let started = Instant::now();
+    let (output, _) = run_with_pid(&mut command);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "resctl hung");
+    assert!(err.contains("threads 3 -> 1"), "the count changed: {err}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "root's secret\n",
+        "root's file was overwritten"
+    );
+    let out = stdout(&output);
+    assert!(out.ends_with("1\n"), "the job read the new count: {out}");
+    out
+}
+
+#[test]
+fn finding_1_a_user_job_cannot_make_root_overwrite_a_file() {
+    if !running_as_root() {
+        return;
+    }
+    let out = assert_planting_is_harmless(Some("nobody"));
+    // The run folder is resctl's: the job's user cannot create anything in it.
+    assert!(!out.contains("planted"), "{out}");
+    assert!(!out.contains("replaced"), "{out}");
+}
+
+#[test]
+fn finding_1_2_a_job_of_resctls_own_user_cannot_redirect_or_block_the_thread_file() {
+    // The job can write into the folder (it is the same user), so it plants all three; the
+    // new count is still written beside them and renamed over the symlink, never through it,
+    // and the fifo is never opened.
+    let out = assert_planting_is_harmless(None);
+    assert!(out.contains("planted-link"), "{out}");
+    assert!(out.contains("planted-fifo"), "{out}");
+    assert!(out.contains("replaced-file"), "{out}");
+}
+
+/// A private folder to stand for `$XDG_RUNTIME_DIR`.
+fn private_runtime_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+#[test]
+fn finding_8_the_run_folder_of_a_sigkilled_resctl_is_removed_by_the_next_run() {
+    let runtime = private_runtime_dir();
+    let info = runtime.path().join("info");
+    let mut killed = resctl()
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["run", "--monitor-only", "--", "sh", "-c"])
+        .arg(format!(
+            "echo \"$RESCTL_THREADS_FILE $$\" > '{}.tmp' && mv '{0}.tmp' '{0}'; exec sleep 60",
+            info.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !info.exists() {
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&info).unwrap();
+    let (threads_file, job_pid) = text.trim().rsplit_once(' ').unwrap();
+    let run_folder = PathBuf::from(threads_file).parent().unwrap().to_path_buf();
+    assert!(
+        run_folder.starts_with(runtime.path()),
+        "{}",
+        run_folder.display()
+    );
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let _ = Command::new("kill").arg(job_pid).status();
+    assert!(run_folder.exists(), "left behind by the SIGKILL");
+
+    let output = resctl()
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["run", "--monitor-only", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !run_folder.exists(),
+        "{} was not removed by the next run",
+        run_folder.display()
+    );
+}
+
+#[test]
+fn finding_11_a_missing_xdg_runtime_dir_is_never_created() {
+    let base = tempfile::tempdir().unwrap();
+    let missing = base.path().join("nonexistent/x");
+    let output = resctl()
+        .env("XDG_RUNTIME_DIR", &missing)
+        .args(["run", "--monitor-only", "--", "sh", "-c"])
+        .arg("echo \"$RESCTL_THREADS_FILE\"")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!base.path().join("nonexistent").exists(), "it was created");
+    assert!(!stdout(&output).starts_with(&missing.display().to_string()));
+}
+
+#[test]
+fn finding_11_without_a_runtime_dir_a_user_gets_a_private_unguessable_folder() {
+    if !running_as_root() {
+        return;
+    }
+    // resctl itself as nobody, without XDG_RUNTIME_DIR, with a shared temporary folder.
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(resctl_bin())
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", temp.path())
+        .current_dir("/")
+        .args(["run", "--monitor-only", "--", "sh", "-c"])
+        .arg("f=\"$RESCTL_THREADS_FILE\"; echo \"$f\"; stat -c '%a %u' \"$(dirname \"$f\")\"")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    let mut lines = out.lines();
+    let file = PathBuf::from(lines.next().unwrap());
+    let folder = file.parent().unwrap();
+    assert_eq!(folder.parent(), Some(temp.path()), "{out}");
+    let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+    let (_, random) = name.split_once('.').unwrap();
+    assert!(name.starts_with("resctl-") && random.len() >= 16, "{name}");
+    assert_eq!(lines.next(), Some("700 65534"), "{out}");
+    assert!(!folder.exists(), "removed at the end");
+}
