@@ -11,14 +11,16 @@
 //!   checked with `fstat` to be the FIFO it just made ([`Folder::create_fifo`]).
 //! - **Reading.** A file a user names (a configuration, a trace) is opened with `O_NONBLOCK`,
 //!   must be a regular file by `fstat` (a FIFO or `/dev/zero` is refused, not read for ever),
-//!   and is read up to a size bound ([`read_regular`], [`open_regular`]).
+//!   and is read up to a size bound ([`read_regular`], [`open_regular`]). Input that
+//!   comes in lines (a socket client, a trace) is read a line at a time with a bound on
+//!   the line ([`read_line_limited`]).
 //! - **Sharing.** What a job may read is given to it file by file ([`Folder::chown`] with
 //!   `AT_SYMLINK_NOFOLLOW`); the folders resctl makes for a job stay resctl's own.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -513,6 +515,68 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// What [`read_line_limited`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineRead {
+    /// A line (now in the buffer, without its newline).
+    Line,
+    /// A line longer than the limit; it was read and thrown away.
+    TooLong,
+    /// The peer closed the connection with no partial line left.
+    Eof,
+}
+
+/// Reads one `\n`-terminated line into `line` (cleared first), keeping memory bounded:
+/// a line longer than `limit` bytes is consumed up to its newline and reported as
+/// [`LineRead::TooLong`]. A last line without newline counts as a line.
+///
+/// # Errors
+///
+/// Read errors other than `Interrupted` (including a read timeout).
+pub fn read_line_limited<R: BufRead>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<LineRead> {
+    line.clear();
+    let mut too_long = false;
+    let mut read_any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            return Ok(match (read_any, too_long) {
+                (false, _) => LineRead::Eof,
+                (true, true) => LineRead::TooLong,
+                (true, false) => LineRead::Line,
+            });
+        }
+        read_any = true;
+        let newline = available.iter().position(|&byte| byte == b'\n');
+        let chunk = &available[..newline.unwrap_or(available.len())];
+        if !too_long {
+            if line.len() + chunk.len() > limit {
+                too_long = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let consumed = newline.map_or(available.len(), |index| index + 1);
+        reader.consume(consumed);
+        if newline.is_some() {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
+
 /// The file type bits of a `stat`.
 pub fn file_type(stat: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
@@ -548,6 +612,43 @@ fn named(path: &Path, what: &str, errno: Errno) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_all(input: &[u8], limit: usize) -> Vec<(LineRead, String)> {
+        let mut reader = io::BufReader::with_capacity(7, input);
+        let mut line = Vec::new();
+        let mut found = Vec::new();
+        loop {
+            let read = read_line_limited(&mut reader, &mut line, limit).unwrap();
+            if read == LineRead::Eof {
+                return found;
+            }
+            found.push((read, String::from_utf8(line.clone()).unwrap()));
+        }
+    }
+
+    #[test]
+    fn long_lines_are_skipped_and_reading_goes_on() {
+        let input = format!("short\n{}\nnext\nlast", "x".repeat(40));
+        assert_eq!(
+            read_all(input.as_bytes(), 20),
+            vec![
+                (LineRead::Line, "short".into()),
+                (LineRead::TooLong, String::new()),
+                (LineRead::Line, "next".into()),
+                (LineRead::Line, "last".into()),
+            ]
+        );
+        // Exactly at the limit is fine; one more byte is not.
+        assert_eq!(
+            read_all(b"12345\n", 5),
+            vec![(LineRead::Line, "12345".into())]
+        );
+        assert_eq!(
+            read_all(b"123456\n", 5),
+            vec![(LineRead::TooLong, String::new())]
+        );
+        assert_eq!(read_all(b"", 5), vec![]);
+    }
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
     #[test]

@@ -188,3 +188,122 @@ fn finding_11_without_a_runtime_dir_a_user_gets_a_private_unguessable_folder() {
     assert_eq!(lines.next(), Some("700 65534"), "{out}");
     assert!(!folder.exists(), "removed at the end");
 }
+
+#[test]
+fn finding_5_a_summary_json_path_that_cannot_be_written_stops_the_run_before_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    for (flag, path) in [
+        ("--summary-json", dir.path().join("missing/summary.json")),
+        ("--summary-json", dir.path().to_path_buf()),
+        ("--record", dir.path().join("missing/trace.jsonl")),
+    ] {
+        let output = resctl()
+            .args(["run", "--monitor-only", flag])
+            .arg(&path)
+            .args(["--", "touch"])
+            .arg(&marker)
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(125),
+            "{flag} {}: {err}",
+            path.display()
+        );
+        assert!(err.contains(flag), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(
+            !marker.exists(),
+            "the job ran although its figures would be lost"
+        );
+    }
+}
+
+#[test]
+fn finding_5_the_summary_replaces_a_symlink_instead_of_writing_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep\n").unwrap();
+    let summary = dir.path().join("summary.json");
+    std::os::unix::fs::symlink(&victim, &summary).unwrap();
+    let output = resctl()
+        .args(["run", "--monitor-only", "--summary-json"])
+        .arg(&summary)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 0);
+}
+
+/// Runs resctl with `args`, failing the test if it takes longer than 20 s (it would block
+/// for ever on a fifo, or read /dev/zero until memory runs out).
+fn run_bounded(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut child = resctl()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("resctl {args:?} did not finish within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn finding_10_config_and_trace_inputs_must_be_regular_files_of_bounded_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let huge = dir.path().join("huge.yaml");
+    std::fs::write(&huge, format!("# {}\n", "x".repeat(2 * 1024 * 1024))).unwrap();
+    let long_line = dir.path().join("long.jsonl");
+    std::fs::write(&long_line, vec![b'{'; 17 * 1024 * 1024]).unwrap();
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (
+            vec![os("config"), os("check"), os("/dev/zero")],
+            "is a device",
+        ),
+        (vec![os("replay"), os("/dev/zero")], "is a device"),
+        (
+            vec![os("config"), os("check"), fifo.as_os_str()],
+            "is a fifo",
+        ),
+        (vec![os("replay"), fifo.as_os_str()], "is a fifo"),
+        (
+            vec![os("config"), os("check"), dir.path().as_os_str()],
+            "is a folder",
+        ),
+        (
+            vec![os("config"), os("check"), huge.as_os_str()],
+            "larger than",
+        ),
+        (
+            vec![os("replay"), long_line.as_os_str()],
+            "line longer than",
+        ),
+        (
+            vec![os("run"), os("-c"), fifo.as_os_str(), os("--"), os("true")],
+            "is a fifo",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = run_bounded(&args);
+        let err = stderr(&output);
+        assert!(!output.status.success(), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}

@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::protocol::{
-    read_line_limited, to_line, Event, LineRead, RecommendReply, Request, StageEndReply,
-    StageStartReply, StatusReply, StatusSnapshot, SubscribeReply, ENV_SOCKET,
+    to_line, Event, RecommendReply, Request, StageEndReply, StageStartReply, StatusReply,
+    StatusSnapshot, SubscribeReply, ENV_SOCKET,
 };
+use crate::safe_fs::{read_line_limited, LineRead};
 use crate::sample::proc_parse::{parse_cpu_stat, parse_meminfo};
 use crate::units::{format_elapsed, format_size};
 

@@ -36,10 +36,11 @@ pub use super::protocol::StatusSnapshot;
 pub use crate::report::stages::StageSummary;
 
 use super::protocol::{
-    read_line_limited, to_line, ErrorReply, Event, LineRead, OkReply, RecommendReply, Request,
-    StageEndReply, StageStartReply, StatusReply, SubscribeReply, MAX_LINE_BYTES,
+    to_line, ErrorReply, Event, OkReply, RecommendReply, Request, StageEndReply, StageStartReply,
+    StatusReply, SubscribeReply, MAX_LINE_BYTES,
 };
 use crate::report::stages::StageTracker;
+use crate::safe_fs::{read_line_limited, LineRead};
 
 /// Most clients connected at once; more are told so and closed.
 pub const MAX_CLIENTS: usize = 64;

@@ -525,12 +525,18 @@ fn merge_option<T: Copy>(target: &mut Option<T>, value: Option<T>) {
     }
 }
 
+/// Largest configuration file read: a full configuration with many slices is a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 impl Config {
-    /// Reads and validates the file at `path` (native or legacy format).
+    /// Reads and validates the file at `path` (native or legacy format); it must be a
+    /// regular file of at most [`MAX_CONFIG_BYTES`].
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
+        let text = crate::safe_fs::read_regular_text(path, MAX_CONFIG_BYTES).map_err(|source| {
+            ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
         Config::from_yaml(&text, &path.display().to_string())
     }

@@ -30,6 +30,7 @@ use crate::placement::{inherited_memory_limit, Placement, PlacementKind, Placeme
 use crate::policy::{Decision, Level, Policy, PolicyConfig};
 use crate::report::record::{Recorder, TraceLine};
 use crate::report::summary::{RunSummary, SummaryBuilder};
+use crate::safe_fs::OutputFile;
 use crate::sample::job::{JobSampler, JobScope};
 use crate::sample::wakeup::{Wake, Waker, ENV_NO_WAKEUP};
 use crate::units::format_size;
@@ -118,7 +119,7 @@ struct Run {
     waker: Option<Waker>,
     memory_limit: Option<u64>,
     started: Instant,
-    summary_json: Option<PathBuf>,
+    summary_output: Option<OutputFile>,
     /// The job cgroup's high-water mark, restarted after every sample (v1 only).
     peak_reset: Option<PeakReset>,
     _runtime: RuntimeDir,
@@ -131,6 +132,15 @@ impl Run {
             resctl_failure("no command given: resctl run [OPTIONS] -- COMMAND [ARGS...]")
         })?;
         let program_path = resolve_program(program, std::env::var_os("PATH").as_deref())?;
+        // Output paths are checked now, so a typo costs nothing, not the figures of a run.
+        let prepare = |flag: &str, path: &Option<PathBuf>| {
+            path.as_deref()
+                .map(OutputFile::prepare)
+                .transpose()
+                .map_err(|err| resctl_failure(format!("{flag}: {err}")))
+        };
+        let record_output = prepare("--record", &request.record)?;
+        let summary_output = prepare("--summary-json", &request.summary_json)?;
 
         let host = detect(Path::new("/proc"), Path::new("/")).map_err(|err| {
             resctl_failure(format!("could not inspect this host's cgroups: {err}"))
@@ -202,11 +212,10 @@ impl Run {
             ))
         })?;
 
-        let mut recorder = match &request.record {
-            Some(path) => Some(
-                Recorder::create(path)
-                    .map_err(|err| resctl_failure(format!("--record {}: {err}", path.display())))?,
-            ),
+        let mut recorder = match &record_output {
+            Some(output) => Some(Recorder::new(output.create_stream().map_err(|err| {
+                resctl_failure(format!("--record {}: {err}", output.path().display()))
+            })?)),
             None => None,
         };
         if let Some(recorder) = recorder.as_mut() {
@@ -382,7 +391,7 @@ impl Run {
             waker,
             memory_limit,
             started,
-            summary_json: request.summary_json.clone(),
+            summary_output,
             peak_reset,
             _runtime: runtime,
         })
@@ -514,14 +523,14 @@ impl Run {
                 summary: Box::new(summary.clone()),
             });
         }
-        if let Some(path) = &self.summary_json {
+        if let Some(output) = &self.summary_output {
             // The job has ended: a file that cannot be written costs the figures, never
             // the job's exit status.
             let written = serde_json::to_string(&summary)
                 .map_err(std::io::Error::other)
-                .and_then(|json| std::fs::write(path, json + "\n"));
+                .and_then(|json| output.write((json + "\n").as_bytes()));
             if let Err(err) = written {
-                tracing::error!("--summary-json {}: {err}", path.display());
+                tracing::error!("--summary-json: {err}");
             }
         }
         summary.exit_code
