@@ -5,6 +5,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -305,5 +306,42 @@ fn finding_10_config_and_trace_inputs_must_be_regular_files_of_bounded_size() {
         let err = stderr(&output);
         assert!(!output.status.success(), "{args:?}: {err}");
         assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn finding_3_a_signal_during_start_up_is_never_dropped() {
+    // SIGTERM at 0–95 ms after the start lands before, during or after the job's spawn; each
+    // time resctl must end with 143 (job not started, or the job killed by the forwarded
+    // signal), never 0 after the job ran its full 5 s.
+    for placement in ["--monitor-only", "--interval=1s"] {
+        for delay_ms in (0..100).step_by(5) {
+            let child = resctl()
+                .args(["run", placement, "--", "sleep", "5"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
+            let output = child.wait_with_output().unwrap();
+            // Killed by SIGTERM before its handlers were installed (nothing was created
+            // yet) is what a shell reports as 143 too.
+            let shell_code = output.status.code().or_else(|| {
+                std::os::unix::process::ExitStatusExt::signal(&output.status).map(|n| 128 + n)
+            });
+            assert_eq!(
+                shell_code,
+                Some(143),
+                "{placement}, SIGTERM after {delay_ms} ms: {}",
+                stderr(&output)
+            );
+        }
     }
 }

@@ -11,8 +11,7 @@ pub mod user;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE, THREADS_FILE_NAME};
@@ -36,7 +35,7 @@ use crate::sample::wakeup::{Wake, Waker, ENV_NO_WAKEUP};
 use crate::units::format_size;
 
 use self::command::{resolve_program, JobCommand, StartError};
-use self::exit::{JobEnd, RESCTL_FAILED};
+use self::exit::{JobEnd, RESCTL_FAILED, SIGNAL_BASE};
 use self::observe::Observer;
 use self::signals::Forwarder;
 use self::user::JobUser;
@@ -146,6 +145,10 @@ impl Run {
             resctl_failure(format!("could not inspect this host's cgroups: {err}"))
         })?;
         maybe_reexec_in_scope(&host, request)?;
+        // From here on SIGINT, SIGTERM and SIGHUP are caught: before the job runs they stop
+        // the start (below), while it starts they are delivered to it once it runs.
+        let forwarder = Forwarder::install()
+            .map_err(|err| resctl_failure(format!("could not install signal handlers: {err}")))?;
 
         let placement = Placement::prepare(
             &host,
@@ -229,9 +232,6 @@ impl Run {
                 .map_err(|err| resctl_failure(format!("--record: {err}")))?;
         }
 
-        let target = Arc::new(AtomicI32::new(0));
-        let forwarder = Forwarder::install(Arc::clone(&target))
-            .map_err(|err| resctl_failure(format!("could not install signal handlers: {err}")))?;
         let jobserver = match request.jobserver {
             Some(jobs) => {
                 let server = Jobserver::create(jobs, runtime.folder()).map_err(|err| {
@@ -329,15 +329,24 @@ impl Run {
         // Ready before the job runs: a job that crosses a level at once is seen
         // at once (building it after the spawn cost up to ~100 ms).
         let mut waker = notification_waker(&placement, &policy_config, config.interval);
+        if let Some(signal) = forwarder.received_before_start() {
+            return Err(StartFailure {
+                message: format!(
+                    "received {} before the job started; not starting it",
+                    exit::signal_name(signal)
+                ),
+                code: SIGNAL_BASE + signal,
+            });
+        }
         let started = Instant::now();
         let child = job.spawn()?;
         let pid = child.id() as i32;
+        forwarder.job_started(pid);
         if let Some(waker) = waker.as_mut() {
             if let Err(err) = waker.watch_child(pid) {
                 tracing::debug!("wakeups: {err}");
             }
         }
-        target.store(pid, Ordering::SeqCst);
         channels.set_job_pid(pid);
 
         let scope = match (placement.job_dir(), placement.cgroup_kind()) {
@@ -430,7 +439,10 @@ impl Run {
         let status = loop {
             match wait_for_tick(waker.as_mut(), &done_rx, interval) {
                 TickOutcome::Sample => {}
-                TickOutcome::Ended(status) => break status,
+                TickOutcome::Ended(status) => {
+                    self.forwarder.job_ended();
+                    break status;
+                }
             }
             let sample = self.sampler.sample(self.started.elapsed());
             if let Some(err) = self.sampler.take_error() {

@@ -42,7 +42,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -460,9 +460,9 @@ impl Waker {
     /// can reap the child (the waiter thread), so the pid cannot have been reused. A child
     /// already reaped (ESRCH) counts as exited.
     pub fn watch_child(&mut self, pid: i32) -> io::Result<()> {
-        match pidfd_open(pid) {
+        match crate::pidfd::PidFd::open(pid) {
             Ok(fd) => {
-                self.child = Some(fd);
+                self.child = Some(fd.into_fd());
                 Ok(())
             }
             Err(error) if error.raw_os_error() == Some(Errno::ESRCH as i32) => {
@@ -939,19 +939,6 @@ fn open_usage(dir: &Path, name: &'static str, file_name: &str) -> Result<UsagePo
         )));
     }
     Ok(poll)
-}
-
-/// Opens a pidfd for `pid`: a descriptor that becomes readable when the process exits.
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open(2) takes a pid and a flags word (0) by value and returns a new
-    // descriptor or -1; no memory is shared with the kernel.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(raw).map_err(|_| io::Error::other("pidfd_open: fd out of range"))?;
-    // SAFETY: `fd` was just returned by the kernel, is open, and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]
