@@ -345,3 +345,46 @@ fn finding_3_a_signal_during_start_up_is_never_dropped() {
         }
     }
 }
+
+#[test]
+fn finding_7_an_exec_refused_with_e2big_gives_126() {
+    // resctl adds its variables (RESCTL_THREADS, RESCTL_THREADS_FILE, RESCTL_SOCKET) to the
+    // job's environment, about 100 bytes more than it drops. Find the largest padding with
+    // which resctl itself still starts: the job's exec is then over the kernel's limit.
+    let pad = |bytes: usize| {
+        let mut command = resctl();
+        command.args(["run", "--monitor-only", "--", "true"]);
+        let chunk = 100 * 1024; // below MAX_ARG_STRLEN (128 KiB) per string
+        for (index, start) in (0..bytes).step_by(chunk).enumerate() {
+            command.env(format!("PAD{index}"), "x".repeat(chunk.min(bytes - start)));
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    let starts = |bytes: usize| match pad(bytes).spawn() {
+        Ok(child) => Some(child.wait_with_output().unwrap()),
+        Err(err) => {
+            assert_eq!(err.raw_os_error(), Some(nix::libc::E2BIG), "{err}");
+            None
+        }
+    };
+    let (mut fits, mut too_big) = (0usize, 64 * 1024 * 1024);
+    assert!(
+        starts(too_big).is_none(),
+        "64 MiB of environment is over any limit"
+    );
+    while too_big - fits > 1 {
+        let middle = (fits + too_big) / 2;
+        match starts(middle) {
+            Some(_) => fits = middle,
+            None => too_big = middle,
+        }
+    }
+    let output = starts(fits).unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(126), "{err}");
+    assert!(err.contains("Argument list too long"), "{err}");
+}

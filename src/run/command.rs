@@ -134,6 +134,25 @@ fn check_executable(path: &Path, shown: &str) -> Result<(), StartError> {
 /// so a high bit that no real errno uses tells the two apart.
 const CGROUP_MOVE_ERRNO_FLAG: i32 = 0x4000_0000;
 
+/// What `execve` answers when the command exists but cannot be run — the job could not
+/// run, so 126 like a shell: permission, format, a directory, a busy or looping file, an
+/// argument list or name too long (E2BIG: arguments and environment over the kernel's
+/// limit), a bad interpreter. Anything else (out of memory, out of processes) is a failure
+/// to start at all (125).
+const EXEC_REFUSALS: [i32; 11] = [
+    nix::libc::EACCES,
+    nix::libc::ENOEXEC,
+    nix::libc::EISDIR,
+    nix::libc::EPERM,
+    nix::libc::E2BIG,
+    nix::libc::ETXTBSY,
+    nix::libc::ELOOP,
+    nix::libc::ENAMETOOLONG,
+    nix::libc::ENOTDIR,
+    nix::libc::ELIBBAD,
+    nix::libc::EINVAL,
+];
+
 /// What the job is started with.
 pub struct JobCommand<'a> {
     /// Resolved program path.
@@ -208,20 +227,10 @@ impl JobCommand<'_> {
                 source: io::Error::from_raw_os_error(code & !USER_SWITCH_ERRNO_FLAG),
             },
             Some(code) if code == nix::libc::ENOENT => StartError::NotFound(shown),
-            Some(code)
-                if [
-                    nix::libc::EACCES,
-                    nix::libc::ENOEXEC,
-                    nix::libc::EISDIR,
-                    nix::libc::EPERM,
-                ]
-                .contains(&code) =>
-            {
-                StartError::NotExecutable {
-                    command: shown,
-                    reason: err.to_string(),
-                }
-            }
+            Some(code) if EXEC_REFUSALS.contains(&code) => StartError::NotExecutable {
+                command: shown,
+                reason: err.to_string(),
+            },
             _ => StartError::Other {
                 command: shown,
                 source: err,
@@ -286,6 +295,22 @@ mod tests {
             configure: None,
             user,
         }
+    }
+
+    #[test]
+    fn exec_refusals_give_126_and_other_failures_125() {
+        let command = true_command(None, None);
+        let classify = |errno: i32| {
+            command
+                .classify_spawn_error(io::Error::from_raw_os_error(errno))
+                .exit_code()
+        };
+        assert_eq!(classify(nix::libc::E2BIG), NOT_EXECUTABLE);
+        assert_eq!(classify(nix::libc::ETXTBSY), NOT_EXECUTABLE);
+        assert_eq!(classify(nix::libc::EACCES), NOT_EXECUTABLE);
+        assert_eq!(classify(nix::libc::ENOENT), NOT_FOUND);
+        assert_eq!(classify(nix::libc::ENOMEM), RESCTL_FAILED);
+        assert_eq!(classify(nix::libc::EAGAIN), RESCTL_FAILED);
     }
 
     #[test]
