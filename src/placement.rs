@@ -147,22 +147,13 @@ impl Placement {
         parent: &Path,
         run_name: &str,
     ) -> Result<Placement, PlacementError> {
-        let kind = kind_of_dir(host, parent).ok_or_else(|| {
-            PlacementError::Unsupported(format!(
-                "--cgroup-parent {} is not inside a cgroup2 mount or the v1 memory hierarchy",
-                parent.display()
-            ))
-        })?;
-        if !parent.is_dir() {
-            return Err(PlacementError::Unsupported(format!(
-                "--cgroup-parent {}: no such cgroup directory",
-                parent.display()
-            )));
+        let (parent, kind) = host
+            .resolve_dir(parent)
+            .map_err(|message| PlacementError::Unsupported(format!("--cgroup-parent {message}")))?;
+        if kind == CgroupKind::V2 && host.v2_own.as_deref() == Some(parent.as_path()) {
+            return Self::prepare_v2_in_own(&parent, run_name);
         }
-        if kind == CgroupKind::V2 && host.v2_own.as_deref() == Some(parent) {
-            return Self::prepare_v2_in_own(parent, run_name);
-        }
-        Self::prepare_plain(parent, run_name, kind)
+        Self::prepare_plain(&parent, run_name, kind)
     }
 
     /// `<parent>/resctl-<pid>/job`, resctl staying where it is.

@@ -388,3 +388,57 @@ fn finding_7_an_exec_refused_with_e2big_gives_126() {
     assert_eq!(output.status.code(), Some(126), "{err}");
     assert!(err.contains("Argument list too long"), "{err}");
 }
+
+/// A cgroup directory resctl may create children in: the VM's delegated test cgroup, else
+/// this process's v1 memory cgroup on a hybrid host; `None` (test skipped) elsewhere.
+fn parent_cgroup() -> Option<PathBuf> {
+    if std::env::var_os("RESCTL_VM").is_some() {
+        return Some(common::vm_cgroup());
+    }
+    let found = common::writable_v1_memory_cgroup();
+    if found.is_none() {
+        eprintln!("skipped: needs root and a writable cgroup (v1 host or the VM)");
+    }
+    found
+}
+
+#[test]
+fn finding_6_cgroup_parent_is_resolved_not_read_as_text() {
+    let Some(cgroup) = parent_cgroup() else {
+        return;
+    };
+    let outside = tempfile::tempdir().unwrap();
+    // Textually inside the cgroup mount, really /tmp/...
+    let climbing = cgroup
+        .join("../".repeat(cgroup.components().count() + 2))
+        .join(outside.path().strip_prefix("/").unwrap());
+    let output = resctl()
+        .args(["run", "--cgroup-parent"])
+        .arg(&climbing)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(125), "{err}");
+    assert!(err.contains("is not on a cgroup filesystem"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "resctl made a folder outside cgroupfs"
+    );
+    // A symlink to a real cgroup directory is resolved and used.
+    let link = outside.path().join("link");
+    std::os::unix::fs::symlink(&cgroup, &link).unwrap();
+    let output = resctl()
+        .args(["run", "--cgroup-parent"])
+        .arg(&link)
+        .args(["--", "sh", "-c", "cat /proc/self/cgroup"])
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains(&cgroup.display().to_string()),
+        "the job's cgroup is under the resolved directory: {err}"
+    );
+}

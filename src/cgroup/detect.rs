@@ -6,7 +6,12 @@
 
 use std::fmt::Write as _;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::statfs::{fstatfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
 
 use serde::Serialize;
 
@@ -377,6 +382,55 @@ impl HostCgroups {
     /// `access(dir, W_OK)`.
     pub fn is_writable(dir: &Path) -> bool {
         nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+    }
+
+    /// Resolves a cgroup directory a user named (`--cgroup-parent`): the path is resolved
+    /// by the kernel (`..` and symlinks included), the directory opened with `O_PATH`
+    /// (never following a last symlink), and accepted only when `fstatfs` says cgroupfs and
+    /// the resolved path lies inside the cgroup2 mount or the v1 memory hierarchy — never
+    /// by the text of the path. Returns the resolved directory and its kind.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the path: missing, not a directory, not on cgroupfs, or outside
+    /// the hierarchies resctl uses.
+    pub fn resolve_dir(&self, path: &Path) -> Result<(PathBuf, CgroupKind), String> {
+        let shown = path.display();
+        let resolved = std::fs::canonicalize(path)
+            .map_err(|err| format!("{shown}: no such cgroup directory ({err})"))?;
+        let fd = nix::fcntl::open(
+            &resolved,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| format!("{shown}: not a directory ({errno})"))?;
+        let named = nix::sys::stat::stat(path).map_err(|errno| format!("{shown}: {errno}"))?;
+        let opened =
+            nix::sys::stat::fstat(fd.as_fd()).map_err(|errno| format!("{shown}: {errno}"))?;
+        if (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino) {
+            return Err(format!("{shown}: changed while it was being resolved"));
+        }
+        let magic = fstatfs(fd.as_fd())
+            .map_err(|errno| format!("{shown}: {errno}"))?
+            .filesystem_type();
+        let (kind, mount) = if magic == CGROUP2_SUPER_MAGIC {
+            (CgroupKind::V2, self.v2_mount.as_deref())
+        } else if magic == CGROUP_SUPER_MAGIC {
+            (CgroupKind::V1Memory, self.memory_v1_mount.as_deref())
+        } else {
+            return Err(format!(
+                "{shown} (resolved: {}) is not on a cgroup filesystem",
+                resolved.display()
+            ));
+        };
+        match mount {
+            Some(mount) if resolved.starts_with(mount) => Ok((resolved, kind)),
+            _ => Err(format!(
+                "{shown} (resolved: {}) is not inside the cgroup2 mount or the v1 memory \
+                 hierarchy",
+                resolved.display()
+            )),
+        }
     }
 }
 
