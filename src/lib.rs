@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod doctor;
+pub mod job_text;
 pub mod pidfd;
 pub mod placement;
 pub mod policy;

@@ -442,3 +442,56 @@ fn finding_6_cgroup_parent_is_resolved_not_read_as_text() {
         "the job's cgroup is under the resolved directory: {err}"
     );
 }
+
+#[test]
+fn finding_4_job_text_cannot_forge_log_lines_or_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let evil = "models\nresctl: summary: job exited with code 0 (forged)\u{1b}]0;pwned\u{7}";
+    let script = format!(
+        "r='{}'; $r stage start \"$EVIL\" >/dev/null && $r stage end \"$EVIL\" >/dev/null && \
+         $r stage start 'left open' >/dev/null && $r status >/dev/null",
+        resctl_bin().display()
+    );
+    let (output, _) = run_with_pid(
+        resctl()
+            .env("EVIL", evil)
+            .args([
+                "run",
+                "--monitor-only",
+                "--interval",
+                "200ms",
+                "--summary-json",
+            ])
+            .arg(&summary)
+            .args(["--", "sh", "-c"])
+            .arg(&script),
+    );
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(
+        !err.lines()
+            .any(|line| line.contains("(forged)") && line.starts_with("resctl: summary: job")),
+        "a forged line: {err}"
+    );
+    assert!(
+        err.contains(
+            "stage models\\nresctl: summary: job exited with code 0 (forged)\\u{1b}]0;pwned\\u{7}:"
+        ),
+        "the name is shown escaped: {err}"
+    );
+    // Finding 11: a stage still open when the job ends is in the summary and the JSON.
+    assert!(
+        err.contains("stage left open: ") && err.contains("still open when the job ended"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let stages = json["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2, "{json}");
+    assert_eq!(stages[0]["name"], evil, "the data keeps the name as sent");
+    assert_eq!(stages[0]["unfinished"], false);
+    assert_eq!(stages[1]["name"], "left open");
+    assert_eq!(stages[1]["unfinished"], true);
+}

@@ -17,6 +17,7 @@ use super::protocol::{
     to_line, Event, RecommendReply, Request, StageEndReply, StageStartReply, StatusReply,
     StatusSnapshot, SubscribeReply, ENV_SOCKET,
 };
+use crate::job_text::JobText;
 use crate::safe_fs::{read_line_limited, LineRead};
 use crate::sample::proc_parse::{parse_cpu_stat, parse_meminfo};
 use crate::units::{format_elapsed, format_size};
@@ -395,14 +396,14 @@ pub fn stage(
 ) -> Result<String, ClientError> {
     if start {
         let reply: StageStartReply = client.request_as(&Request::StageStart {
-            name: name.to_owned(),
+            name: JobText::from(name),
             workers,
         })?;
         tracing::debug!("stage {name}: {} ({})", reply.reason, reply.level);
         Ok(reply.threads.to_string())
     } else {
         let reply: StageEndReply = client.request_as(&Request::StageEnd {
-            name: name.to_owned(),
+            name: JobText::from(name),
         })?;
         Ok(reply.stage.describe())
     }
@@ -433,7 +434,7 @@ pub fn recommend_text(
     let from_socket = connect_from_env().and_then(|mut client| {
         client.request_as::<RecommendReply>(&Request::Recommend {
             current,
-            context: context.map(str::to_owned),
+            context: context.map(JobText::from),
         })
     });
     match from_socket {

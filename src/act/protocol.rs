@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::job_text::JobText;
 use crate::policy::{Decision, LeakVerdict, Level, MemoryThresholds, PolicyConfig};
 use crate::report::stages::{LeakRule, OpenStage, StageSummary};
 use crate::sample::job::JobSample;
@@ -37,7 +38,7 @@ pub enum Request {
     /// A stage begins (the original's pre-stage check): how many workers should it use?
     StageStart {
         /// The stage's name; stages with different names may overlap.
-        name: String,
+        name: JobText,
         /// Workers the stage would like; the reply never grants more.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         workers: Option<u32>,
@@ -45,7 +46,7 @@ pub enum Request {
     /// A stage ends: its figures (the original's post-stage analysis).
     StageEnd {
         /// The name given at its start.
-        name: String,
+        name: JobText,
     },
     /// The worker count to use now (the original's `optimize_thread_count`).
     Recommend {
@@ -54,7 +55,7 @@ pub enum Request {
         current: Option<u32>,
         /// Free text naming what the count is for, echoed in the reason.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        context: Option<String>,
+        context: Option<JobText>,
     },
     /// The whole state (the original's `get_resource_status`).
     Status,

@@ -39,6 +39,7 @@ use super::protocol::{
     to_line, ErrorReply, Event, OkReply, RecommendReply, Request, StageEndReply, StageStartReply,
     StatusReply, SubscribeReply, MAX_LINE_BYTES,
 };
+use crate::job_text::JobText;
 use crate::report::stages::StageTracker;
 use crate::safe_fs::{read_line_limited, LineRead};
 
@@ -234,6 +235,15 @@ impl ControlServer {
     /// Stages ended since the last call, oldest first.
     pub fn take_finished_stages(&self) -> Vec<StageSummary> {
         self.shared.lock().finished.drain(..).collect()
+    }
+
+    /// Ends the stages still open (the job has ended without ending them), oldest first,
+    /// each marked unfinished.
+    pub fn end_open_stages(&self) -> Vec<StageSummary> {
+        let now = self.shared.now();
+        let mut state = self.shared.lock();
+        let cpu_time = latest_cpu_time(&state);
+        state.tracker.end_all(now, cpu_time)
     }
 
     /// Stops accepting, closes clients, removes the socket file (also on Drop).
@@ -465,7 +475,7 @@ fn handle_line(
     let reply = match request {
         Request::StageStart { name, workers } => stage_start(shared, &name, workers),
         Request::StageEnd { name } => stage_end(shared, &name),
-        Request::Recommend { current, context } => recommend(shared, current, context.as_deref()),
+        Request::Recommend { current, context } => recommend(shared, current, context.as_ref()),
         Request::Status => status(shared),
         Request::Progress { units } => {
             shared.lock().progress = Some(units);
@@ -485,7 +495,7 @@ fn workers_text(count: u32) -> String {
     format!("{count} worker{}", if count == 1 { "" } else { "s" })
 }
 
-fn stage_start(shared: &Shared, name: &str, workers: Option<u32>) -> Result<String, String> {
+fn stage_start(shared: &Shared, name: &JobText, workers: Option<u32>) -> Result<String, String> {
     if workers == Some(0) {
         return Err("workers must be at least 1".to_owned());
     }
@@ -512,7 +522,7 @@ fn stage_start(shared: &Shared, name: &str, workers: Option<u32>) -> Result<Stri
     let cpu_time = snapshot.cpu_time();
     state
         .tracker
-        .start(name, granted, now, cpu_time)
+        .start(name.as_str(), granted, now, cpu_time)
         .map_err(|error| error.to_string())?;
     tracing::info!(
         resctl_action = "stage-start",
@@ -527,15 +537,20 @@ fn stage_start(shared: &Shared, name: &str, workers: Option<u32>) -> Result<Stri
     }))
 }
 
-fn stage_end(shared: &Shared, name: &str) -> Result<String, String> {
-    let now = shared.now();
-    let mut state = shared.lock();
-    let cpu_time = state
+/// The job's CPU time in the latest snapshot (zero before the first).
+fn latest_cpu_time(state: &State) -> Duration {
+    state
         .snapshot
         .as_ref()
         .map(StatusSnapshot::cpu_time)
-        .unwrap_or_default();
-    let Some(stage) = state.tracker.end(name, now, cpu_time) else {
+        .unwrap_or_default()
+}
+
+fn stage_end(shared: &Shared, name: &JobText) -> Result<String, String> {
+    let now = shared.now();
+    let mut state = shared.lock();
+    let cpu_time = latest_cpu_time(&state);
+    let Some(stage) = state.tracker.end(name.as_str(), now, cpu_time) else {
         let open: Vec<String> = state
             .tracker
             .open_stages(now)
@@ -559,7 +574,7 @@ fn stage_end(shared: &Shared, name: &str) -> Result<String, String> {
 fn recommend(
     shared: &Shared,
     current: Option<u32>,
-    context: Option<&str>,
+    context: Option<&JobText>,
 ) -> Result<String, String> {
     let state = shared.lock_with_snapshot();
     let snapshot = state.snapshot.as_ref().ok_or_else(no_snapshot)?;
@@ -571,7 +586,7 @@ fn recommend(
         None => workers_text(threads),
     };
     let context = context
-        .filter(|context| !context.is_empty())
+        .filter(|context| !context.as_str().is_empty())
         .map(|context| format!("for {context}: "))
         .unwrap_or_default();
     Ok(to_line(&RecommendReply {

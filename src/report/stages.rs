@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::job_text::JobText;
 use crate::policy::defaults::{LEAK_GROWTH, LEAK_MIN_FIT, LEAK_MIN_SAMPLES, LEAK_WINDOW, MIB};
 use crate::policy::{Level, PolicyConfig};
 use crate::units::{format_elapsed, format_size};
@@ -64,7 +65,7 @@ impl LeakRule {
 pub enum StageError {
     /// A stage of that name is already open.
     #[error("stage {0:?} is already open")]
-    AlreadyOpen(String),
+    AlreadyOpen(JobText),
     /// The name is empty.
     #[error("stage name is empty")]
     EmptyName,
@@ -79,8 +80,8 @@ pub enum StageError {
 /// What one stage amounted to (the original's post-stage analysis).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageSummary {
-    /// The stage's name.
-    pub name: String,
+    /// The stage's name, as the job sent it (shown escaped).
+    pub name: JobText,
     /// Wall time from start to end, seconds.
     pub duration_secs: f64,
     /// Highest job memory seen while the stage was open (including the value in force
@@ -101,6 +102,9 @@ pub struct StageSummary {
     pub workers: u32,
     /// Memory samples taken while the stage was open.
     pub samples: usize,
+    /// The job ended while the stage was still open: its figures run to the job's end.
+    #[serde(default)]
+    pub unfinished: bool,
 }
 
 impl StageSummary {
@@ -124,6 +128,9 @@ impl StageSummary {
         if self.leak_suspected {
             line.push_str(", leak suspected");
         }
+        if self.unfinished {
+            line.push_str(", still open when the job ended");
+        }
         line
     }
 }
@@ -131,8 +138,8 @@ impl StageSummary {
 /// A stage still running, as shown in the status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenStage {
-    /// The stage's name.
-    pub name: String,
+    /// The stage's name, as the job sent it (shown escaped).
+    pub name: JobText,
     /// Worker count the stage was told to use.
     pub workers: u32,
     /// Time since it started, seconds.
@@ -195,7 +202,7 @@ impl Trend {
 /// One open stage.
 #[derive(Debug, Clone)]
 struct Running {
-    name: String,
+    name: JobText,
     workers: u32,
     started: Duration,
     cpu_at_start: Duration,
@@ -248,14 +255,14 @@ impl StageTracker {
             return Err(StageError::NameTooLong(name.len()));
         }
         if self.is_open(name) {
-            return Err(StageError::AlreadyOpen(name.to_owned()));
+            return Err(StageError::AlreadyOpen(JobText::from(name)));
         }
         if self.open.len() >= MAX_OPEN_STAGES {
             return Err(StageError::TooMany);
         }
         let (peak_memory, highest_level) = self.latest.unwrap_or((0, Level::Normal));
         self.open.push(Running {
-            name: name.to_owned(),
+            name: JobText::from(name),
             workers,
             started: at,
             cpu_at_start: cpu_time,
@@ -283,6 +290,25 @@ impl StageTracker {
     pub fn end(&mut self, name: &str, at: Duration, cpu_time: Duration) -> Option<StageSummary> {
         let index = self.open.iter().position(|stage| stage.name == name)?;
         let stage = self.open.remove(index);
+        Some(self.sum_up(stage, at, cpu_time, false))
+    }
+
+    /// Closes every stage still open — the job ended without ending them — oldest first,
+    /// each marked [`StageSummary::unfinished`], so no stage is missing from the summary.
+    pub fn end_all(&mut self, at: Duration, cpu_time: Duration) -> Vec<StageSummary> {
+        std::mem::take(&mut self.open)
+            .into_iter()
+            .map(|stage| self.sum_up(stage, at, cpu_time, true))
+            .collect()
+    }
+
+    fn sum_up(
+        &self,
+        stage: Running,
+        at: Duration,
+        cpu_time: Duration,
+        unfinished: bool,
+    ) -> StageSummary {
         let fit = stage.trend.fit();
         let leak_suspected = fit.is_some_and(|(slope, r_squared)| {
             let window_minutes = self.rule.window.as_secs_f64() / 60.0;
@@ -292,7 +318,7 @@ impl StageTracker {
                 && slope * window_minutes >= growth_mib
                 && r_squared >= self.rule.min_fit
         });
-        Some(StageSummary {
+        StageSummary {
             name: stage.name,
             duration_secs: at.saturating_sub(stage.started).as_secs_f64(),
             peak_memory: stage.peak_memory,
@@ -303,7 +329,8 @@ impl StageTracker {
             leak_suspected,
             workers: stage.workers,
             samples: stage.trend.count,
-        })
+            unfinished,
+        }
     }
 
     /// Whether a stage of that name is open.
@@ -394,6 +421,27 @@ mod tests {
         assert_eq!(outer.highest_level, Level::Critical);
         assert_eq!(outer.samples, 3);
         assert_eq!(outer.cpu_secs, 8.0);
+    }
+
+    #[test]
+    fn stages_still_open_at_the_end_are_summed_up_as_unfinished() {
+        let mut tracker = StageTracker::default();
+        tracker.start("done", 2, secs(0), secs(0)).unwrap();
+        tracker.start("outer", 4, secs(1), secs(1)).unwrap();
+        tracker.start("inner", 1, secs(2), secs(1)).unwrap();
+        let done = tracker.end("done", secs(3), secs(2)).unwrap();
+        assert!(!done.unfinished);
+        assert!(!done.describe().contains("still open"));
+        let rest = tracker.end_all(secs(10), secs(5));
+        let names: Vec<&str> = rest.iter().map(|stage| stage.name.as_str()).collect();
+        assert_eq!(names, ["outer", "inner"], "oldest first");
+        assert!(rest.iter().all(|stage| stage.unfinished));
+        assert_eq!(rest[0].duration_secs, 9.0);
+        assert_eq!(rest[0].cpu_secs, 4.0);
+        assert!(rest[1]
+            .describe()
+            .ends_with(", still open when the job ended"));
+        assert!(tracker.open_stages(secs(10)).is_empty());
     }
 
     #[test]
@@ -518,6 +566,7 @@ mod tests {
             leak_suspected: false,
             workers: 4,
             samples: 125,
+            unfinished: false,
         };
         assert_eq!(
             summary.describe(),

@@ -12,6 +12,7 @@ use std::process::{Child, Command};
 
 use super::exit::{NOT_EXECUTABLE, NOT_FOUND, RESCTL_FAILED};
 use super::user::{JobUser, USER_SWITCH_ERRNO_FLAG};
+use crate::job_text::escape;
 
 /// Why the job could not be started, with the shell exit code that goes with it.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +71,7 @@ impl StartError {
 /// path; otherwise each PATH entry is tried. Tells "not found" from "found but
 /// not executable".
 pub fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, StartError> {
-    let shown = program.to_string_lossy().into_owned();
+    let shown = escape(&program.to_string_lossy());
     if program.is_empty() {
         return Err(StartError::NotFound(shown));
     }
@@ -212,7 +213,7 @@ impl JobCommand<'_> {
     }
 
     fn classify_spawn_error(&self, err: io::Error) -> StartError {
-        let shown = self.arg0.to_string_lossy().into_owned();
+        let shown = escape(&self.arg0.to_string_lossy());
         match err.raw_os_error() {
             Some(code) if code & CGROUP_MOVE_ERRNO_FLAG != 0 => StartError::CgroupMove {
                 cgroup: self

@@ -364,7 +364,7 @@ impl Run {
             resctl_threads = initial_threads,
             resctl_action = "start",
             "started {} (pid {pid}{}) in {}; threads {}; levels moderate {} / high {} / critical {}{}",
-            program.to_string_lossy(),
+            crate::job_text::escape(&program.to_string_lossy()),
             request
                 .user
                 .as_ref()
@@ -505,7 +505,8 @@ impl Run {
             jobserver.stop();
         }
         if let Some(control) = self.control.take() {
-            for stage in control.take_finished_stages() {
+            let unfinished = control.end_open_stages();
+            for stage in control.take_finished_stages().into_iter().chain(unfinished) {
                 summary.add_stage(stage);
             }
             control.stop();
