@@ -19,7 +19,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::cgroup::detect::{HostCgroups, Layout};
-use crate::cgroup::reader::CgroupKind;
+use crate::cgroup::reader::{CgroupKind, LimitChain};
 use crate::cgroup::writer;
 use crate::cgroup::CgroupError;
 
@@ -266,6 +266,22 @@ impl Placement {
         }
     }
 
+    /// The memory limits on the job's cgroup and on every cgroup above it (a slice's
+    /// MemoryMax, a container's limit), to be re-read every tick; `None` without a cgroup.
+    ///
+    /// # Errors
+    ///
+    /// The job cgroup's own limit file cannot be opened.
+    pub fn limit_chain(&self, host: &HostCgroups) -> Result<Option<LimitChain>, CgroupError> {
+        let Some(dir) = &self.job_dir else {
+            return Ok(None);
+        };
+        match mount_of(host, dir) {
+            Some((mount, kind)) => LimitChain::open(dir, kind, &mount).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Sets memory.high and memory.max on the job's cgroup (v1: soft limit and limit).
     pub fn set_limits(&self, high: Option<u64>, max: Option<u64>) -> Result<(), PlacementError> {
         let (Some(dir), Some(kind)) = (&self.job_dir, self.cgroup_kind()) else {
@@ -375,17 +391,12 @@ fn kind_of_dir(host: &HostCgroups, dir: &Path) -> Option<CgroupKind> {
     }
 }
 
-/// The tightest memory limit on `dir` and its ancestors up to the mount (a
-/// slice's MemoryMax, a container's limit), if any.
-pub fn inherited_memory_limit(host: &HostCgroups, dir: &Path) -> Option<u64> {
-    let (mount, file) = match kind_of_dir(host, dir)? {
-        CgroupKind::V2 => (host.v2_mount.as_ref()?, "memory.max"),
-        CgroupKind::V1Memory => (host.memory_v1_mount.as_ref()?, "memory.limit_in_bytes"),
+/// The mount of the hierarchy `dir` belongs to, and its kind.
+fn mount_of(host: &HostCgroups, dir: &Path) -> Option<(PathBuf, CgroupKind)> {
+    let kind = kind_of_dir(host, dir)?;
+    let mount = match kind {
+        CgroupKind::V2 => host.v2_mount.clone()?,
+        CgroupKind::V1Memory => host.memory_v1_mount.clone()?,
     };
-    dir.ancestors()
-        .take_while(|d| d.starts_with(mount))
-        .filter_map(|d| std::fs::read_to_string(d.join(file)).ok())
-        .filter_map(|text| text.trim().parse::<u64>().ok())
-        .filter(|bytes| *bytes < crate::cgroup::parse::V1_UNLIMITED_THRESHOLD)
-        .min()
+    Some((mount, kind))
 }

@@ -267,6 +267,9 @@ pub fn percent_of(whole: u64, percent: f64) -> u64 {
     (whole as f64 * percent / 100.0).round() as u64
 }
 
+/// A memory limit reading meaning "no limit applies" (`max` everywhere up the tree).
+pub const NO_LIMIT: u64 = u64::MAX;
+
 /// A memory amount that is either absolute, relative to the job's limit, or no limit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Limit {

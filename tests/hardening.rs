@@ -495,3 +495,100 @@ fn finding_4_job_text_cannot_forge_log_lines_or_drive_the_terminal() {
     assert_eq!(stages[1]["name"], "left open");
     assert_eq!(stages[1]["unfinished"], true);
 }
+
+/// resctl's placement options for tests that need the job in a cgroup of its own: the VM's
+/// delegated cgroup as the parent there, the default (v1) placement on a hybrid host.
+fn cgroup_placement() -> Option<Vec<String>> {
+    let parent = parent_cgroup()?;
+    Some(if std::env::var_os("RESCTL_VM").is_some() {
+        vec![format!("--cgroup-parent={}", parent.display())]
+    } else {
+        Vec::new()
+    })
+}
+
+/// Shell lines setting `cg` to the job's own cgroup directory and `lim` to its limit file
+/// name (v1 memory hierarchy on hybrid hosts, cgroup2 elsewhere).
+const JOB_CGROUP_SH: &str = "if [ -d /sys/fs/cgroup/memory ]; then \
+     cg=/sys/fs/cgroup/memory$(grep ':memory:' /proc/self/cgroup | cut -d: -f3); \
+     lim=memory.limit_in_bytes; else \
+     cg=/sys/fs/cgroup$(grep '^0::' /proc/self/cgroup | cut -d: -f3); lim=memory.max; fi; ";
+
+#[test]
+fn finding_9_a_limit_changed_during_the_run_is_followed() {
+    let Some(placement) = cgroup_placement() else {
+        return;
+    };
+    // The job lowers its own limit from 200M to 100M, then allocates 90M: critical under
+    // the real limit (87.5 % of 100M), nothing under the stale one (175M). Then it raises
+    // the limit back to 200M.
+    let script = format!(
+        "{JOB_CGROUP_SH} echo 100M > $cg/$lim && sleep 1.5 && \
+         '{alloc}' 90M --hold 1500ms 2>/dev/null && echo 200M > $cg/$lim && sleep 1.5",
+        alloc = common::example("alloc").display()
+    );
+    let (output, _) = run_with_pid(
+        resctl()
+            .arg("run")
+            .args(&placement)
+            .args([
+                "--memory-max",
+                "200M",
+                "--threads",
+                "3",
+                "--interval",
+                "250ms",
+            ])
+            .args(["--", "sh", "-c"])
+            .arg(&script),
+    );
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "memory limit 200M -> 100M: levels now moderate 50M / high 75M / critical 87.5M"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("threads 3 -> 1"),
+        "critical under the real limit: {err}"
+    );
+    assert!(err.contains("memory limit 100M -> 200M"), "{err}");
+    assert!(
+        err.contains("of 200M limit"),
+        "the summary names the limit in force: {err}"
+    );
+}
+
+#[test]
+fn finding_9_a_cgroup_removed_underneath_is_said_once_and_the_job_lives_on() {
+    let Some(placement) = cgroup_placement() else {
+        return;
+    };
+    // The job moves itself into resctl's cgroup and removes its own; resctl must say so
+    // once, stop acting on the gone cgroup, and pass the job's exit code through.
+    let script = format!(
+        "{JOB_CGROUP_SH} parent=$(dirname $(dirname $cg))/$(basename $(dirname $cg)); \
+         if [ -d /sys/fs/cgroup/memory ]; then \
+         own=/sys/fs/cgroup/memory$(grep ':memory:' /proc/$PPID/cgroup | cut -d: -f3); else \
+         own=/sys/fs/cgroup$(grep '^0::' /proc/$PPID/cgroup | cut -d: -f3); fi; \
+         echo $$ > $own/cgroup.procs && rmdir $cg && sleep 2 && exit 7"
+    );
+    let (output, _) = run_with_pid(
+        resctl()
+            .arg("run")
+            .args(&placement)
+            .args(["--memory-max", "200M", "--interval", "200ms"])
+            .args(["--", "sh", "-c"])
+            .arg(&script),
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(7), "{err}");
+    assert_eq!(
+        err.matches("was removed underneath resctl").count(),
+        1,
+        "said exactly once: {err}"
+    );
+    assert!(!err.contains("sampling:"), "no error per tick: {err}");
+}

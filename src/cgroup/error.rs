@@ -5,6 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use nix::errno::Errno;
+
 use crate::sample::proc_parse::ParseError;
 
 /// Anything that went wrong while detecting, reading or changing cgroups.
@@ -193,6 +195,13 @@ impl CgroupError {
             problem: FsProblem::from_io(&source),
             source,
         }
+    }
+
+    /// Whether a read failed because the cgroup is gone (removed underneath: ENODEV on a
+    /// file kept open, ENOENT on a new open).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Self::Read { source, .. }
+            if matches!(source.raw_os_error(), Some(code) if code == Errno::ENODEV as i32 || code == Errno::ENOENT as i32))
     }
 
     /// The classified problem, when the error came from the kernel.

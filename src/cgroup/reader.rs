@@ -251,6 +251,76 @@ impl CgroupDir {
     }
 }
 
+/// The memory limits on a job's cgroup and on every cgroup above it up to the mount: the
+/// tightest one is what the job really gets, and anyone may change any of them while it
+/// runs (a slice's `MemoryMax=`, a container resized, a limit written by hand). The files
+/// (`memory.max`; v1 `memory.limit_in_bytes`) stay open and are re-read with `pread`, one
+/// per level, every tick.
+#[derive(Debug)]
+pub struct LimitChain {
+    kind: CgroupKind,
+    /// Nearest first: the job's own cgroup's file, then its parents'.
+    files: Vec<(PathBuf, File)>,
+    buffer: Vec<u8>,
+}
+
+impl LimitChain {
+    /// Opens the limit file of `dir` and of each ancestor inside `mount`. Ancestors without
+    /// one (the root cgroup) are left out.
+    ///
+    /// # Errors
+    ///
+    /// The limit file of `dir` itself cannot be opened.
+    pub fn open(dir: &Path, kind: CgroupKind, mount: &Path) -> Result<Self, CgroupError> {
+        let name = match kind {
+            CgroupKind::V2 => "memory.max",
+            CgroupKind::V1Memory => "memory.limit_in_bytes",
+        };
+        let mut files = Vec::new();
+        for level in dir.ancestors().take_while(|level| level.starts_with(mount)) {
+            let path = level.join(name);
+            match File::open(&path) {
+                Ok(file) => files.push((path, file)),
+                Err(error) if level == dir => return Err(CgroupError::read(path, error)),
+                Err(_) => {}
+            }
+        }
+        Ok(LimitChain {
+            kind,
+            files,
+            buffer: Vec::with_capacity(64),
+        })
+    }
+
+    /// The tightest limit now, bytes; `None` when none is set anywhere. A parent whose file
+    /// cannot be read any more is skipped.
+    ///
+    /// # Errors
+    ///
+    /// The job's own cgroup is gone ([`CgroupError::is_gone`]) or its file is unreadable.
+    pub fn read(&mut self) -> Result<Option<u64>, CgroupError> {
+        let mut tightest = None;
+        for (index, (path, file)) in self.files.iter().enumerate() {
+            let limit = read_whole(file, &mut self.buffer)
+                .map_err(|error| CgroupError::read(path.as_path(), error))
+                .and_then(|()| {
+                    let text = String::from_utf8_lossy(&self.buffer);
+                    Ok(match self.kind {
+                        CgroupKind::V2 => parse::parse_max_or_u64(path, &text)?,
+                        CgroupKind::V1Memory => parse::parse_v1_limit(path, &text)?,
+                    })
+                });
+            match limit {
+                Ok(Some(bytes)) => tightest = Some(tightest.map_or(bytes, |t: u64| t.min(bytes))),
+                Ok(None) => {}
+                Err(error) if index == 0 => return Err(error),
+                Err(_) => {}
+            }
+        }
+        Ok(tightest)
+    }
+}
+
 fn pressure(path: &Path, text: &str) -> Result<crate::sample::proc_parse::Pressure, ParseError> {
     parse_pressure(text).map_err(|error| error.in_file(path))
 }
@@ -451,6 +521,49 @@ mod tests {
             text.contains("memory.max") && text.contains("lots"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_limit_chain_takes_the_tightest_and_sees_changes() {
+        let mount = tempfile::tempdir().unwrap();
+        let slice = mount.path().join("pipelines.slice");
+        let job = slice.join("resctl-1/job");
+        std::fs::create_dir_all(&job).unwrap();
+        std::fs::write(
+            mount.path().join("pipelines.slice/memory.max"),
+            "500000000\n",
+        )
+        .unwrap();
+        // resctl-1 has no limit file: skipped. The mount root has none either.
+        std::fs::write(job.join("memory.max"), "max\n").unwrap();
+        let mut chain = LimitChain::open(&job, CgroupKind::V2, mount.path()).unwrap();
+        assert_eq!(chain.read().unwrap(), Some(500_000_000));
+        std::fs::write(job.join("memory.max"), "60000000\n").unwrap();
+        assert_eq!(
+            chain.read().unwrap(),
+            Some(60_000_000),
+            "re-read, not cached"
+        );
+        std::fs::write(job.join("memory.max"), "max\n").unwrap();
+        std::fs::write(slice.join("memory.max"), "max\n").unwrap();
+        assert_eq!(chain.read().unwrap(), None, "no limit anywhere");
+        // A parent that cannot be read is skipped; the job's own must be readable.
+        std::fs::write(slice.join("memory.max"), "lots\n").unwrap();
+        assert_eq!(chain.read().unwrap(), None);
+        std::fs::write(job.join("memory.max"), "lots\n").unwrap();
+        assert!(chain.read().is_err());
+        let err =
+            LimitChain::open(&mount.path().join("gone"), CgroupKind::V2, mount.path()).unwrap_err();
+        assert!(err.is_gone(), "{err}");
+
+        let v1 = tempfile::tempdir().unwrap();
+        std::fs::write(
+            v1.path().join("memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .unwrap();
+        let mut chain = LimitChain::open(v1.path(), CgroupKind::V1Memory, v1.path()).unwrap();
+        assert_eq!(chain.read().unwrap(), None, "v1's 'unlimited'");
     }
 
     #[test]

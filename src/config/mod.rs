@@ -41,7 +41,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::units::{self, percent_of, Limit};
+use crate::policy::{LevelRule, MemoryLevelRules, MemoryLevels};
+use crate::units::{self, Limit};
 use source::{parse_options, KeyTree};
 
 pub use source::{ConfigError, Position, Provenance};
@@ -171,19 +172,6 @@ impl MemoryConfig {
     pub fn is_empty(&self) -> bool {
         *self == MemoryConfig::default()
     }
-}
-
-/// Memory levels in bytes, for one job limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResolvedMemory {
-    /// Moderate level in bytes.
-    pub moderate: u64,
-    /// High level in bytes.
-    pub high: u64,
-    /// Critical level in bytes.
-    pub critical: u64,
-    /// Cleanup level in bytes; `u64::MAX` when cleanup is off.
-    pub cleanup: u64,
 }
 
 /// CPU levels in percent.
@@ -580,51 +568,55 @@ impl Config {
         validate::validate_for_limit(self, job_limit)
     }
 
-    /// The memory levels in bytes for a job whose memory limit is `job_limit`. Explicit
-    /// values win (percentages of `job_limit`); missing ones are 50 / 75 / 87.5 / 62.5 %
-    /// of the limit, or without a limit the original's 2000M / 3000M / 3500M / 2500M.
-    /// A percentage without a limit falls back to that size too (and is reported by
-    /// [`Config::validate_for_limit`]). Cleanup `max` gives `u64::MAX` (never).
-    pub fn resolve_memory(&self, job_limit: Option<u64>) -> ResolvedMemory {
-        let midpoint = |low: u64, high: u64| low / 2 + high / 2;
-        let level = |explicit: Option<Limit>, percent: f64, bytes: u64| match explicit {
-            Some(Limit::Bytes(value)) => value,
-            Some(Limit::Unlimited) => u64::MAX,
-            Some(Limit::Percent(value)) => {
-                job_limit.map_or(bytes, |limit| percent_of(limit, value))
-            }
-            None => job_limit.map_or(bytes, |limit| percent_of(limit, percent)),
+    /// The rules of the memory levels: explicit values win (a size, or a percentage of the
+    /// job's limit); missing ones are 50 / 75 / 87.5 % of the limit, or without a limit the
+    /// original's 2000M / 3000M / 3500M. Cleanup, unset, sits midway between moderate and
+    /// high, as the original's 2500M did between 2000M and 3000M (62.5 % between 50 % and
+    /// 75 % of a limit). A percentage without a limit falls back to the default size (and is
+    /// reported by [`Config::validate_for_limit`]); `max` gives `u64::MAX` (never).
+    pub fn memory_rules(&self) -> MemoryLevelRules {
+        let rule = |explicit: Option<Limit>, percent: f64, without_limit: u64| match explicit {
+            Some(Limit::Bytes(value)) => LevelRule::Bytes(value),
+            Some(Limit::Unlimited) => LevelRule::Bytes(u64::MAX),
+            Some(Limit::Percent(percent)) => LevelRule::OfLimit {
+                percent,
+                without_limit,
+            },
+            None => LevelRule::OfLimit {
+                percent,
+                without_limit,
+            },
         };
-        let moderate = level(
-            self.memory.moderate,
-            defaults::MEMORY_MODERATE_PERCENT,
-            defaults::MEMORY_MODERATE,
-        );
-        let high = level(
-            self.memory.high,
-            defaults::MEMORY_HIGH_PERCENT,
-            defaults::MEMORY_HIGH,
-        );
-        ResolvedMemory {
-            moderate,
-            high,
-            critical: level(
+        MemoryLevelRules {
+            moderate: rule(
+                self.memory.moderate,
+                defaults::MEMORY_MODERATE_PERCENT,
+                defaults::MEMORY_MODERATE,
+            ),
+            high: rule(
+                self.memory.high,
+                defaults::MEMORY_HIGH_PERCENT,
+                defaults::MEMORY_HIGH,
+            ),
+            critical: rule(
                 self.memory.critical,
                 defaults::MEMORY_CRITICAL_PERCENT,
                 defaults::MEMORY_CRITICAL,
             ),
-            // Unset, cleanup sits midway between moderate and high, as the original's
-            // 2500M did between 2000M and 3000M (62.5 % between 50 % and 75 % of a
-            // limit); it follows moderate and high when they are given.
-            cleanup: match self.memory.cleanup {
-                Some(_) => level(
-                    self.memory.cleanup,
+            cleanup: self.memory.cleanup.map(|cleanup| {
+                rule(
+                    Some(cleanup),
                     defaults::MEMORY_CLEANUP_PERCENT,
                     defaults::MEMORY_CLEANUP,
-                ),
-                None => midpoint(moderate, high),
-            },
+                )
+            }),
         }
+    }
+
+    /// The memory levels in bytes for a job whose memory limit is `job_limit`, by
+    /// [`Config::memory_rules`].
+    pub fn resolve_memory(&self, job_limit: Option<u64>) -> MemoryLevels {
+        self.memory_rules().resolve(job_limit)
     }
 
     /// The configuration for jobs in `slice`: its overrides (if any) merged over the

@@ -78,7 +78,7 @@ fn defaults_are_the_originals() {
         config.psi.memory_full.map(<[f64; 3]>::from),
         Some([10.0, 25.0, 50.0])
     );
-    let original = ResolvedMemory {
+    let original = MemoryLevels {
         moderate: 2000 * MIB,
         high: 3000 * MIB,
         critical: 3500 * MIB,

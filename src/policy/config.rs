@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::defaults;
 use super::observation::secs;
+use crate::units::percent_of;
 
 /// Resolved policy settings (sizes in bytes, percentages as 0..=100, durations).
 ///
@@ -24,8 +25,14 @@ pub struct PolicyConfig {
     pub memory_critical: u64,
     /// Memory whose upward crossing asks for a reclaim, bytes; 0 = never.
     pub memory_cleanup: u64,
-    /// The job's hard memory limit in bytes, if any (for the leak's time-to-limit).
+    /// The job's hard memory limit in bytes, if any (for the leak's time-to-limit): the
+    /// tightest `memory.max` on its cgroup and the cgroups above it. It may change while the
+    /// job runs ([`Observation::memory_limit`](super::Observation::memory_limit)).
     pub memory_limit: Option<u64>,
+    /// How the memory levels follow the limit when it changes; `None` (traces recorded
+    /// before limits were re-read): the levels above stay as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_rules: Option<MemoryLevelRules>,
     /// CPU level "moderate", percent of the CPUs the job may use.
     pub cpu_moderate: f64,
     /// CPU level "high", percent; at or above it the thread count does not grow.
@@ -74,6 +81,7 @@ impl Default for PolicyConfig {
             memory_critical: defaults::MEMORY_CRITICAL,
             memory_cleanup: defaults::MEMORY_CLEANUP,
             memory_limit: None,
+            memory_rules: None,
             cpu_moderate: defaults::CPU_MODERATE,
             cpu_high: defaults::CPU_HIGH,
             cpu_critical: defaults::CPU_CRITICAL,
@@ -103,6 +111,77 @@ pub struct MemoryThresholds {
     pub high: u64,
     /// Level "critical": sequential fallback.
     pub critical: u64,
+}
+
+/// How one memory level is set: a fixed size, or a share of the job's memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LevelRule {
+    /// A fixed size in bytes (`u64::MAX`: never reached).
+    Bytes(u64),
+    /// `percent` of the job's memory limit; `without_limit` bytes when it has none.
+    OfLimit {
+        /// Share of the limit, percent.
+        percent: f64,
+        /// The level when no limit applies, bytes.
+        without_limit: u64,
+    },
+}
+
+impl LevelRule {
+    /// The level in bytes for a job whose limit is `limit`.
+    pub fn resolve(self, limit: Option<u64>) -> u64 {
+        match self {
+            LevelRule::Bytes(bytes) => bytes,
+            LevelRule::OfLimit {
+                percent,
+                without_limit,
+            } => limit.map_or(without_limit, |limit| percent_of(limit, percent)),
+        }
+    }
+}
+
+/// The rules behind the memory levels, so that they follow the job's limit when someone
+/// changes it during the run (a slice's MemoryMax lowered, a container resized).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MemoryLevelRules {
+    /// Level "moderate".
+    pub moderate: LevelRule,
+    /// Level "high".
+    pub high: LevelRule,
+    /// Level "critical".
+    pub critical: LevelRule,
+    /// The cleanup level; `None`: midway between moderate and high.
+    pub cleanup: Option<LevelRule>,
+}
+
+/// Memory levels resolved for one limit, bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLevels {
+    /// Level "moderate".
+    pub moderate: u64,
+    /// Level "high".
+    pub high: u64,
+    /// Level "critical".
+    pub critical: u64,
+    /// Cleanup level; `u64::MAX` when cleanup is off.
+    pub cleanup: u64,
+}
+
+impl MemoryLevelRules {
+    /// The levels for a job whose limit is `limit`.
+    pub fn resolve(&self, limit: Option<u64>) -> MemoryLevels {
+        let moderate = self.moderate.resolve(limit);
+        let high = self.high.resolve(limit);
+        MemoryLevels {
+            moderate,
+            high,
+            critical: self.critical.resolve(limit),
+            cleanup: self
+                .cleanup
+                .map_or(moderate / 2 + high / 2, |rule| rule.resolve(limit)),
+        }
+    }
 }
 
 /// What is wrong with a [`PolicyConfig`].
@@ -158,6 +237,25 @@ pub enum PolicyConfigError {
 }
 
 impl PolicyConfig {
+    /// Takes `limit` as the job's memory limit and, when the configuration has
+    /// [`MemoryLevelRules`], re-resolves the memory levels for it. Levels that a new limit
+    /// would put out of order (a fixed critical below a share of a raised limit) are raised
+    /// to keep moderate ≤ high ≤ critical. Returns whether anything changed.
+    pub fn follow_limit(&mut self, limit: Option<u64>) -> bool {
+        if self.memory_limit == limit {
+            return false;
+        }
+        self.memory_limit = limit;
+        if let Some(rules) = self.memory_rules {
+            let levels = rules.resolve(limit);
+            self.memory_moderate = levels.moderate;
+            self.memory_high = levels.high.max(levels.moderate);
+            self.memory_critical = levels.critical.max(self.memory_high);
+            self.memory_cleanup = levels.cleanup;
+        }
+        true
+    }
+
     /// The memory thresholds of this configuration.
     pub fn memory_thresholds(&self) -> MemoryThresholds {
         MemoryThresholds {
@@ -324,6 +422,46 @@ mod tests {
             (1, 1, 1)
         );
         assert_eq!(config.hysteresis, defaults::HYSTERESIS);
+    }
+
+    #[test]
+    fn levels_follow_a_changed_limit_by_their_rules() {
+        let of_limit = |percent| LevelRule::OfLimit {
+            percent,
+            without_limit: 2000,
+        };
+        let mut config = PolicyConfig {
+            memory_limit: Some(200),
+            memory_moderate: 100,
+            memory_high: 150,
+            memory_critical: 175,
+            memory_cleanup: 125,
+            memory_rules: Some(MemoryLevelRules {
+                moderate: of_limit(50.0),
+                high: of_limit(75.0),
+                critical: LevelRule::Bytes(170),
+                cleanup: None,
+            }),
+            ..PolicyConfig::default()
+        };
+        assert!(!config.follow_limit(Some(200)), "unchanged");
+        assert!(config.follow_limit(Some(60)));
+        let levels = (
+            config.memory_moderate,
+            config.memory_high,
+            config.memory_critical,
+            config.memory_cleanup,
+        );
+        assert_eq!(levels, (30, 45, 170, 37));
+        // Raised: a fixed critical below the new high is raised to keep the order.
+        assert!(config.follow_limit(Some(400)));
+        assert_eq!((config.memory_high, config.memory_critical), (300, 300));
+        assert!(config.follow_limit(None));
+        assert_eq!((config.memory_moderate, config.memory_limit), (2000, None));
+        // Without rules only the limit moves.
+        let mut fixed = PolicyConfig::default();
+        assert!(fixed.follow_limit(Some(1)));
+        assert_eq!(fixed.memory_moderate, defaults::MEMORY_MODERATE);
     }
 
     #[test]

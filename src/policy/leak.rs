@@ -69,6 +69,11 @@ impl LeakDetector {
         }
     }
 
+    /// Sets the memory level the time-to-limit runs to (the job's limit changed).
+    pub fn set_limit(&mut self, limit: u64) {
+        self.settings.limit = limit;
+    }
+
     /// Adds the memory seen at `at` and drops samples older than the window.
     pub fn push(&mut self, at: Duration, memory_bytes: u64) {
         let t = i128::try_from(at.as_millis()).map_or(MAX_MILLIS, |t| t.min(MAX_MILLIS));

@@ -124,6 +124,12 @@ impl LevelTracker {
         }
     }
 
+    /// Replaces the thresholds (the job's limit changed); the levels' timers are kept, so a
+    /// level that still holds under the new thresholds stays entered.
+    pub fn set_thresholds(&mut self, thresholds: [Option<f64>; 3]) {
+        self.thresholds = thresholds;
+    }
+
     /// Feeds the value observed at `at`; non-finite values count as missing.
     pub fn update(&mut self, at: Duration, value: Option<f64>, timing: Timing) {
         let Some(value) = value.filter(|value| value.is_finite()) else {

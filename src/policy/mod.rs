@@ -52,9 +52,11 @@ mod tests;
 
 use std::time::Duration;
 
-pub use config::{MemoryThresholds, PolicyConfig, PolicyConfigError};
+pub use config::{
+    LevelRule, MemoryLevelRules, MemoryLevels, MemoryThresholds, PolicyConfig, PolicyConfigError,
+};
 pub use level::Level;
-pub use observation::{Decision, LeakVerdict, Observation};
+pub use observation::{Decision, LeakVerdict, Observation, NO_LIMIT};
 
 use format::{bytes, duration};
 use leak::{LeakDetector, LeakSettings};
@@ -122,17 +124,7 @@ impl Policy {
             transition: config.transition,
         };
         let percent = |thresholds: Option<[f64; 3]>| thresholds.map_or([None; 3], |t| t.map(Some));
-        let memory = LevelTracker::new(
-            "memory",
-            Unit::Bytes,
-            [
-                config.memory_moderate,
-                config.memory_high,
-                config.memory_critical,
-            ]
-            .map(|bytes| Some(bytes as f64)),
-            true,
-        );
+        let memory = LevelTracker::new("memory", Unit::Bytes, memory_thresholds(&config), true);
         let cpu = LevelTracker::new(
             "cpu",
             Unit::Percent,
@@ -167,7 +159,7 @@ impl Policy {
             window: config.leak_window,
             growth: config.leak_growth,
             min_fit: config.leak_min_fit,
-            limit: config.memory_limit.unwrap_or(config.memory_critical),
+            limit: leak_limit(&config),
         });
         Self {
             threads: config.initial_threads,
@@ -200,6 +192,9 @@ impl Policy {
             .map_or(observation.at, |last| observation.at.max(last));
         if self.last_at.is_none() {
             self.count_since = at;
+        }
+        if let Some(limit) = observation.memory_limit {
+            self.follow_limit((limit != NO_LIMIT).then_some(limit));
         }
         let memory = observation.memory_bytes;
         self.assess(at, observation);
@@ -251,6 +246,15 @@ impl Policy {
             reason,
             reclaim,
             leak,
+        }
+    }
+
+    /// Takes a new memory limit: the levels that are shares of it move with it
+    /// ([`PolicyConfig::follow_limit`]), the level timers are kept.
+    fn follow_limit(&mut self, limit: Option<u64>) {
+        if self.config.follow_limit(limit) {
+            self.memory.set_thresholds(memory_thresholds(&self.config));
+            self.leak.set_limit(leak_limit(&self.config));
         }
     }
 
@@ -623,6 +627,21 @@ impl Policy {
             _ => None,
         }
     }
+}
+
+/// The memory tracker's thresholds: moderate, high, critical.
+fn memory_thresholds(config: &PolicyConfig) -> [Option<f64>; 3] {
+    [
+        config.memory_moderate,
+        config.memory_high,
+        config.memory_critical,
+    ]
+    .map(|bytes| Some(bytes as f64))
+}
+
+/// The memory level a leak's time-to-limit runs to: the limit, else critical.
+fn leak_limit(config: &PolicyConfig) -> u64 {
+    config.memory_limit.unwrap_or(config.memory_critical)
 }
 
 /// Runs a whole trace through a fresh policy; used by `resctl replay` and the tests.

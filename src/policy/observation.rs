@@ -48,7 +48,15 @@ pub struct Observation {
     /// Cumulative work units the job reported so far, if it reports any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_units: Option<u64>,
+    /// The job's memory limit read this tick, bytes: the tightest `memory.max` on its
+    /// cgroup and the cgroups above it, [`NO_LIMIT`] when none applies (or the cgroup is
+    /// gone); `None` when it was not read (monitor-only, older traces). A new value moves
+    /// the levels that are shares of the limit ([`super::PolicyConfig::follow_limit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
 }
+
+pub use crate::units::NO_LIMIT;
 
 impl Observation {
     /// The job's highest memory this observation knows of: the sample, or the peak since

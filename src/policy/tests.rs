@@ -817,3 +817,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn levels_follow_the_limit_read_each_tick_and_replay_the_same() {
+    let share = |percent| LevelRule::OfLimit {
+        percent,
+        without_limit: 3000 * MIB,
+    };
+    let config = PolicyConfig {
+        memory_limit: Some(200 * MIB),
+        memory_moderate: 100 * MIB,
+        memory_high: 150 * MIB,
+        memory_critical: 175 * MIB,
+        memory_cleanup: u64::MAX,
+        memory_rules: Some(MemoryLevelRules {
+            moderate: share(50.0),
+            high: share(75.0),
+            critical: share(87.5),
+            cleanup: Some(LevelRule::Bytes(u64::MAX)),
+        }),
+        initial_threads: 4,
+        ..PolicyConfig::default()
+    };
+    let observation = |second: u64, memory_mib: u64, limit_mib: Option<u64>| Observation {
+        memory_limit: limit_mib.map(|mib| if mib == NO_LIMIT { NO_LIMIT } else { mib * MIB }),
+        ..memory_at(Duration::from_secs(second), memory_mib * MIB)
+    };
+    let trace = [
+        observation(0, 55, Some(200)),
+        observation(1, 55, None), // not read this tick: unchanged
+        observation(2, 55, Some(60)),
+        observation(3, 20, Some(NO_LIMIT)),
+    ];
+    let decisions = replay(config.clone(), &trace);
+    assert_eq!(decisions[1].level, Level::Normal, "55M of a 200M limit");
+    assert_eq!(decisions[2].level, Level::Critical, "55M ≥ 87.5 % of 60M");
+    assert_eq!(decisions[2].threads, 1, "{}", decisions[2].reason);
+    assert!(
+        decisions[2].reason.contains("critical 52.5M"),
+        "{}",
+        decisions[2].reason
+    );
+    let mut policy = Policy::new(config.clone());
+    for observation in &trace {
+        policy.step(observation);
+    }
+    assert_eq!(
+        policy.config().memory_limit,
+        None,
+        "no limit applies any more"
+    );
+    assert_eq!(
+        policy.config().memory_critical,
+        3000 * MIB,
+        "the level without a limit"
+    );
+    assert_eq!(
+        replay(config, &trace),
+        decisions,
+        "replays decision for decision"
+    );
+}

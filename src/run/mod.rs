@@ -22,15 +22,15 @@ use crate::act::protocol::ENV_SOCKET;
 use crate::act::runtime_dir::{JobOwner, RuntimeDir};
 use crate::act::socket::{ControlServer, StatusSnapshot};
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
-use crate::cgroup::reader::{CgroupDir, CgroupKind};
+use crate::cgroup::reader::{CgroupDir, CgroupKind, LimitChain};
 use crate::cgroup::writer::{self, PeakReset};
 use crate::config::Config;
-use crate::placement::{inherited_memory_limit, Placement, PlacementKind, PlacementRequest};
+use crate::placement::{Placement, PlacementKind, PlacementRequest};
 use crate::policy::{Decision, Level, Policy, PolicyConfig};
 use crate::report::record::{Recorder, TraceLine};
 use crate::report::summary::{RunSummary, SummaryBuilder};
 use crate::safe_fs::OutputFile;
-use crate::sample::job::{JobSampler, JobScope};
+use crate::sample::job::{JobSample, JobSampler, JobScope};
 use crate::sample::wakeup::{Wake, Waker, ENV_NO_WAKEUP};
 use crate::units::format_size;
 
@@ -116,8 +116,11 @@ struct Run {
     jobserver: Option<Jobserver>,
     control: Option<ControlServer>,
     waker: Option<Waker>,
-    memory_limit: Option<u64>,
     started: Instant,
+    /// The job's main process.
+    job_pid: Option<i32>,
+    /// The job's cgroup was removed underneath resctl.
+    cgroup_gone: bool,
     summary_output: Option<OutputFile>,
     /// The job cgroup's high-water mark, restarted after every sample (v1 only).
     peak_reset: Option<PeakReset>,
@@ -172,21 +175,27 @@ impl Run {
             .map_or(0, |meminfo| meminfo.mem_total);
         let limits = config.limits.resolve(host_memory);
         let (memory_high, explicit_max) = (limits.memory_high, limits.memory_max);
-        let inherited = placement
-            .job_dir()
-            .and_then(|dir| inherited_memory_limit(&host, dir));
-        let memory_limit = match (explicit_max, inherited) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        config
-            .validate_for_limit(memory_limit)
-            .map_err(|err| resctl_failure(err.to_string()))?;
         placement
             .set_limits(memory_high, explicit_max)
             .map_err(|err| {
                 resctl_failure(format!("could not set the job's memory limits: {err}"))
             })?;
+        // The job's real limit is the tightest on its cgroup and above it; it is re-read
+        // every tick, as anyone may change any of them while the job runs.
+        let mut limit_chain = placement.limit_chain(&host).map_err(|err| {
+            resctl_failure(format!("could not read the job's memory limit: {err}"))
+        })?;
+        let memory_limit = match limit_chain.as_mut().map(LimitChain::read).transpose() {
+            Ok(limit) => limit.flatten(),
+            Err(err) => {
+                return Err(resctl_failure(format!(
+                    "could not read the job's memory limit: {err}"
+                )))
+            }
+        };
+        config
+            .validate_for_limit(memory_limit)
+            .map_err(|err| resctl_failure(err.to_string()))?;
         if placement.cgroup_kind() == Some(CgroupKind::V1Memory) && memory_high.is_some() {
             tracing::warn!("cgroup v1 has no memory.high: --memory-high is set as memory.soft_limit_in_bytes, which only guides reclaim under host pressure and does not throttle");
         }
@@ -349,9 +358,13 @@ impl Run {
         }
         channels.set_job_pid(pid);
 
-        let scope = match (placement.job_dir(), placement.cgroup_kind()) {
-            (Some(dir), Some(kind)) => match CgroupDir::open(dir, kind) {
-                Ok(dir) => JobScope::Cgroup(dir),
+        let scope = match (placement.job_dir(), placement.cgroup_kind(), limit_chain) {
+            (Some(dir), Some(kind), Some(limits)) => match CgroupDir::open(dir, kind) {
+                Ok(dir) => JobScope::Cgroup {
+                    dir,
+                    limits,
+                    job_pid: pid,
+                },
                 Err(err) => {
                     tracing::warn!("cannot read the job's cgroup ({err}); watching through /proc");
                     JobScope::Descendants(pid)
@@ -398,8 +411,9 @@ impl Run {
             jobserver: jobserver.map(|(server, _)| server),
             control,
             waker,
-            memory_limit,
             started,
+            job_pid: Some(pid),
+            cgroup_gone: false,
             summary_output,
             peak_reset,
             _runtime: runtime,
@@ -453,7 +467,9 @@ impl Run {
             if let Some(control) = &self.control {
                 observation.progress_units = control.progress_units();
             }
+            let limit_before = self.policy.config().memory_limit;
             let decision = self.policy.step(&observation);
+            self.follow_cgroup_changes(&sample, limit_before, &mut waker, &cgroup_label);
             self.act(&decision, &cgroup_label);
             if let Some(control) = &self.control {
                 control.update(StatusSnapshot::new(
@@ -529,7 +545,8 @@ impl Run {
         for problem in &cleanup.problems {
             tracing::warn!("cleanup: {problem}");
         }
-        let summary = summary.finish(end, wall, cpu, self.memory_limit, placement_text);
+        let limit = self.policy.config().memory_limit;
+        let summary = summary.finish(end, wall, cpu, limit, placement_text);
         report_summary(&summary, &cgroup_label);
         if let Some(recorder) = self.recorder.as_mut() {
             let _ = recorder.write(&TraceLine::End {
@@ -547,6 +564,57 @@ impl Run {
             }
         }
         summary.exit_code
+    }
+
+    /// Says what changed in the kernel's view of the job this tick, once: a new memory limit
+    /// (the levels follow it, and so do the wakeups), or the job's cgroup removed underneath
+    /// (nothing more is done to it: no reclaim, no peak restarts, no cgroup wakeups).
+    fn follow_cgroup_changes(
+        &mut self,
+        sample: &JobSample,
+        limit_before: Option<u64>,
+        waker: &mut Option<Waker>,
+        cgroup_label: &str,
+    ) {
+        let show = |limit: Option<u64>| limit.map_or_else(|| "none".to_owned(), format_size);
+        if sample.cgroup_gone {
+            self.cgroup_gone = true;
+            self.peak_reset = None;
+            if let Some(pid) = self.job_pid {
+                let mut ticks_only = Waker::ticks_only();
+                if let Err(err) = ticks_only.watch_child(pid) {
+                    tracing::debug!("wakeups: {err}");
+                }
+                *waker = Some(ticks_only);
+            }
+            tracing::warn!(
+                resctl_cgroup = %cgroup_label,
+                resctl_action = "cgroup-gone",
+                "the job's cgroup was removed underneath resctl: its limit ({}) no longer \
+                 applies and its figures are gone; the job keeps running and is watched \
+                 through /proc from now on",
+                show(limit_before)
+            );
+        }
+        let config = self.policy.config();
+        if config.memory_limit != limit_before {
+            tracing::info!(
+                resctl_cgroup = %cgroup_label,
+                resctl_action = "limit",
+                "memory limit {} -> {}: levels now moderate {} / high {} / critical {}",
+                show(limit_before),
+                show(config.memory_limit),
+                format_size(config.memory_moderate),
+                format_size(config.memory_high),
+                format_size(config.memory_critical),
+            );
+            let thresholds = notification_thresholds(config);
+            if let Some(waker) = waker.as_mut().filter(|_| !self.cgroup_gone) {
+                if let Err(err) = waker.set_thresholds(&thresholds) {
+                    tracing::debug!("wakeups: {err}");
+                }
+            }
+        }
     }
 
     /// Restarts the job cgroup's memory high-water mark, so the next sample's is the peak
@@ -592,7 +660,7 @@ impl Run {
                 );
             }
         }
-        if let Some(bytes) = decision.reclaim {
+        if let Some(bytes) = decision.reclaim.filter(|_| !self.cgroup_gone) {
             if let (Some(dir), Some(kind)) =
                 (self.placement.job_dir(), self.placement.cgroup_kind())
             {
@@ -629,16 +697,7 @@ fn notification_waker(
         return None;
     }
     let cgroup = placement.job_dir().zip(placement.cgroup_kind());
-    let thresholds: Vec<u64> = [
-        config.memory_moderate,
-        config.memory_cleanup,
-        config.memory_high,
-        config.memory_critical,
-    ]
-    .into_iter()
-    .filter(|bytes| *bytes > 0 && *bytes < u64::MAX)
-    .collect();
-    match Waker::new(cgroup, &thresholds) {
+    match Waker::new(cgroup, &notification_thresholds(config)) {
         Ok(waker) => {
             tracing::debug!("wakeups: {}", waker.describe());
             Some(waker)
@@ -651,6 +710,19 @@ fn notification_waker(
             None
         }
     }
+}
+
+/// The memory levels the kernel should wake the loop at.
+fn notification_thresholds(config: &PolicyConfig) -> Vec<u64> {
+    [
+        config.memory_moderate,
+        config.memory_cleanup,
+        config.memory_high,
+        config.memory_critical,
+    ]
+    .into_iter()
+    .filter(|bytes| *bytes > 0 && *bytes < u64::MAX)
+    .collect()
 }
 
 /// What the loop does next.
@@ -732,6 +804,7 @@ pub fn policy_config_for(config: &Config, memory_limit: Option<u64>) -> PolicyCo
         memory_critical: memory.critical,
         memory_cleanup: memory.cleanup,
         memory_limit,
+        memory_rules: Some(config.memory_rules()),
         cpu_moderate: config.cpu.moderate,
         cpu_high: config.cpu.high,
         cpu_critical: config.cpu.critical,

@@ -102,6 +102,7 @@ impl Observer {
             .and_then(|c| c.cpu_pressure.as_ref())
             .or_else(|| host.and_then(|h| h.cpu_pressure.as_ref()));
         Observation {
+            memory_limit: sample.memory_limit,
             at: sample.at,
             memory_bytes: sample.memory_bytes(),
             memory_peak_since_last: self
@@ -154,6 +155,8 @@ mod tests {
             }),
             processes: Vec::new(),
             host: None,
+            memory_limit: None,
+            cgroup_gone: false,
         }
     }
 

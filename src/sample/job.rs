@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::cgroup::reader::{CgroupDir, CgroupSample};
+use crate::cgroup::reader::{CgroupDir, CgroupSample, LimitChain};
 use crate::sample::procfs::{HostSample, ProcReader, ProcessSample};
+use crate::units::NO_LIMIT;
 
 /// Everything read at one tick.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,6 +18,15 @@ pub struct JobSample {
     pub processes: Vec<ProcessSample>,
     /// Host memory, load, CPU and PSI (None if unreadable).
     pub host: Option<HostSample>,
+    /// The job's memory limit now, bytes: the tightest limit on its cgroup and the cgroups
+    /// above it ([`LimitChain`]); [`NO_LIMIT`] when none applies or the cgroup is gone;
+    /// `None` when not read (no cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+    /// The job's cgroup was found removed underneath resctl at this sample: from now on the
+    /// job is watched through /proc and no cgroup limit applies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cgroup_gone: bool,
 }
 
 impl JobSample {
@@ -71,8 +81,15 @@ impl JobSample {
 
 /// Where the job's processes are found.
 pub enum JobScope {
-    /// Processes listed by the job's cgroup.
-    Cgroup(CgroupDir),
+    /// Processes listed by the job's cgroup, and the limits on it and above it.
+    Cgroup {
+        /// The job's cgroup.
+        dir: CgroupDir,
+        /// The limits on it and its parents.
+        limits: LimitChain,
+        /// The job's main process, watched through /proc if the cgroup goes away.
+        job_pid: i32,
+    },
     /// No cgroup: the job's main process and its descendants in /proc.
     Descendants(i32),
 }
@@ -114,24 +131,45 @@ impl JobSampler {
     /// Takes one sample. Read errors degrade the sample (a `None` part) and are
     /// kept in [`JobSampler::take_error`]; they never stop the job.
     pub fn sample(&mut self, at: Duration) -> JobSample {
-        let (cgroup, pids) = match &mut self.scope {
-            JobScope::Cgroup(dir) => {
-                let cgroup = match dir.sample() {
-                    Ok(sample) => Some(sample),
-                    Err(err) => {
-                        self.last_error = Some(err.to_string());
-                        None
-                    }
-                };
-                if self.ticks % PROCESS_LIST_EVERY == 0 || self.pids.is_empty() {
-                    match dir.pids() {
-                        Ok(pids) => self.pids = pids,
-                        Err(err) => self.last_error = Some(err.to_string()),
-                    }
-                }
-                (cgroup, std::mem::take(&mut self.pids))
+        let mut cgroup = None;
+        let mut memory_limit = None;
+        let mut gone_pid = None;
+        if let JobScope::Cgroup {
+            dir,
+            limits,
+            job_pid,
+        } = &mut self.scope
+        {
+            match dir.sample() {
+                Ok(sample) => cgroup = Some(sample),
+                Err(err) if err.is_gone() => gone_pid = Some(*job_pid),
+                Err(err) => self.last_error = Some(err.to_string()),
             }
-            JobScope::Descendants(root) => (None, self.proc.descendants(*root)),
+            if gone_pid.is_none() {
+                match limits.read() {
+                    Ok(limit) => memory_limit = Some(limit.unwrap_or(NO_LIMIT)),
+                    Err(err) if err.is_gone() => gone_pid = Some(*job_pid),
+                    Err(err) => self.last_error = Some(err.to_string()),
+                }
+            }
+            let list_due = self.ticks % PROCESS_LIST_EVERY == 0 || self.pids.is_empty();
+            if gone_pid.is_none() && list_due {
+                match dir.pids() {
+                    Ok(pids) => self.pids = pids,
+                    Err(err) => self.last_error = Some(err.to_string()),
+                }
+            }
+        }
+        if let Some(job_pid) = gone_pid {
+            // Removed underneath: its figures and limits went with it. From now on the job
+            // is watched through /proc, as a monitor-only run would watch it.
+            self.scope = JobScope::Descendants(job_pid);
+            cgroup = None;
+            memory_limit = Some(NO_LIMIT);
+        }
+        let pids = match &self.scope {
+            JobScope::Cgroup { .. } => std::mem::take(&mut self.pids),
+            JobScope::Descendants(root) => self.proc.descendants(*root),
         };
         let with_threads = self.ticks % THREAD_DETAIL_EVERY == 0;
         self.ticks += 1;
@@ -150,6 +188,8 @@ impl JobSampler {
             cgroup,
             processes,
             host,
+            memory_limit,
+            cgroup_gone: gone_pid.is_some(),
         }
     }
 
