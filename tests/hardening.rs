@@ -592,3 +592,36 @@ fn finding_9_a_cgroup_removed_underneath_is_said_once_and_the_job_lives_on() {
     );
     assert!(!err.contains("sampling:"), "no error per tick: {err}");
 }
+
+#[test]
+fn finding_12_the_job_never_waits_for_the_kernel_wakeups() {
+    let Some(placement) = cgroup_placement() else {
+        return;
+    };
+    let run = |job: &[&str]| {
+        let output = resctl()
+            .env("RESCTL_LOG", "debug")
+            .arg("run")
+            .args(&placement)
+            .arg("--")
+            .args(job)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        stderr(&output)
+    };
+    // A job that lives: the wakeups are armed, after it started.
+    let err = run(&["sleep", "1"]);
+    let started = err.find("resctl: started sleep").expect("start line");
+    let armed = err
+        .find("resctl: wakeups: ")
+        .unwrap_or_else(|| panic!("armed: {err}"));
+    assert!(started < armed, "armed before the job started: {err}");
+    // A job that ends at once: on v1, whose threshold registrations cost a grace period
+    // each, nothing is registered at all.
+    if !std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        return;
+    }
+    let err = run(&["true"]);
+    assert!(!err.contains("resctl: wakeups: "), "{err}");
+}

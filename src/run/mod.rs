@@ -11,7 +11,8 @@ pub mod user;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE, THREADS_FILE_NAME};
@@ -115,7 +116,12 @@ struct Run {
     recorder: Option<Recorder>,
     jobserver: Option<Jobserver>,
     control: Option<ControlServer>,
-    waker: Option<Waker>,
+    /// What the waiter and wakeup threads tell the loop.
+    events: mpsc::Receiver<LoopEvent>,
+    /// The waiter thread's end of the channel (moved into it when the loop starts).
+    events_tx: Option<mpsc::Sender<LoopEvent>>,
+    /// Set once the job has ended: late helper threads stay quiet.
+    ending: Arc<AtomicBool>,
     started: Instant,
     /// The job's main process.
     job_pid: Option<i32>,
@@ -335,9 +341,6 @@ impl Run {
             configure: Some(&configure_jobserver),
             user: request.user.as_ref(),
         };
-        // Ready before the job runs: a job that crosses a level at once is seen
-        // at once (building it after the spawn cost up to ~100 ms).
-        let mut waker = notification_waker(&placement, &policy_config, config.interval);
         if let Some(signal) = forwarder.received_before_start() {
             return Err(StartFailure {
                 message: format!(
@@ -351,11 +354,16 @@ impl Run {
         let child = job.spawn()?;
         let pid = child.id() as i32;
         forwarder.job_started(pid);
-        if let Some(waker) = waker.as_mut() {
-            if let Err(err) = waker.watch_child(pid) {
-                tracing::debug!("wakeups: {err}");
-            }
-        }
+        let (events_tx, events) = mpsc::channel();
+        let ending = Arc::new(AtomicBool::new(false));
+        arm_wakeups(
+            &placement,
+            &policy_config,
+            config.interval,
+            pid,
+            &events_tx,
+            &ending,
+        );
         channels.set_job_pid(pid);
 
         let scope = match (placement.job_dir(), placement.cgroup_kind(), limit_chain) {
@@ -410,7 +418,9 @@ impl Run {
             recorder,
             jobserver: jobserver.map(|(server, _)| server),
             control,
-            waker,
+            events,
+            events_tx: Some(events_tx),
+            ending,
             started,
             job_pid: Some(pid),
             cgroup_gone: false,
@@ -422,15 +432,14 @@ impl Run {
 
     /// The loop; returns the exit code.
     fn supervise(mut self) -> i32 {
-        let (done_tx, done_rx) = mpsc::channel();
-        let Some(mut child) = self.child.take() else {
+        let (Some(mut child), Some(done_tx)) = (self.child.take(), self.events_tx.take()) else {
             return RESCTL_FAILED;
         };
         let waiter = std::thread::Builder::new()
             .name("resctl-wait".into())
             .spawn(move || {
                 let status = child.wait();
-                let _ = done_tx.send(status);
+                let _ = done_tx.send(LoopEvent::Ended(status));
             });
         if let Err(err) = waiter {
             tracing::error!(
@@ -449,11 +458,12 @@ impl Run {
         let mut last_level = Level::Normal;
         let interval = self.config.interval;
 
-        let mut waker = self.waker.take();
+        let mut waker = None;
         let status = loop {
-            match wait_for_tick(waker.as_mut(), &done_rx, interval) {
+            match wait_for_tick(&mut waker, &self.events, interval) {
                 TickOutcome::Sample => {}
                 TickOutcome::Ended(status) => {
+                    self.ending.store(true, Ordering::SeqCst);
                     self.forwarder.job_ended();
                     break status;
                 }
@@ -608,11 +618,12 @@ impl Run {
                 format_size(config.memory_high),
                 format_size(config.memory_critical),
             );
-            let thresholds = notification_thresholds(config);
-            if let Some(waker) = waker.as_mut().filter(|_| !self.cgroup_gone) {
-                if let Err(err) = waker.set_thresholds(&thresholds) {
-                    tracing::debug!("wakeups: {err}");
-                }
+        }
+        // Also a waker armed after the levels moved (it arrives from its own thread) is
+        // brought up to date; unchanged thresholds cost nothing.
+        if let Some(waker) = waker.as_mut().filter(|_| !self.cgroup_gone) {
+            if let Err(err) = waker.set_thresholds(&notification_thresholds(config)) {
+                tracing::debug!("wakeups: {err}");
             }
         }
     }
@@ -684,33 +695,77 @@ impl Run {
     }
 }
 
-/// Kernel notifications that wake the loop between ticks (memory crossing a
-/// level, PSI, memory events, the child's exit): the reaction to a crossing
-/// takes milliseconds instead of up to one interval. `RESCTL_NO_WAKEUP=1`
-/// turns them off (ticks only, for comparison).
-fn notification_waker(
+/// Arms the kernel notifications that wake the loop between ticks (memory crossing a level,
+/// PSI, memory events, the child's exit), so the reaction to a crossing takes milliseconds
+/// instead of up to one interval. They are armed on a thread of their own after the job has
+/// started: the job never waits for them. On v1 each threshold registration takes 8–16 ms
+/// in the kernel (a grace period), a dozen of them ~150 ms, and their asynchronous removal
+/// at exit slows cgroup moves and removals that follow; so there they start only once the
+/// job has run for [`V1_ARM_DELAY`], and a job that ends sooner never pays for them. Until
+/// the waker arrives ([`LoopEvent::WakerReady`]) the loop runs on its tick.
+/// `RESCTL_NO_WAKEUP=1` turns them off (ticks only, for comparison).
+fn arm_wakeups(
     placement: &Placement,
     config: &PolicyConfig,
     interval: Duration,
-) -> Option<Waker> {
+    pid: i32,
+    events: &mpsc::Sender<LoopEvent>,
+    ending: &Arc<AtomicBool>,
+) {
     if std::env::var_os(ENV_NO_WAKEUP).is_some_and(|v| v == "1") {
-        return None;
+        return;
     }
-    let cgroup = placement.job_dir().zip(placement.cgroup_kind());
-    match Waker::new(cgroup, &notification_thresholds(config)) {
-        Ok(waker) => {
-            tracing::debug!("wakeups: {}", waker.describe());
-            Some(waker)
-        }
-        Err(err) => {
-            tracing::warn!(
-                "no kernel wakeups, sampling every {}: {err}",
-                crate::units::format_elapsed(interval)
-            );
-            None
-        }
+    // Opened now, before anything can reap the job, so the pid cannot name another process.
+    let pidfd = crate::pidfd::PidFd::open(pid)
+        .map_err(|err| tracing::debug!("wakeups: pidfd_open({pid}): {err}"))
+        .ok();
+    let cgroup = placement
+        .job_dir()
+        .map(Path::to_path_buf)
+        .zip(placement.cgroup_kind());
+    let thresholds = notification_thresholds(config);
+    let events = events.clone();
+    let pending = Arc::clone(ending);
+    let armed = std::thread::Builder::new()
+        .name("resctl-wakeups".into())
+        .spawn(move || {
+            let cgroup = cgroup.as_ref().map(|(dir, kind)| (dir.as_path(), *kind));
+            if matches!(cgroup, Some((_, CgroupKind::V1Memory))) {
+                let deadline = Instant::now() + V1_ARM_DELAY;
+                while Instant::now() < deadline {
+                    if pending.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            if pending.load(Ordering::SeqCst) {
+                return;
+            }
+            match Waker::new(cgroup, &thresholds) {
+                Ok(mut waker) => {
+                    if let Some(pidfd) = pidfd {
+                        waker.watch_exit_fd(pidfd.into_fd());
+                    }
+                    tracing::debug!("wakeups: {}", waker.describe());
+                    let _ = events.send(LoopEvent::WakerReady(waker));
+                }
+                // A job that ended before they were armed took its cgroup with it.
+                Err(err) if pending.load(Ordering::SeqCst) => tracing::debug!("wakeups: {err}"),
+                Err(err) => tracing::warn!(
+                    "no kernel wakeups, sampling every {}: {err}",
+                    crate::units::format_elapsed(interval)
+                ),
+            }
+        });
+    if let Err(err) = armed {
+        tracing::warn!("no kernel wakeups (thread: {err})");
     }
 }
+
+/// How long a job runs on a v1 host before its memory thresholds are registered: short jobs
+/// (a `make` recipe, a test) end first and cost nothing; a long one is ticked in the meantime.
+const V1_ARM_DELAY: Duration = Duration::from_millis(200);
 
 /// The memory levels the kernel should wake the loop at.
 fn notification_thresholds(config: &PolicyConfig) -> Vec<u64> {
@@ -725,6 +780,14 @@ fn notification_thresholds(config: &PolicyConfig) -> Vec<u64> {
     .collect()
 }
 
+/// What the run's helper threads tell the loop.
+enum LoopEvent {
+    /// The job was reaped with this status (the waiter thread).
+    Ended(std::io::Result<std::process::ExitStatus>),
+    /// The kernel wakeups are armed ([`arm_wakeups`]).
+    WakerReady(Waker),
+}
+
 /// What the loop does next.
 enum TickOutcome {
     /// Take a sample now.
@@ -733,32 +796,44 @@ enum TickOutcome {
     Ended(std::io::Result<std::process::ExitStatus>),
 }
 
-/// Waits for the next tick, a kernel notification, or the job's end.
+/// Waits for the next tick, a kernel notification, or the job's end; takes the waker into
+/// `waker` when it arrives.
 fn wait_for_tick(
-    waker: Option<&mut Waker>,
-    done: &mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
+    waker: &mut Option<Waker>,
+    events: &mpsc::Receiver<LoopEvent>,
     interval: Duration,
 ) -> TickOutcome {
-    let ended = |received: Result<_, mpsc::RecvError>| {
-        TickOutcome::Ended(received.unwrap_or_else(|_| {
-            Err(std::io::Error::other(
-                "the waiter thread ended without a status",
-            ))
-        }))
+    let lost = || {
+        TickOutcome::Ended(Err(std::io::Error::other(
+            "the waiter thread ended without a status",
+        )))
     };
     match waker {
-        Some(waker) => match waker.wait(interval) {
-            Wake::ChildExited => ended(done.recv()),
-            Wake::Tick | Wake::Kernel(_) => match done.try_recv() {
-                Ok(status) => TickOutcome::Ended(status),
-                Err(mpsc::TryRecvError::Empty) => TickOutcome::Sample,
-                Err(mpsc::TryRecvError::Disconnected) => ended(Err(mpsc::RecvError)),
+        Some(armed) => match armed.wait(interval) {
+            // The job has exited: its status follows from the waiter thread.
+            Wake::ChildExited => loop {
+                match events.recv() {
+                    Ok(LoopEvent::Ended(status)) => return TickOutcome::Ended(status),
+                    Ok(LoopEvent::WakerReady(_)) => {}
+                    Err(mpsc::RecvError) => return lost(),
+                }
+            },
+            Wake::Tick | Wake::Kernel(_) => match events.try_recv() {
+                Ok(LoopEvent::Ended(status)) => TickOutcome::Ended(status),
+                Ok(LoopEvent::WakerReady(_)) | Err(mpsc::TryRecvError::Empty) => {
+                    TickOutcome::Sample
+                }
+                Err(mpsc::TryRecvError::Disconnected) => lost(),
             },
         },
-        None => match done.recv_timeout(interval) {
-            Ok(status) => TickOutcome::Ended(status),
+        None => match events.recv_timeout(interval) {
+            Ok(LoopEvent::Ended(status)) => TickOutcome::Ended(status),
+            Ok(LoopEvent::WakerReady(armed)) => {
+                *waker = Some(armed);
+                TickOutcome::Sample
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => TickOutcome::Sample,
-            Err(mpsc::RecvTimeoutError::Disconnected) => ended(Err(mpsc::RecvError)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => lost(),
         },
     }
 }
