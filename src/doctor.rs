@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::report::logging::JOURNALD_SOCKET;
+use crate::run::protect::ProtectionCheck;
 use crate::run::scope::systemd_running;
 
 /// The findings, as printed (text or JSON).
@@ -37,6 +38,8 @@ pub struct DoctorReport {
     pub journald: bool,
     /// What `resctl run` will do on this host.
     pub plan: String,
+    /// How resctl can protect itself when the host is short of memory.
+    pub self_protection: ProtectionCheck,
 }
 
 impl DoctorReport {
@@ -76,6 +79,7 @@ impl DoctorReport {
             systemd,
             journald,
             plan,
+            self_protection: ProtectionCheck::gather(proc_root),
         })
     }
 
@@ -113,6 +117,10 @@ impl DoctorReport {
         out.push_str(&format!("systemd:            {}\n", yes_no(self.systemd)));
         out.push_str(&format!("journald:           {}\n", yes_no(self.journald)));
         out.push_str(&format!("resctl run will:    {}\n", self.plan));
+        out.push_str(&format!(
+            "self-protection:    {}\n",
+            self.self_protection.describe()
+        ));
         out
     }
 }

@@ -625,3 +625,37 @@ fn finding_12_the_job_never_waits_for_the_kernel_wakeups() {
     let err = run(&["true"]);
     assert!(!err.contains("resctl: wakeups: "), "{err}");
 }
+
+#[test]
+fn resctl_protects_itself_where_permitted_and_the_job_inherits_nothing() {
+    let doctor = resctl().args(["doctor", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let can_lower = report["self_protection"]["can_lower_oom_score_adj"] == true;
+    let can_lock = report["self_protection"]["can_lock_memory"] == true;
+    let (output, _) = run_with_pid(resctl().args(["run", "--monitor-only", "--", "sh", "-c"]).arg(
+        "echo job $(cat /proc/self/oom_score_adj) $(awk '/^VmLck/ {print $2}' /proc/self/status); \
+         echo resctl $(cat /proc/$PPID/oom_score_adj) $(awk '/^VmLck/ {print $2}' /proc/$PPID/status)",
+    ));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    let fields: Vec<Vec<&str>> = out.lines().map(|l| l.split(' ').collect()).collect();
+    let original = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+    assert_eq!(
+        fields[0][1],
+        original.trim(),
+        "the job keeps the usual value: {out}"
+    );
+    assert_eq!(fields[0][2], "0", "the job locks nothing: {out}");
+    let resctl_adj: i32 = fields[1][1].parse().unwrap();
+    let resctl_locked_kib: u64 = fields[1][2].parse().unwrap();
+    if can_lower {
+        assert_eq!(resctl_adj, -900, "{out}");
+    } else {
+        assert_eq!(fields[1][1], original.trim(), "{out}");
+    }
+    if can_lock {
+        assert!(resctl_locked_kib > 0, "{out}");
+    } else {
+        assert_eq!(resctl_locked_kib, 0, "{out}");
+    }
+}

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use super::exit::{NOT_EXECUTABLE, NOT_FOUND, RESCTL_FAILED};
+use super::protect::Protection;
 use super::user::{JobUser, USER_SWITCH_ERRNO_FLAG};
 use crate::job_text::escape;
 
@@ -173,6 +174,8 @@ pub struct JobCommand<'a> {
     pub configure: Option<&'a dyn Fn(&mut Command)>,
     /// Run the job as this user (`--user`); the switch is the last step before exec.
     pub user: Option<&'a JobUser>,
+    /// resctl's own protection, whose `oom_score_adj` the job must not inherit.
+    pub protection: Option<&'a Protection>,
 }
 
 impl JobCommand<'_> {
@@ -198,6 +201,13 @@ impl JobCommand<'_> {
         }
         if let Some(configure) = self.configure {
             configure(&mut command);
+        }
+        if let Some(restore) = self.protection.and_then(Protection::restore_in_child) {
+            // SAFETY: the hook runs in the forked child before exec and only makes the
+            // open/write/close system calls on data prepared in the parent.
+            unsafe {
+                command.pre_exec(restore);
+            }
         }
         if let Some(user) = self.user {
             let switch = user.switch_in_child();
@@ -295,6 +305,7 @@ mod tests {
             cgroup_procs,
             configure: None,
             user,
+            protection: None,
         }
     }
 

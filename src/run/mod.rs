@@ -5,6 +5,7 @@
 pub mod command;
 pub mod exit;
 pub mod observe;
+pub mod protect;
 pub mod scope;
 pub mod signals;
 pub mod user;
@@ -38,6 +39,7 @@ use crate::units::format_size;
 use self::command::{resolve_program, JobCommand, StartError};
 use self::exit::{JobEnd, RESCTL_FAILED, SIGNAL_BASE};
 use self::observe::Observer;
+use self::protect::Protection;
 use self::signals::Forwarder;
 use self::user::JobUser;
 
@@ -158,6 +160,8 @@ impl Run {
         // the start (below), while it starts they are delivered to it once it runs.
         let forwarder = Forwarder::install()
             .map_err(|err| resctl_failure(format!("could not install signal handlers: {err}")))?;
+        let protection = Protection::apply(Path::new("/proc"));
+        tracing::debug!("{}", protection.describe());
 
         let placement = Placement::prepare(
             &host,
@@ -340,6 +344,7 @@ impl Run {
             })?,
             configure: Some(&configure_jobserver),
             user: request.user.as_ref(),
+            protection: Some(&protection),
         };
         if let Some(signal) = forwarder.received_before_start() {
             return Err(StartFailure {
