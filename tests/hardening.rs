@@ -659,3 +659,171 @@ fn resctl_protects_itself_where_permitted_and_the_job_inherits_nothing() {
         assert_eq!(resctl_locked_kib, 0, "{out}");
     }
 }
+
+#[test]
+fn fault_resctl_stopped_for_10_s_leaves_the_job_alone_and_catches_up_without_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("counter");
+    let trace = dir.path().join("trace.jsonl");
+    let child = resctl()
+        .args(["run", "--monitor-only", "--interval", "500ms", "--record"])
+        .arg(&trace)
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "i=0; while [ $i -lt 68 ]; do echo $i > '{0}.tmp'; mv '{0}.tmp' '{0}'; i=$((i+1)); sleep 0.2; done",
+            counter.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let read_counter = || {
+        std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let at_stop = read_counter();
+    std::thread::sleep(Duration::from_secs(10));
+    let before_continue = read_counter();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        before_continue >= at_stop + 35,
+        "the job ran on while resctl was stopped: {at_stop} -> {before_continue}"
+    );
+    // Ticks after the pause: the first one comes at once, then the interval again — no
+    // burst of catch-up samples or thread changes.
+    let ticks: Vec<(f64, bool)> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["kind"] == "tick")
+        .map(|line| {
+            let decision = &line["decision"];
+            (
+                line["observation"]["at"].as_f64().unwrap(),
+                decision["threads"] != decision["previous_threads"],
+            )
+        })
+        .collect();
+    let gap = ticks
+        .windows(2)
+        .position(|pair| pair[1].0 - pair[0].0 > 8.0)
+        .unwrap_or_else(|| panic!("no 10 s gap in the ticks: {ticks:?}"));
+    let resumed = ticks[gap + 1].0;
+    let right_after: Vec<&(f64, bool)> = ticks[gap + 1..]
+        .iter()
+        .take_while(|(at, _)| *at < resumed + 1.0)
+        .collect();
+    assert!(
+        right_after.len() <= 3,
+        "a burst of samples after the pause: {right_after:?}"
+    );
+    assert!(
+        right_after.iter().filter(|(_, changed)| *changed).count() <= 1,
+        "{right_after:?}"
+    );
+}
+
+/// A tmpfs of `size` mounted on a new temporary folder (mode 0700, usable as
+/// `XDG_RUNTIME_DIR`), unmounted when dropped.
+struct SmallTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    fn mount(size: &str) -> SmallTmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        SmallTmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Runs a job under resctl with its run folder on `runtime`; the job first runs `prepare`
+/// (with `$RT` the runtime folder), then makes resctl change the thread count.
+fn run_with_runtime_folder(runtime: &Path, prepare: &str) -> std::process::Output {
+    let script = format!(
+        "{prepare}; '{alloc}' 24M --hold 1500ms 2>/dev/null; cat \"$RESCTL_THREADS_FILE\"",
+        alloc = common::example("alloc").display()
+    );
+    let (output, _) = run_with_pid(
+        resctl()
+            .env("XDG_RUNTIME_DIR", runtime)
+            .env("RT", runtime)
+            .args([
+                "run",
+                "--monitor-only",
+                "--critical",
+                "12M",
+                "--high",
+                "11M",
+            ])
+            .args(["--moderate", "10M", "--threads", "3", "--interval", "200ms"])
+            .args(["--", "sh", "-c"])
+            .arg(script),
+    );
+    output
+}
+
+#[test]
+fn fault_a_full_or_read_only_run_folder_costs_the_thread_file_not_the_job() {
+    if !running_as_root() {
+        return;
+    }
+    for (what, prepare) in [
+        (
+            "full",
+            "dd if=/dev/zero of=\"$RT/fill\" bs=4k 2>/dev/null; true",
+        ),
+        ("read-only", "mount -o remount,ro \"$RT\""),
+    ] {
+        let runtime = SmallTmpfs::mount("256k");
+        let output = run_with_runtime_folder(runtime.path(), prepare);
+        let err = stderr(&output);
+        assert!(output.status.success(), "{what}: {err}");
+        assert!(
+            err.contains("threads 3 -> 1"),
+            "{what}: the decision is made: {err}"
+        );
+        assert!(
+            err.contains("could not publish the thread count"),
+            "{what}: the failure is said: {err}"
+        );
+        assert_eq!(
+            stdout(&output).trim(),
+            "3",
+            "{what}: the job still reads the last count that could be written"
+        );
+    }
+}
