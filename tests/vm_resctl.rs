@@ -237,3 +237,149 @@ fn peaks_between_samples_are_observed_through_memory_peak() {
 fn page_cache_alone_does_not_raise_the_level() {
     assert_page_cache_is_not_pressure(&under_test_cgroup());
 }
+
+/// The resctl entries of a unit in the journal (JSON objects).
+fn journal_entries(unit: &str) -> Vec<serde_json::Value> {
+    let output = std::process::Command::new("journalctl")
+        .args(["--no-pager", "-o", "json", "-t", "resctl"])
+        .arg(format!("_SYSTEMD_UNIT={unit}.service"))
+        .output()
+        .unwrap();
+    stdout(&output)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn journald_stopped_and_restarted_during_a_run_costs_neither_the_run_nor_later_entries() {
+    vm_cgroup();
+    let unit = format!("resctl-journal-restart-{}", std::process::id());
+    let script = format!(
+        "sleep 4; '{}' 24M --hold 2s 2>/dev/null; exit 5",
+        example("alloc").display()
+    );
+    let mut run = std::process::Command::new("systemd-run")
+        .args(["--wait", "--collect", "--quiet", "--unit", &unit])
+        .args(["--property=StandardError=journal", "--"])
+        .arg(common::resctl_bin())
+        .args([
+            "run",
+            "--monitor-only",
+            "--critical",
+            "12M",
+            "--high",
+            "11M",
+        ])
+        .args(["--moderate", "10M", "--threads", "3", "--interval", "500ms"])
+        .args(["--", "sh", "-c"])
+        .arg(&script)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let systemctl = |args: &[&str]| {
+        let status = std::process::Command::new("systemctl")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "systemctl {args:?}");
+    };
+    // Down (sockets included, so nothing re-activates it) while resctl logs on, then back.
+    systemctl(&[
+        "stop",
+        "systemd-journald.service",
+        "systemd-journald.socket",
+        "systemd-journald-dev-log.socket",
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    systemctl(&[
+        "start",
+        "systemd-journald.socket",
+        "systemd-journald-dev-log.socket",
+        "systemd-journald.service",
+    ]);
+    let status = run.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "the job's exit status passed through"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let entries = journal_entries(&unit);
+        let decided = entries.iter().any(|e| e["RESCTL_ACTION"] == "threads");
+        let summary = entries.iter().any(|e| e["RESCTL_ACTION"] == "summary");
+        if decided && summary {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "entries after journald came back are missing: {entries:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn under_host_wide_memory_pressure_resctl_still_decides_within_two_intervals() {
+    let parent = vm_cgroup();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    // A hog outside resctl takes most of the guest's memory, so the kernel reclaims
+    // everything it can (resctl's own pages are locked); meanwhile the job crosses critical.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let available_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let hog_mib = available_kib / 1024 * 85 / 100 - 200;
+    let hog_cgroup = parent.join(format!("hog-{}", std::process::id()));
+    std::fs::create_dir(&hog_cgroup).unwrap();
+    let mut hog = std::process::Command::new(example("alloc"))
+        .arg(format!("{hog_mib}M"))
+        .args(["--hold", "25s"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(hog_cgroup.join("cgroup.procs"), hog.id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let script = format!(
+        "sleep 3; '{}' 190M --hold 3s 2>/dev/null",
+        example("alloc").display()
+    );
+    let (output, _) = run_with_pid(
+        resctl()
+            .arg("run")
+            .args(under_test_cgroup())
+            .args(["--memory-max", "220M", "--threads", "4", "--interval", "1s"])
+            .arg("--record")
+            .arg(&trace)
+            .args(["--", "sh", "-c"])
+            .arg(&script),
+    );
+    let _ = hog.kill();
+    let _ = hog.wait();
+    let _ = std::fs::remove_dir(&hog_cgroup);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("threads 4 -> 1"),
+        "critical was acted on: {err}"
+    );
+    let ticks: Vec<f64> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["kind"] == "tick")
+        .filter_map(|line| line["observation"]["at"].as_f64())
+        .collect();
+    let gaps: Vec<f64> = ticks.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    let longest = gaps.iter().copied().fold(0.0, f64::max);
+    assert!(
+        longest <= 2.0,
+        "a decision came more than two intervals after the one before ({longest:.2} s): {ticks:?}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod signals;
 pub mod user;
 
 use std::ffi::OsString;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -465,7 +466,7 @@ impl Run {
 
         let mut waker = None;
         let status = loop {
-            match wait_for_tick(&mut waker, &self.events, interval) {
+            match wait_for_tick(&mut waker, &self.events, interval, !self.cgroup_gone) {
                 TickOutcome::Sample => {}
                 TickOutcome::Ended(status) => {
                     self.ending.store(true, Ordering::SeqCst);
@@ -705,9 +706,10 @@ impl Run {
 /// instead of up to one interval. They are armed on a thread of their own after the job has
 /// started: the job never waits for them. On v1 each threshold registration takes 8–16 ms
 /// in the kernel (a grace period), a dozen of them ~150 ms, and their asynchronous removal
-/// at exit slows cgroup moves and removals that follow; so there they start only once the
-/// job has run for [`V1_ARM_DELAY`], and a job that ends sooner never pays for them. Until
-/// the waker arrives ([`LoopEvent::WakerReady`]) the loop runs on its tick.
+/// at exit slows cgroup moves and removals that follow; so there a polling waker
+/// ([`Waker::polling`], as on v2) comes at once and the thresholds are registered only once
+/// the job has run for [`V1_ARM_DELAY`]: a job that ends sooner never pays for them. Each
+/// waker reaches the loop as [`LoopEvent::WakerReady`] and replaces the one before.
 /// `RESCTL_NO_WAKEUP=1` turns them off (ticks only, for comparison).
 fn arm_wakeups(
     placement: &Placement,
@@ -723,7 +725,8 @@ fn arm_wakeups(
     // Opened now, before anything can reap the job, so the pid cannot name another process.
     let pidfd = crate::pidfd::PidFd::open(pid)
         .map_err(|err| tracing::debug!("wakeups: pidfd_open({pid}): {err}"))
-        .ok();
+        .ok()
+        .map(crate::pidfd::PidFd::into_fd);
     let cgroup = placement
         .job_dir()
         .map(Path::to_path_buf)
@@ -735,25 +738,13 @@ fn arm_wakeups(
         .name("resctl-wakeups".into())
         .spawn(move || {
             let cgroup = cgroup.as_ref().map(|(dir, kind)| (dir.as_path(), *kind));
-            if matches!(cgroup, Some((_, CgroupKind::V1Memory))) {
-                let deadline = Instant::now() + V1_ARM_DELAY;
-                while Instant::now() < deadline {
-                    if pending.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-            if pending.load(Ordering::SeqCst) {
-                return;
-            }
-            match Waker::new(cgroup, &thresholds) {
+            let send = |waker: io::Result<Waker>| match waker {
                 Ok(mut waker) => {
-                    if let Some(pidfd) = pidfd {
-                        waker.watch_exit_fd(pidfd.into_fd());
+                    if let Some(fd) = pidfd.as_ref().and_then(|fd| fd.try_clone().ok()) {
+                        waker.watch_exit_fd(fd);
                     }
                     tracing::debug!("wakeups: {}", waker.describe());
-                    let _ = events.send(LoopEvent::WakerReady(waker));
+                    let _ = events.send(LoopEvent::WakerReady(Box::new(waker)));
                 }
                 // A job that ended before they were armed took its cgroup with it.
                 Err(err) if pending.load(Ordering::SeqCst) => tracing::debug!("wakeups: {err}"),
@@ -761,6 +752,22 @@ fn arm_wakeups(
                     "no kernel wakeups, sampling every {}: {err}",
                     crate::units::format_elapsed(interval)
                 ),
+            };
+            if !matches!(cgroup, Some((_, CgroupKind::V1Memory))) {
+                send(Waker::new(cgroup, &thresholds));
+                return;
+            }
+            // v1: poll usage at once, register the thresholds once the job has lived a while.
+            send(Waker::polling(cgroup, &thresholds));
+            let deadline = Instant::now() + V1_ARM_DELAY;
+            while Instant::now() < deadline {
+                if pending.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !pending.load(Ordering::SeqCst) {
+                send(Waker::new(cgroup, &thresholds));
             }
         });
     if let Err(err) = armed {
@@ -790,7 +797,7 @@ enum LoopEvent {
     /// The job was reaped with this status (the waiter thread).
     Ended(std::io::Result<std::process::ExitStatus>),
     /// The kernel wakeups are armed ([`arm_wakeups`]).
-    WakerReady(Waker),
+    WakerReady(Box<Waker>),
 }
 
 /// What the loop does next.
@@ -801,42 +808,45 @@ enum TickOutcome {
     Ended(std::io::Result<std::process::ExitStatus>),
 }
 
-/// Waits for the next tick, a kernel notification, or the job's end; takes the waker into
-/// `waker` when it arrives.
+/// Waits for the next tick, a kernel notification, or the job's end. A waker that arrives
+/// ([`LoopEvent::WakerReady`]) replaces the one in `waker`, unless `accept_wakers` is false
+/// (the job's cgroup is gone: its wakers would watch nothing).
 fn wait_for_tick(
     waker: &mut Option<Waker>,
     events: &mpsc::Receiver<LoopEvent>,
     interval: Duration,
+    accept_wakers: bool,
 ) -> TickOutcome {
     let lost = || {
         TickOutcome::Ended(Err(std::io::Error::other(
             "the waiter thread ended without a status",
         )))
     };
-    match waker {
-        Some(armed) => match armed.wait(interval) {
-            // The job has exited: its status follows from the waiter thread.
-            Wake::ChildExited => loop {
-                match events.recv() {
-                    Ok(LoopEvent::Ended(status)) => return TickOutcome::Ended(status),
-                    Ok(LoopEvent::WakerReady(_)) => {}
-                    Err(mpsc::RecvError) => return lost(),
-                }
-            },
-            Wake::Tick | Wake::Kernel(_) => match events.try_recv() {
-                Ok(LoopEvent::Ended(status)) => TickOutcome::Ended(status),
-                Ok(LoopEvent::WakerReady(_)) | Err(mpsc::TryRecvError::Empty) => {
-                    TickOutcome::Sample
-                }
-                Err(mpsc::TryRecvError::Disconnected) => lost(),
-            },
+    let wake = waker.as_mut().map(|armed| armed.wait(interval));
+    let mut take = |new: Box<Waker>| {
+        if accept_wakers {
+            *waker = Some(*new);
+        }
+        TickOutcome::Sample
+    };
+    match wake {
+        // The job has exited: its status follows from the waiter thread.
+        Some(Wake::ChildExited) => loop {
+            match events.recv() {
+                Ok(LoopEvent::Ended(status)) => return TickOutcome::Ended(status),
+                Ok(LoopEvent::WakerReady(_)) => {}
+                Err(mpsc::RecvError) => return lost(),
+            }
+        },
+        Some(Wake::Tick | Wake::Kernel(_)) => match events.try_recv() {
+            Ok(LoopEvent::Ended(status)) => TickOutcome::Ended(status),
+            Ok(LoopEvent::WakerReady(new)) => take(new),
+            Err(mpsc::TryRecvError::Empty) => TickOutcome::Sample,
+            Err(mpsc::TryRecvError::Disconnected) => lost(),
         },
         None => match events.recv_timeout(interval) {
             Ok(LoopEvent::Ended(status)) => TickOutcome::Ended(status),
-            Ok(LoopEvent::WakerReady(armed)) => {
-                *waker = Some(armed);
-                TickOutcome::Sample
-            }
+            Ok(LoopEvent::WakerReady(new)) => take(new),
             Err(mpsc::RecvTimeoutError::Timeout) => TickOutcome::Sample,
             Err(mpsc::RecvTimeoutError::Disconnected) => lost(),
         },

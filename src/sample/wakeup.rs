@@ -280,6 +280,8 @@ struct UsagePoll {
     /// How many thresholds were at or below usage when `wait` last returned.
     last_band: usize,
     muted_until: Option<Instant>,
+    /// The highest band reported since the mute began: a climb past it is still reported.
+    muted_band: usize,
 }
 
 impl UsagePoll {
@@ -314,6 +316,8 @@ pub struct Waker {
     problems: Vec<SourceError>,
     /// CPUs this process may run on: sizes the v1 near-level band.
     cpus: usize,
+    /// v1: register the thresholds in the kernel (false: [`Waker::polling`]).
+    register_v1_thresholds: bool,
 }
 
 impl Waker {
@@ -322,8 +326,26 @@ impl Waker {
     /// A source that cannot be set up is left out and recorded in [`Waker::problems`]; only
     /// a cgroup directory that does not exist is an error.
     pub fn new(cgroup: Option<(&Path, CgroupKind)>, thresholds: &[u64]) -> io::Result<Waker> {
+        Self::build(cgroup, thresholds, true)
+    }
+
+    /// Like [`Waker::new`], but on v1 the thresholds are not registered in the kernel: usage
+    /// is read every [`NEAR_POLL`] instead, near a level or not (about 100 reads a second).
+    /// Cheap to build — each v1 registration costs the kernel a grace period (8–16 ms) — so
+    /// it serves for the first fraction of a second, until a full waker is built in the
+    /// background.
+    pub fn polling(cgroup: Option<(&Path, CgroupKind)>, thresholds: &[u64]) -> io::Result<Waker> {
+        Self::build(cgroup, thresholds, false)
+    }
+
+    fn build(
+        cgroup: Option<(&Path, CgroupKind)>,
+        thresholds: &[u64],
+        register_v1_thresholds: bool,
+    ) -> io::Result<Waker> {
         let mut waker = Waker {
             cgroup: cgroup.map(|(path, kind)| (path.to_path_buf(), kind)),
+            register_v1_thresholds,
             ..Waker::ticks_only()
         };
         let Some((dir, kind)) = cgroup else {
@@ -382,6 +404,7 @@ impl Waker {
             child_exited: false,
             problems: Vec::new(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            register_v1_thresholds: true,
         }
     }
 
@@ -415,7 +438,8 @@ impl Waker {
         self.thresholds = wanted;
         self.threshold_sources.clear();
         let mut first_error = None;
-        if let Some((dir, CgroupKind::V1Memory)) = &self.cgroup {
+        let registered = self.register_v1_thresholds;
+        if let Some((dir, CgroupKind::V1Memory)) = self.cgroup.as_ref().filter(|_| registered) {
             let levels = self.thresholds.iter().map(|&t| (t, false));
             let guards = guard_thresholds(&self.thresholds, self.cpus)
                 .into_iter()
@@ -687,16 +711,25 @@ impl Waker {
         let Some(usage) = self.usage.as_mut() else {
             return UsageCheck::Unreadable;
         };
-        if let Some(until) = usage.muted_until.filter(|&until| until > now) {
-            return UsageCheck::NextReadAt(until);
-        }
+        let muted = usage.muted_until.filter(|&until| until > now);
         let Some(bytes) = usage.read() else {
             return UsageCheck::Unreadable;
         };
         let band = level_band(bytes, &self.thresholds);
+        if let Some(until) = muted {
+            // Muted against a storm around one threshold — but a job that charges through
+            // several levels at once climbs to a band not reported yet: that is news.
+            if band > usage.muted_band {
+                usage.last_band = band;
+                usage.muted_band = band;
+                return UsageCheck::Crossed(usage.name);
+            }
+            return UsageCheck::NextReadAt(until.min(now + NEAR_POLL));
+        }
         if band != usage.last_band {
             usage.last_band = band;
             usage.muted_until = Some(now + REPEAT_GAP);
+            usage.muted_band = band;
             return UsageCheck::Crossed(usage.name);
         }
         if near_only {
@@ -707,11 +740,22 @@ impl Waker {
                 UsageCheck::Idle
             };
         }
+        if self.polls_everywhere_fast() {
+            return UsageCheck::NextReadAt(now + NEAR_POLL);
+        }
         UsageCheck::NextReadAt(now + usage_poll_period(bytes, &self.thresholds))
+    }
+
+    /// A v1 waker whose thresholds are not registered ([`Waker::polling`]): it stands in for
+    /// the kernel's immediate notifications, so it reads usage at the near-level rate
+    /// everywhere.
+    fn polls_everywhere_fast(&self) -> bool {
+        !self.register_v1_thresholds && matches!(self.cgroup, Some((_, CgroupKind::V1Memory)))
     }
 }
 
 /// What one read of the usage file says.
+#[derive(Debug, PartialEq, Eq)]
 enum UsageCheck {
     /// Usage is in another band: wake, naming the source.
     Crossed(&'static str),
@@ -931,6 +975,7 @@ fn open_usage(dir: &Path, name: &'static str, file_name: &str) -> Result<UsagePo
         path: path.clone(),
         last_band: 0,
         muted_until: None,
+        muted_band: 0,
     };
     if poll.read().is_none() {
         return Err(problem(io::Error::new(
@@ -1197,6 +1242,59 @@ mod tests {
             waker.wait(Duration::from_secs(5)),
             Wake::Kernel(SOURCE_V1_USAGE_POLL)
         );
+    }
+
+    #[test]
+    fn a_polling_v1_waker_registers_no_thresholds_and_polls_fast_everywhere() {
+        let job = fixture_copy("v1-job");
+        let mut waker =
+            Waker::polling(Some((job.path(), CgroupKind::V1Memory)), &[100 * MIB]).unwrap();
+        let problems: Vec<String> = waker.problems().iter().map(|p| p.to_string()).collect();
+        assert!(
+            !problems.iter().any(|p| p.starts_with(SOURCE_V1_THRESHOLD)),
+            "no threshold registration was tried: {problems:?}"
+        );
+        assert!(waker.sources().contains(&SOURCE_V1_USAGE_POLL));
+        assert_eq!(waker.thresholds(), [100 * MIB]);
+        // Far from the level, the next read is still NEAR_POLL away (not FAR_POLL).
+        let now = Instant::now();
+        assert_eq!(
+            waker.check_usage(now),
+            UsageCheck::NextReadAt(now + NEAR_POLL)
+        );
+        std::fs::write(job.path().join("memory.usage_in_bytes"), "110000000\n").unwrap();
+        assert_eq!(
+            waker.wait(Duration::from_secs(5)),
+            Wake::Kernel(SOURCE_V1_USAGE_POLL)
+        );
+    }
+
+    #[test]
+    fn a_climb_through_several_levels_is_reported_level_by_level_despite_the_mute() {
+        let job = fixture_copy("v1-job");
+        let usage = job.path().join("memory.usage_in_bytes");
+        let levels = [100 * MIB, 110 * MIB, 120 * MIB];
+        let mut waker = Waker::polling(Some((job.path(), CgroupKind::V1Memory)), &levels).unwrap();
+        let now = Instant::now();
+        std::fs::write(&usage, format!("{}\n", 105 * MIB)).unwrap();
+        assert_eq!(
+            waker.check_usage(now),
+            UsageCheck::Crossed(SOURCE_V1_USAGE_POLL)
+        );
+        // Muted now: the same band again, or a fall, waits for the gap ...
+        assert_eq!(
+            waker.check_usage(now),
+            UsageCheck::NextReadAt(now + NEAR_POLL)
+        );
+        std::fs::write(&usage, format!("{}\n", 95 * MIB)).unwrap();
+        assert!(matches!(waker.check_usage(now), UsageCheck::NextReadAt(_)));
+        // ... but a climb into a band not reported in this gap is reported at once.
+        std::fs::write(&usage, format!("{}\n", 121 * MIB)).unwrap();
+        assert_eq!(
+            waker.check_usage(now),
+            UsageCheck::Crossed(SOURCE_V1_USAGE_POLL)
+        );
+        assert!(matches!(waker.check_usage(now), UsageCheck::NextReadAt(_)));
     }
 
     #[test]
