@@ -256,6 +256,15 @@ impl PolicyConfig {
         true
     }
 
+    /// Turns the cleanup level off (no reclaim is ever decided), also for levels re-resolved
+    /// later: for jobs whose cgroup has no `memory.reclaim` (v1, monitor-only).
+    pub fn disable_reclaim(&mut self) {
+        self.memory_cleanup = u64::MAX;
+        if let Some(rules) = self.memory_rules.as_mut() {
+            rules.cleanup = Some(LevelRule::Bytes(u64::MAX));
+        }
+    }
+
     /// The memory thresholds of this configuration.
     pub fn memory_thresholds(&self) -> MemoryThresholds {
         MemoryThresholds {

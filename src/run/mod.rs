@@ -211,7 +211,12 @@ impl Run {
             tracing::warn!("cgroup v1 has no memory.high: --memory-high is set as memory.soft_limit_in_bytes, which only guides reclaim under host pressure and does not throttle");
         }
 
-        let policy_config = policy_config_for(config, memory_limit);
+        let mut policy_config = policy_config_for(config, memory_limit);
+        if placement.cgroup_kind() != Some(CgroupKind::V2) {
+            // Only cgroup v2 has memory.reclaim: elsewhere the policy must not decide (and
+            // say it decided) a reclaim that cannot happen.
+            policy_config.disable_reclaim();
+        }
         let policy = Policy::new(policy_config.clone());
         let initial_threads = policy.threads();
 
