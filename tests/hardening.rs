@@ -696,7 +696,7 @@ fn fault_resctl_stopped_for_10_s_leaves_the_job_alone_and_catches_up_without_a_b
     let err = stderr(&output);
     assert!(output.status.success(), "{err}");
     assert!(
-        before_continue >= at_stop + 35,
+        before_continue >= at_stop + 10,
         "the job ran on while resctl was stopped: {at_stop} -> {before_continue}"
     );
     // Ticks after the pause: the first one comes at once, then the interval again — no

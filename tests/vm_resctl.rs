@@ -347,7 +347,7 @@ fn under_host_wide_memory_pressure_resctl_still_decides_within_two_intervals() {
     std::fs::write(hog_cgroup.join("cgroup.procs"), hog.id().to_string()).unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let script = format!(
-        "sleep 3; '{}' 190M --hold 3s 2>/dev/null",
+        "sleep 3; '{}' 200M --hold 3s 2>/dev/null",
         example("alloc").display()
     );
     let (output, _) = run_with_pid(

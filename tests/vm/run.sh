@@ -2,12 +2,16 @@
 # Run resctl's test binaries inside a qemu VM with a real cgroup v2 + systemd + journald.
 #
 # Usage: tests/vm/run.sh [--rebuild] [--keep] [--test NAME]... [FILTER]...
+#        tests/vm/run.sh --bench EXAMPLE[:ARGS]...
 #
 #   --rebuild    rebuild the kernel, initramfs and root image even if the cache is current
 #   --keep       never prune this run's folder (normally only the newest 3 runs are kept)
 #   --test NAME  build and run only the integration test target NAME (repeatable; passed to
 #                `cargo test --no-run --test NAME`); default: every test target of the crate
 #   FILTER       passed to every test binary as a libtest name filter
+#   --bench EXAMPLE[:ARGS]  instead of the tests, run the release build of examples/EXAMPLE.rs
+#                in the guest with ARGS (split on spaces) and `--resctl <release resctl>`,
+#                and print what it printed (e.g. --bench 'startup:40'); repeatable
 #
 # Environment:
 #   RESCTL_VM_TIMEOUT   seconds the VM may run (default 600)
@@ -50,6 +54,7 @@ rebuild=0
 keep=0
 cargo_test_targets=()
 test_filters=()
+benches=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     --rebuild) rebuild=1 ;;
@@ -60,6 +65,12 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     --test=*) cargo_test_targets+=(--test "${1#--test=}") ;;
+    --bench)
+        [[ $# -ge 2 ]] || die "--bench needs an example name"
+        benches+=("$2")
+        shift
+        ;;
+    --bench=*) benches+=("${1#--bench=}") ;;
     -h | --help)
         usage
         exit 0
@@ -218,9 +229,16 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
     die "cargo metadata failed"
 
 mapfile -t test_executables < <(list_executables tests <"$run_dir/cargo-test.json")
+if [[ ${#benches[@]} -gt 0 ]]; then
+    # Benchmarks run on release builds, and instead of the tests.
+    log "building release binaries and examples for --bench (cargo build --release)"
+    run_in_own_group cargo build --release --bins --examples --message-format=json \
+        >"$run_dir/cargo-build-release.json" || die "cargo build --release failed"
+    test_executables=()
+fi
 mapfile -t example_executables < <(list_executables examples <"$run_dir/cargo-build.json")
 resctl_bin=$(list_executables bins <"$run_dir/cargo-build.json" | awk -F'\t' '$1 == "resctl" { print $2 }')
-[[ ${#test_executables[@]} -gt 0 ]] || die "cargo built no test executables"
+[[ ${#test_executables[@]} -gt 0 || ${#benches[@]} -gt 0 ]] || die "cargo built no test executables"
 [[ -n $resctl_bin && -x $resctl_bin ]] || die "cargo build produced no resctl binary"
 
 # --- 3. kernel, initramfs, root image (cached) ------------------------------------------------
@@ -350,6 +368,20 @@ mkdir -p "$share_dir/target/debug/examples"
 for entry in "${example_executables[@]}"; do
     stage_executable "${entry#*$'\t'}" >/dev/null
 done
+: >"$share_dir/benches.list"
+if [[ ${#benches[@]} -gt 0 ]]; then
+    stage_executable "$(list_executables bins <"$run_dir/cargo-build-release.json" |
+        awk -F'\t' '$1 == "resctl" { print $2 }')" >/dev/null
+    for bench in "${benches[@]}"; do
+        name=${bench%%:*}
+        path=$(list_executables examples <"$run_dir/cargo-build-release.json" |
+            awk -F'\t' -v name="$name" '$1 == name { print $2 }')
+        [[ -n $path ]] || die "--bench $name: no example of that name"
+        args=""
+        [[ $bench == *:* ]] && args=${bench#*:}
+        printf '%s\t%s\t%s\n' "$name" "$(stage_executable "$path")" "$args" >>"$share_dir/benches.list"
+    done
+fi
 guest_resctl=$(stage_executable "$resctl_bin")
 [[ $guest_resctl == target/debug/resctl ]] || die "resctl binary at unexpected place $resctl_bin"
 for folder in systemd config tests/fixtures; do
@@ -423,6 +455,12 @@ while IFS=$'\t' read -r name _; do
         printf '  %-4s %-28s %s\n' "----" "$name" "not run"
     fi
 done <"$share_dir/tests.list"
+while IFS=$'\t' read -r name _; do
+    [[ -n $name ]] || continue
+    echo
+    echo "==== bench $name (in the VM) ===="
+    cat "$results/bench-$name.log" 2>/dev/null || echo "  no output came back"
+done <"$share_dir/benches.list"
 echo "artifacts: $run_dir"
 echo "  console.log (serial console), share/results/<binary>.log|.rc, share/results/journal.txt,"
 echo "  share/results/runner.log, share/results/exit-code"

@@ -114,6 +114,20 @@ while IFS=$'\t' read -r name relative_path; do
     [[ $rc -eq 0 ]] || overall=1
 done <"$SHARE/tests.list"
 
+# --- benchmarks (tests/vm/run.sh --bench) -----------------------------------------------------
+if [[ -s $SHARE/benches.list ]]; then
+    while IFS=$'\t' read -r name relative_path args; do
+        [[ -n $name ]] || continue
+        say "bench $name $args"
+        # shellcheck disable=SC2086 # ARGS are split on spaces, as documented
+        timeout --kill-after=10 "$BINARY_TIMEOUT" "$SHARE/$relative_path" $args \
+            --resctl "$SHARE/target/release/resctl" >"$RESULTS/bench-$name.log" 2>&1 </dev/null
+        rc=$?
+        say "bench $name: exit $rc"
+        [[ $rc -eq 0 ]] || overall=1
+    done <"$SHARE/benches.list"
+fi
+
 journalctl -b --no-pager -o verbose >"$RESULTS/journal.txt" 2>&1
 sync
 echo "$overall" >"$RESULTS/exit-code"
