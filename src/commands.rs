@@ -1,6 +1,7 @@
 //! What each subcommand does, once its arguments are parsed. Returns exit codes.
 
 use std::ffi::OsString;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::act::jobserver::AuthForm;
@@ -9,6 +10,8 @@ use crate::cli::{
     BenchArgs, ConfigSource, DoctorArgs, JobserverStyle, RecommendArgs, ReplayArgs, RunArgs,
 };
 use crate::config::{Config, Overrides};
+use crate::control::client::{self, ClientError};
+use crate::control::protocol::{Request, StatusReply};
 use crate::doctor::DoctorReport;
 use crate::report::record::read_trace;
 use crate::run::exit::RESCTL_FAILED;
@@ -225,12 +228,14 @@ pub fn recommend(args: &RecommendArgs) -> i32 {
             return RESCTL_FAILED;
         }
     };
-    crate::act::client::cli_recommend(
+    let (threads, reason) = client::recommend_text(
         args.current,
         args.context.as_deref(),
         args.max_threads,
         per_worker,
-    )
+    );
+    tracing::debug!("recommend: {reason}");
+    print(&threads.to_string())
 }
 
 /// `resctl bench`.
@@ -307,5 +312,65 @@ pub fn bench(args: &BenchArgs) -> i32 {
         0
     } else {
         1
+    }
+}
+
+/// `resctl stage start|end NAME [--workers N]`: start prints the worker count to use
+/// (so `N=$(resctl stage start load --workers 8)` works), end prints the stage's figures.
+pub fn stage(start: bool, name: &str, workers: Option<u32>) -> i32 {
+    match client::connect_from_env()
+        .and_then(|mut control| client::stage(&mut control, start, name, workers))
+    {
+        Ok(text) => print(&text),
+        Err(error) => fail(&error),
+    }
+}
+
+/// `resctl status [--json]`: the job's state as a table for people, or the JSON object.
+pub fn status(json: bool) -> i32 {
+    let result = client::connect_from_env()
+        .and_then(|mut client| client.request_as::<StatusReply>(&Request::Status));
+    match result {
+        Ok(reply) if json => match serde_json::to_string_pretty(&reply.status) {
+            Ok(text) => print(&text),
+            Err(error) => {
+                eprintln!("resctl: cannot encode the status: {error}");
+                client::EXIT_FAILED
+            }
+        },
+        Ok(reply) => print(&client::render_status(&reply.status)),
+        Err(error) => fail(&error),
+    }
+}
+
+/// `resctl progress UNITS`: reports cumulative work units done.
+pub fn progress(units: u64) -> i32 {
+    match client::connect_from_env()
+        .and_then(|mut client| client.request(&Request::Progress { units }))
+    {
+        Ok(_) => client::EXIT_OK,
+        Err(error) => fail(&error),
+    }
+}
+
+/// Prints a failure and returns its exit code.
+fn fail(error: &ClientError) -> i32 {
+    eprintln!("resctl: {error}");
+    match error {
+        ClientError::NotInsideRun => client::EXIT_NOT_IN_RUN,
+        _ => client::EXIT_FAILED,
+    }
+}
+
+/// Prints `text` on stdout (a newline added) and returns [`client::EXIT_OK`]; a closed stdout is
+/// a failure.
+fn print(text: &str) -> i32 {
+    let mut stdout = io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => client::EXIT_OK,
+        Err(error) => {
+            eprintln!("resctl: cannot write to stdout: {error}");
+            client::EXIT_FAILED
+        }
     }
 }

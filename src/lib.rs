@@ -16,6 +16,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod doctor;
 pub mod job_text;
 pub mod pidfd;

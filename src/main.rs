@@ -1,7 +1,6 @@
 //! The `resctl` binary: parses arguments and hands over to the library.
 
 use clap::Parser;
-use resctl::act::client;
 use resctl::cli::{Cli, Command, ConfigCommand, StageCommand};
 use resctl::commands;
 
@@ -31,12 +30,12 @@ fn main() {
         Command::Doctor(args) => commands::doctor(&args),
         Command::Replay(args) => commands::replay(&args),
         Command::Stage(StageCommand::Start { name, workers }) => {
-            client::cli_stage(true, &name, workers)
+            commands::stage(true, &name, workers)
         }
-        Command::Stage(StageCommand::End { name }) => client::cli_stage(false, &name, None),
+        Command::Stage(StageCommand::End { name }) => commands::stage(false, &name, None),
         Command::Recommend(args) => commands::recommend(&args),
-        Command::Status(args) => client::cli_status(args.json),
-        Command::Progress(args) => client::cli_progress(args.units),
+        Command::Status(args) => commands::status(args.json),
+        Command::Progress(args) => commands::progress(args.units),
         Command::Bench(args) => commands::bench(&args),
     };
     std::process::exit(code);

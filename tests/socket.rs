@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use resctl::act::client::{recommend_from_host, stage, ControlClient, DEFAULT_PER_WORKER};
-use resctl::act::protocol::{Event, Request, StatusSnapshot, MAX_LINE_BYTES};
-use resctl::act::socket::{ControlServer, MAX_CLIENTS};
+use resctl::control::client::{recommend_from_host, stage, ControlClient, DEFAULT_PER_WORKER};
+use resctl::control::protocol::{Event, Request, StatusSnapshot, MAX_LINE_BYTES};
+use resctl::control::server::{ControlServer, MAX_CLIENTS};
 use resctl::policy::{Decision, Level, PolicyConfig};
 use resctl::sample::job::JobSample;
 use serde_json::{json, Value};

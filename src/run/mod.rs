@@ -21,13 +21,13 @@ use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE, THREAD
 use crate::act::jobserver::{self, AuthForm, Jobserver};
 use crate::act::jobserver_form;
 use crate::act::pressure_protocol;
-use crate::act::protocol::ENV_SOCKET;
 use crate::act::runtime_dir::{JobOwner, RuntimeDir};
-use crate::act::socket::{ControlServer, StatusSnapshot};
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind, LimitChain};
 use crate::cgroup::writer::{self, PeakReset};
 use crate::config::Config;
+use crate::control::protocol::ENV_SOCKET;
+use crate::control::server::{ControlServer, StatusSnapshot};
 use crate::placement::{Placement, PlacementKind, PlacementRequest};
 use crate::policy::{Decision, Level, Policy, PolicyConfig};
 use crate::report::record::{Recorder, TraceLine};

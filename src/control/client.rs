@@ -1,12 +1,8 @@
-//! The client side of the control socket: [`ControlClient`] for programs, and one function
-//! per CLI subcommand (`resctl stage`, `recommend`, `status`, `progress`) that does the
-//! whole thing, prints, and returns the exit code.
-//!
-//! Exit codes of the `cli_*` functions: [`EXIT_OK`], [`EXIT_FAILED`] (the request failed:
-//! refused by resctl, or the connection broke) and [`EXIT_NOT_IN_RUN`] (`RESCTL_SOCKET`
-//! is not set). `resctl recommend` always prints a number: outside a job, or when the
-//! socket cannot be reached, it recommends from the host's state
-//! ([`recommend_from_host`]).
+//! The client side of the control socket: [`ControlClient`], and what the `resctl stage`,
+//! `recommend` and `status` commands ask and show ([`stage`], [`recommend_text`],
+//! [`render_status`]). `resctl recommend` always has a number: outside a job, or when the
+//! socket cannot be reached, it recommends from the host's state ([`recommend_from_host`]).
+//! The commands themselves (printing, exit codes) are in [`crate::commands`].
 
 use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -14,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::protocol::{
-    to_line, Event, RecommendReply, Request, StageEndReply, StageStartReply, StatusReply,
-    StatusSnapshot, SubscribeReply, ENV_SOCKET,
+    to_line, Event, RecommendReply, Request, StageEndReply, StageStartReply, StatusSnapshot,
+    SubscribeReply, ENV_SOCKET,
 };
 use crate::job_text::JobText;
 use crate::safe_fs::{read_line_limited, LineRead};
@@ -352,37 +348,6 @@ pub fn recommend_from_host(proc_root: &Path, max_threads: u32, per_worker: u64) 
     (threads, reason)
 }
 
-/// Prints a failure and returns its exit code.
-fn fail(error: &ClientError) -> i32 {
-    eprintln!("resctl: {error}");
-    match error {
-        ClientError::NotInsideRun => EXIT_NOT_IN_RUN,
-        _ => EXIT_FAILED,
-    }
-}
-
-/// Prints `text` on stdout (a newline added) and returns [`EXIT_OK`]; a closed stdout is
-/// a failure.
-fn print(text: &str) -> i32 {
-    let mut stdout = io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Ok(()) => EXIT_OK,
-        Err(error) => {
-            eprintln!("resctl: cannot write to stdout: {error}");
-            EXIT_FAILED
-        }
-    }
-}
-
-/// `resctl stage start|end NAME [--workers N]`: start prints the worker count to use
-/// (so `N=$(resctl stage start load --workers 8)` works), end prints the stage's figures.
-pub fn cli_stage(start: bool, name: &str, workers: Option<u32>) -> i32 {
-    match connect_from_env().and_then(|mut client| stage(&mut client, start, name, workers)) {
-        Ok(text) => print(&text),
-        Err(error) => fail(&error),
-    }
-}
-
 /// What `resctl stage` prints.
 ///
 /// # Errors
@@ -407,20 +372,6 @@ pub fn stage(
         })?;
         Ok(reply.stage.describe())
     }
-}
-
-/// `resctl recommend`: prints only the worker count (`--threads $(resctl recommend)`),
-/// the reason at debug level (`-v`). Inside a job it asks resctl; outside, or when the
-/// socket cannot be reached, it recommends from the host ([`recommend_from_host`]).
-pub fn cli_recommend(
-    current: Option<u32>,
-    context: Option<&str>,
-    max_threads: u32,
-    per_worker: u64,
-) -> i32 {
-    let (threads, reason) = recommend_text(current, context, max_threads, per_worker);
-    tracing::debug!("recommend: {reason}");
-    print(&threads.to_string())
 }
 
 /// The count and reason `resctl recommend` gives.
@@ -458,23 +409,6 @@ pub fn recommend_text(
                 .unwrap_or_default();
             (threads, format!("{context}{reason}"))
         }
-    }
-}
-
-/// `resctl status [--json]`: the job's state as a table for people, or the JSON object.
-pub fn cli_status(json: bool) -> i32 {
-    let result = connect_from_env()
-        .and_then(|mut client| client.request_as::<StatusReply>(&Request::Status));
-    match result {
-        Ok(reply) if json => match serde_json::to_string_pretty(&reply.status) {
-            Ok(text) => print(&text),
-            Err(error) => {
-                eprintln!("resctl: cannot encode the status: {error}");
-                EXIT_FAILED
-            }
-        },
-        Ok(reply) => print(&render_status(&reply.status)),
-        Err(error) => fail(&error),
     }
 }
 
@@ -556,14 +490,6 @@ pub fn render_status(status: &StatusSnapshot) -> String {
         .join("\n")
 }
 
-/// `resctl progress UNITS`: reports cumulative work units done.
-pub fn cli_progress(units: u64) -> i32 {
-    match connect_from_env().and_then(|mut client| client.request(&Request::Progress { units })) {
-        Ok(_) => EXIT_OK,
-        Err(error) => fail(&error),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,7 +566,7 @@ mod tests {
                 critical: 3500 * MIB,
             },
             cpu_percent: Some(42.0),
-            cpu_thresholds: crate::act::protocol::CpuThresholds {
+            cpu_thresholds: crate::control::protocol::CpuThresholds {
                 moderate: 70.0,
                 high: 85.0,
                 critical: 95.0,
