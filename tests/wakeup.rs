@@ -1,4 +1,4 @@
-//! `resctl::sample::wakeup` against real kernels: the v1 memory controller of this hybrid
+//! `resctl::cgroup::wakeup` against real kernels: the v1 memory controller of this hybrid
 //! host (usage thresholds and OOM notifications through `cgroup.event_control`), pidfds,
 //! a PSI trigger on a real cgroup2 `memory.pressure`, and — in the VM (`#[ignore = "needs
 //! VM"]`, `RESCTL_VM_CGROUP`) — cgroup v2's PSI trigger, `memory.events` and usage polling.
@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use resctl::cgroup::{writer, CgroupKind};
-use resctl::sample::wakeup::{
+use resctl::cgroup::wakeup::{
     arm_psi_trigger, PsiTrigger, Stall, Wake, Waker, REPEAT_GAP, SOURCE_CHILD, SOURCE_V1_OOM,
     SOURCE_V1_THRESHOLD, SOURCE_V1_USAGE_POLL, SOURCE_V2_EVENTS, SOURCE_V2_PSI,
     SOURCE_V2_USAGE_POLL,
 };
+use resctl::cgroup::{writer, CgroupKind};
 
 const MIB: u64 = 1024 * 1024;
 /// Environment variable that turns this binary into the allocating helper.

@@ -6,6 +6,8 @@
 //!   opened once relative to it and re-read with `pread` every tick into a [`CgroupSample`].
 //! - [`writer`]: the only code that changes cgroupfs (create, limits, reclaim, move, remove).
 //! - [`parse`]: the pure text parsers behind the reader, one generic `key value` routine.
+//! - [`wakeup`]: the kernel's notifications on a cgroup (v1 thresholds, PSI triggers,
+//!   `memory.events`) that wake the run loop between ticks; armed through the writer.
 //!
 //! Values the kernel does not provide are `None`, never a silent 0; every error names the
 //! path and, for parse errors, the offending line.
@@ -15,6 +17,7 @@ pub mod error;
 pub mod parse;
 pub mod reader;
 pub mod stats;
+pub mod wakeup;
 pub mod writer;
 
 pub use detect::{detect, HostCgroups, Layout};

@@ -24,6 +24,7 @@ use crate::act::pressure_protocol;
 use crate::act::runtime_dir::{JobOwner, RuntimeDir};
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind, LimitChain};
+use crate::cgroup::wakeup::{Wake, Waker, ENV_NO_WAKEUP};
 use crate::cgroup::writer::{self, PeakReset};
 use crate::config::Config;
 use crate::control::protocol::ENV_SOCKET;
@@ -34,7 +35,6 @@ use crate::report::record::{Recorder, TraceLine};
 use crate::report::summary::{RunSummary, SummaryBuilder};
 use crate::safe_fs::OutputFile;
 use crate::sample::job::{JobSample, JobSampler, JobScope};
-use crate::sample::wakeup::{Wake, Waker, ENV_NO_WAKEUP};
 use crate::units::format_size;
 
 use self::command::{resolve_program, JobCommand, StartError};

@@ -1,5 +1,5 @@
-//! Kernel readers: `/proc` (per-process, per-thread and host-wide) and cgroupfs.
+//! The `/proc` reader (per-process, per-thread and host-wide figures) and the job sampler that
+//! composes it with the cgroup reader into one [`job::JobSample`] per tick.
 pub mod job;
 pub mod proc_parse;
 pub mod procfs;
-pub mod wakeup;

@@ -40,19 +40,19 @@
 //! The run loop honours [`ENV_NO_WAKEUP`] (ticks only), which the reaction benchmark uses
 //! as its baseline.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::cgroup::reader::CgroupKind;
+use super::reader::CgroupKind;
+use super::writer;
 
 /// Set to `1` to make `resctl run` wake on its tick only: the baseline of
 /// `benches/reaction.sh`.
@@ -829,14 +829,6 @@ pub fn guard_thresholds(thresholds: &[u64], cpus: usize) -> Vec<u64> {
     guards
 }
 
-/// The line written into v1's `cgroup.event_control`: `"<eventfd> <target fd> [<argument>]"`.
-pub fn event_control_line(event_fd: i32, target_fd: i32, argument: Option<u64>) -> String {
-    match argument {
-        Some(argument) => format!("{event_fd} {target_fd} {argument}"),
-        None => format!("{event_fd} {target_fd}"),
-    }
-}
-
 /// `poll`'s timeout in whole milliseconds, rounded up (a 0.3 ms rest must not become a busy
 /// `poll(0)` loop), capped at `i32::MAX` ms.
 fn poll_timeout(duration: Duration) -> PollTimeout {
@@ -864,19 +856,8 @@ fn register_v1_event(
         File::open(&target_path).map_err(|error| problem("open", &target_path, error))?;
     let event = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
         .map_err(|errno| problem("create an eventfd for", &target_path, errno.into()))?;
-    let line = event_control_line(event.as_fd().as_raw_fd(), target_file.as_raw_fd(), argument);
-    let mut control = OpenOptions::new()
-        .write(true)
-        .open(&control_path)
-        .map_err(|error| problem("open", &control_path, error))?;
-    control.write_all(line.as_bytes()).map_err(|error| {
-        let text = format!("writing \"{line}\": {error}");
-        problem(
-            "register through",
-            &control_path,
-            io::Error::new(error.kind(), text),
-        )
-    })?;
+    writer::register_v1_event(dir, event.as_fd(), &target_file, argument)
+        .map_err(|error| problem("register through", &control_path, error))?;
     // The kernel holds its own references now; the target file may be closed.
     Ok(Source {
         name,
@@ -899,16 +880,8 @@ pub fn arm_psi_trigger(path: &Path, trigger: &PsiTrigger) -> Result<OwnedFd, Sou
         path: path.to_path_buf(),
         error,
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|error| problem("open", error))?;
     let text = trigger.text();
-    let mut bytes = text.clone().into_bytes();
-    bytes.push(0);
-    file.write_all(&bytes).map_err(|error| {
+    let file = writer::arm_psi_trigger(path, &text).map_err(|error| {
         let explanation = match trigger.check(false) {
             Err(rule) if error.raw_os_error() == Some(Errno::EINVAL as i32) => {
                 format!(" ({rule})")
@@ -1088,12 +1061,6 @@ mod tests {
         assert!(!near_v1_level(95 * MIB, &levels, 2));
         assert!(!near_v1_level(105 * MIB, &levels, 2));
         assert!(!near_v1_level(96 * MIB, &[], 2));
-    }
-
-    #[test]
-    fn event_control_lines() {
-        assert_eq!(event_control_line(7, 8, Some(1 << 20)), "7 8 1048576");
-        assert_eq!(event_control_line(7, 9, None), "7 9");
     }
 
     #[test]
