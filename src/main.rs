@@ -12,7 +12,7 @@ fn main() {
             // Usage errors are resctl's own failure before any job ran: 125,
             // like env(1) and timeout(1). --help and --version exit 0.
             let code = if err.use_stderr() {
-                resctl::run::exit::RESCTL_FAILED
+                resctl::exit::RESCTL_FAILED
             } else {
                 0
             };

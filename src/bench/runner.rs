@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::BenchRun;
+use crate::exit::{NOT_EXECUTABLE, NOT_FOUND, RESCTL_FAILED};
 use crate::report::summary::RunSummary;
-use crate::run::exit::{NOT_EXECUTABLE, NOT_FOUND, RESCTL_FAILED};
 
 /// What to run.
 #[derive(Debug, Clone)]

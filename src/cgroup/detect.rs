@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::error::CgroupError;
 use super::parse::parse_word_list;
 use super::reader::CgroupKind;
-use crate::sample::proc_parse::ParseError;
+use crate::kernel_text::ParseError;
 
 /// How cgroups are mounted on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 
-use crate::sample::proc_parse::ParseError;
+use crate::kernel_text::ParseError;
 
 /// Anything that went wrong while detecting, reading or changing cgroups.
 ///

@@ -5,12 +5,12 @@
 //! where a huge number means unlimited, a list of pids (`cgroup.procs`), and `key value`
 //! lines (`memory.stat`, `memory.events`, `cpu.stat`, `cgroup.events`, v1 `memory.oom_control`)
 //! handled by one generic routine, [`parse_keyed`]. PSI files are parsed by
-//! [`crate::sample::proc_parse::parse_pressure`].
+//! [`crate::kernel_text::parse_pressure`].
 
 use std::path::Path;
 
 use super::stats::{CpuStat, MemoryEvents, MemoryStat};
-use crate::sample::proc_parse::ParseError;
+use crate::kernel_text::ParseError;
 
 /// Smallest v1 limit value that means "unlimited".
 ///

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::error::CgroupError;
 use super::parse;
 pub use super::stats::{CgroupSample, CpuStat, MemoryEvents, MemoryStat};
-use crate::sample::proc_parse::{parse_pressure, ParseError};
+use crate::kernel_text::{parse_pressure, ParseError};
 
 /// Which cgroup interface a directory speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -321,7 +321,7 @@ impl LimitChain {
     }
 }
 
-fn pressure(path: &Path, text: &str) -> Result<crate::sample::proc_parse::Pressure, ParseError> {
+fn pressure(path: &Path, text: &str) -> Result<crate::kernel_text::Pressure, ParseError> {
     parse_pressure(text).map_err(|error| error.in_file(path))
 }
 

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sample::proc_parse::Pressure;
+use crate::kernel_text::Pressure;
 
 /// Everything resctl samples from one cgroup in one tick.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::exit::JobEnd;
 use crate::policy::{Decision, LeakVerdict, Level, MemoryThresholds, Observation, PolicyConfig};
 use crate::report::stages::StageSummary;
-use crate::run::exit::JobEnd;
 use crate::sample::job::JobSample;
 use crate::units::{format_elapsed, format_size};
 

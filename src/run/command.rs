@@ -10,9 +10,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-use super::exit::{NOT_EXECUTABLE, NOT_FOUND, RESCTL_FAILED};
 use super::protect::Protection;
 use super::user::{JobUser, USER_SWITCH_ERRNO_FLAG};
+use crate::exit::{NOT_EXECUTABLE, NOT_FOUND, RESCTL_FAILED};
 use crate::job_text::escape;
 
 /// Why the job could not be started, with the shell exit code that goes with it.

@@ -3,7 +3,6 @@
 //! and return the job's exit status like a shell would.
 
 pub mod command;
-pub mod exit;
 pub mod observe;
 pub mod protect;
 pub mod scope;
@@ -38,11 +37,11 @@ use crate::sample::job::{JobSample, JobSampler, JobScope};
 use crate::units::format_size;
 
 use self::command::{resolve_program, JobCommand, StartError};
-use self::exit::{JobEnd, RESCTL_FAILED, SIGNAL_BASE};
 use self::observe::Observer;
 use self::protect::Protection;
 use self::signals::Forwarder;
 use self::user::JobUser;
+use crate::exit::{JobEnd, RESCTL_FAILED, SIGNAL_BASE};
 
 /// Everything `resctl run` was asked to do.
 #[derive(Debug, Clone)]
@@ -356,7 +355,7 @@ impl Run {
             return Err(StartFailure {
                 message: format!(
                     "received {} before the job started; not starting it",
-                    exit::signal_name(signal)
+                    crate::exit::signal_name(signal)
                 ),
                 code: SIGNAL_BASE + signal,
             });

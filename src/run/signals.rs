@@ -142,7 +142,7 @@ impl Shared {
                 tracing::info!(
                     resctl_action = "signal",
                     "received {} while starting the job",
-                    crate::run::exit::signal_name(signal)
+                    crate::exit::signal_name(signal)
                 );
             }
             Target::Running { pid, pidfd, .. } => {

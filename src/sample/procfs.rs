@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::proc_parse::CpuTimes;
 use super::proc_parse::{
-    parse_cpu_stat, parse_loadavg, parse_meminfo, parse_pressure, parse_stat, parse_status_memory,
-    StatLine,
+    parse_cpu_stat, parse_loadavg, parse_meminfo, parse_stat, parse_status_memory, StatLine,
 };
-pub use super::proc_parse::{CpuTimes, ParseError, Pressure, PressureLine};
+use crate::kernel_text::{parse_pressure, ParseError, Pressure};
 
 /// The usual procfs mount point.
 pub const DEFAULT_PROC_ROOT: &str = "/proc";
