@@ -9,6 +9,7 @@ use crate::bench::runner::{run_all, BenchError, BenchPlan};
 use crate::cli::{
     BenchArgs, ConfigSource, DoctorArgs, JobserverStyle, RecommendArgs, ReplayArgs, RunArgs,
 };
+use crate::config::resolve::RunFlags;
 use crate::config::{Config, Overrides};
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Request, StatusReply};
@@ -71,18 +72,6 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
             return RESCTL_FAILED;
         }
     };
-    // --jobserver=N is the most jobs; without N, the thread maximum.
-    let jobserver = args
-        .jobserver
-        .map(|jobs| if jobs == 0 { config.threads.max } else { jobs });
-    let mut config = config;
-    if let Some(jobs) = jobserver {
-        config.threads.max = jobs;
-        config.threads.min = config.threads.min.min(jobs);
-        if let Some(initial) = config.threads.initial {
-            config.threads.initial = Some(initial.min(jobs));
-        }
-    }
     let jobserver_form = match args.jobserver_style {
         JobserverStyle::Auto => None,
         JobserverStyle::Pipe => Some(AuthForm::Pipe),
@@ -99,7 +88,10 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
         None => None,
     };
     run(RunRequest {
-        jobserver,
+        flags: RunFlags {
+            threads: args.threads,
+            jobserver: args.jobserver,
+        },
         jobserver_form,
         user,
         config,
@@ -122,15 +114,6 @@ fn effective_run_config(args: &RunArgs) -> Result<Config, String> {
         .unwrap_or_else(|| base.slice.clone());
     let mut config = base.for_slice(&slice);
     config.apply(&overrides).map_err(|err| err.to_string())?;
-    if let Some(threads) = args.threads {
-        let (min, max) = (config.threads.min, config.threads.max);
-        if !(min..=max).contains(&threads) {
-            return Err(format!(
-                "--threads {threads}: must be between the minimum ({min}) and the maximum ({max}) thread count"
-            ));
-        }
-        config.threads.initial = Some(threads);
-    }
     Ok(config)
 }
 

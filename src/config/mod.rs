@@ -28,6 +28,7 @@
 //! `resctl.yaml:4:3: memory.moderate (3000M) must be below memory.high (2000M)`.
 
 mod legacy;
+pub mod resolve;
 mod source;
 mod validate;
 

@@ -25,6 +25,7 @@ use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind, LimitChain};
 use crate::cgroup::wakeup::{Wake, Waker, ENV_NO_WAKEUP};
 use crate::cgroup::writer::{self, PeakReset};
+use crate::config::resolve::{resolve, HostFacts, RunFlags};
 use crate::config::Config;
 use crate::control::protocol::ENV_SOCKET;
 use crate::control::server::{ControlServer, StatusSnapshot};
@@ -34,6 +35,7 @@ use crate::report::record::{Recorder, TraceLine};
 use crate::report::summary::{RunSummary, SummaryBuilder};
 use crate::safe_fs::OutputFile;
 use crate::sample::job::{JobSample, JobSampler, JobScope};
+use crate::sample::procfs::ProcReader;
 use crate::units::format_size;
 
 use self::command::{resolve_program, JobCommand, StartError};
@@ -42,6 +44,9 @@ use self::protect::Protection;
 use self::signals::Forwarder;
 use self::user::JobUser;
 use crate::exit::{JobEnd, RESCTL_FAILED, SIGNAL_BASE};
+
+/// The `/proc` resctl reads for the run (readers take it as their root).
+const PROC_ROOT: &str = "/proc";
 
 /// Everything `resctl run` was asked to do.
 #[derive(Debug, Clone)]
@@ -61,8 +66,9 @@ pub struct RunRequest {
     /// Whether `--slice` was given explicitly (a systemd scope is used then, or
     /// by default on a systemd host).
     pub slice_requested: bool,
-    /// Serve a memory-aware make jobserver with this many jobs at most.
-    pub jobserver: Option<u32>,
+    /// `--threads` and `--jobserver`, resolved against the configuration with the host's
+    /// facts ([`resolve`]).
+    pub flags: RunFlags,
     /// The jobserver's `--jobserver-auth` form; `None`: chosen by the command
     /// ([`jobserver_form::choose`]).
     pub jobserver_form: Option<AuthForm>,
@@ -160,7 +166,7 @@ impl Run {
         // the start (below), while it starts they are delivered to it once it runs.
         let forwarder = Forwarder::install()
             .map_err(|err| resctl_failure(format!("could not install signal handlers: {err}")))?;
-        let protection = Protection::apply(Path::new("/proc"));
+        let protection = Protection::apply(Path::new(PROC_ROOT));
         tracing::debug!("{}", protection.describe());
 
         let placement = Placement::prepare(
@@ -178,44 +184,38 @@ impl Run {
             }
         }
 
-        // Like systemd's MemoryHigh=/MemoryMax=, a percentage is of the host's memory.
-        let host_memory = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|text| crate::sample::proc_parse::parse_meminfo(&text).ok())
-            .map_or(0, |meminfo| meminfo.mem_total);
-        let limits = config.limits.resolve(host_memory);
-        let (memory_high, explicit_max) = (limits.memory_high, limits.memory_max);
-        placement
-            .set_limits(memory_high, explicit_max)
-            .map_err(|err| {
-                resctl_failure(format!("could not set the job's memory limits: {err}"))
-            })?;
         // The job's real limit is the tightest on its cgroup and above it; it is re-read
-        // every tick, as anyone may change any of them while the job runs.
+        // every tick, as anyone may change any of them while the job runs. Read now, while
+        // the job's own cgroup has no limit yet, it is the enclosing one.
         let mut limit_chain = placement.limit_chain(&host).map_err(|err| {
             resctl_failure(format!("could not read the job's memory limit: {err}"))
         })?;
-        let memory_limit = match limit_chain.as_mut().map(LimitChain::read).transpose() {
-            Ok(limit) => limit.flatten(),
-            Err(err) => {
-                return Err(resctl_failure(format!(
-                    "could not read the job's memory limit: {err}"
-                )))
-            }
+        let enclosing_limit = limit_chain
+            .as_mut()
+            .map(LimitChain::read)
+            .transpose()
+            .map_err(|err| resctl_failure(format!("could not read the job's memory limit: {err}")))?
+            .flatten();
+        let facts = HostFacts {
+            cpus: available_cpus(),
+            memory_total: ProcReader::new(Path::new(PROC_ROOT))
+                .sample_host()
+                .map_or(0, |host| host.mem_total),
+            enclosing_limit,
+            can_reclaim: placement.cgroup_kind() == Some(CgroupKind::V2),
         };
-        config
-            .validate_for_limit(memory_limit)
+        let plan = resolve(config, &facts, &request.flags)
             .map_err(|err| resctl_failure(err.to_string()))?;
-        if placement.cgroup_kind() == Some(CgroupKind::V1Memory) && memory_high.is_some() {
+        placement
+            .set_limits(plan.memory_high, plan.memory_max)
+            .map_err(|err| {
+                resctl_failure(format!("could not set the job's memory limits: {err}"))
+            })?;
+        if placement.cgroup_kind() == Some(CgroupKind::V1Memory) && plan.memory_high.is_some() {
             tracing::warn!("cgroup v1 has no memory.high: --memory-high is set as memory.soft_limit_in_bytes, which only guides reclaim under host pressure and does not throttle");
         }
-
-        let mut policy_config = policy_config_for(config, memory_limit);
-        if placement.cgroup_kind() != Some(CgroupKind::V2) {
-            // Only cgroup v2 has memory.reclaim: elsewhere the policy must not decide (and
-            // say it decided) a reclaim that cannot happen.
-            policy_config.disable_reclaim();
-        }
+        let memory_limit = plan.memory_limit;
+        let policy_config = plan.policy;
         let policy = Policy::new(policy_config.clone());
         let initial_threads = policy.threads();
 
@@ -256,7 +256,7 @@ impl Run {
                 .map_err(|err| resctl_failure(format!("--record: {err}")))?;
         }
 
-        let jobserver = match request.jobserver {
+        let jobserver = match plan.jobserver {
             Some(jobs) => {
                 let server = Jobserver::create(jobs, runtime.folder()).map_err(|err| {
                     resctl_failure(format!(
@@ -424,7 +424,7 @@ impl Run {
             channels,
             child: Some(child),
             forwarder,
-            sampler: JobSampler::new(scope, Path::new("/proc")),
+            sampler: JobSampler::new(scope, Path::new(PROC_ROOT)),
             recorder,
             jobserver: jobserver.map(|(server, _)| server),
             control,
@@ -880,47 +880,6 @@ fn maybe_reexec_in_scope(host: &HostCgroups, request: &RunRequest) -> Result<(),
         &request.config.slice,
         &request.reexec_args,
     )))
-}
-
-/// The policy's configuration for this run: thresholds resolved against the
-/// job's memory limit.
-pub fn policy_config_for(config: &Config, memory_limit: Option<u64>) -> PolicyConfig {
-    let memory = config.resolve_memory(memory_limit);
-    let max_threads = config.threads.max;
-    let initial = config
-        .threads
-        .initial
-        .unwrap_or_else(|| (available_cpus() as u32).min(max_threads))
-        .clamp(config.threads.min, max_threads);
-    PolicyConfig {
-        memory_moderate: memory.moderate,
-        memory_high: memory.high,
-        memory_critical: memory.critical,
-        memory_cleanup: memory.cleanup,
-        memory_limit,
-        memory_rules: Some(config.memory_rules()),
-        cpu_moderate: config.cpu.moderate,
-        cpu_high: config.cpu.high,
-        cpu_critical: config.cpu.critical,
-        psi_memory_some: config.psi.memory_some.map(<[f64; 3]>::from),
-        psi_memory_full: config.psi.memory_full.map(<[f64; 3]>::from),
-        psi_cpu_some: config.psi.cpu_some.map(<[f64; 3]>::from),
-        grace: config.grace,
-        hysteresis: config.hysteresis,
-        transition: crate::policy::defaults::TRANSITION,
-        min_threads: config.threads.min,
-        max_threads,
-        initial_threads: initial,
-        cooldown: config.threads.cooldown,
-        // Leak detection off: no growth is ever large enough.
-        leak_growth: if config.leak.enabled {
-            config.leak.growth
-        } else {
-            u64::MAX
-        },
-        leak_window: config.leak.window,
-        leak_min_fit: config.leak.min_fit,
-    }
 }
 
 /// CPUs this process may run on.

@@ -1,0 +1,243 @@
+//! One pure step from a configuration and the facts of the host to what a run does: the
+//! limits to put on the job's cgroup, the jobserver's size, and the policy's configuration
+//! with its levels resolved against the job's real limit and its thread bounds clamped.
+//! The caller reads the [`HostFacts`] once (CPUs, memory, the limits above the job's cgroup);
+//! nothing here touches the kernel, so every rule is testable on made-up facts.
+
+use crate::policy::PolicyConfig;
+
+use super::{Config, ConfigError, Position};
+
+/// What the host says, read once by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostFacts {
+    /// CPUs this process may run on (the default starting worker count, at most the maximum).
+    pub cpus: usize,
+    /// Host memory (MemTotal), bytes: what a percentage in `--memory-max`/`--memory-high`
+    /// is taken of, as systemd's `MemoryMax=` does.
+    pub memory_total: u64,
+    /// The tightest memory limit on the cgroups above the job's (a slice's `MemoryMax=`, a
+    /// container's limit), bytes.
+    pub enclosing_limit: Option<u64>,
+    /// Whether the job's cgroup has `memory.reclaim` (cgroup v2).
+    pub can_reclaim: bool,
+}
+
+/// What `resctl run`'s flags ask beyond the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    /// `--threads N`: workers at start.
+    pub threads: Option<u32>,
+    /// `--jobserver[=N]`: serve a jobserver of N jobs; 0 means the maximum thread count.
+    pub jobserver: Option<u32>,
+}
+
+/// What a run does, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    /// `memory.high` of the job's cgroup, bytes.
+    pub memory_high: Option<u64>,
+    /// `memory.max` of the job's cgroup, bytes.
+    pub memory_max: Option<u64>,
+    /// The job's real limit: the tighter of `memory_max` and the enclosing limit.
+    pub memory_limit: Option<u64>,
+    /// The jobserver's size, if one is served.
+    pub jobserver: Option<u32>,
+    /// The policy's configuration: levels against `memory_limit`, thread bounds clamped.
+    pub policy: PolicyConfig,
+}
+
+/// Resolves `config` for a run on a host with `host` facts and `flags`.
+///
+/// # Errors
+///
+/// Levels given as percentages without any limit to take them of, levels out of order for
+/// this limit, or `--threads` outside the thread bounds.
+pub fn resolve(
+    config: &Config,
+    host: &HostFacts,
+    flags: &RunFlags,
+) -> Result<RunPlan, ConfigError> {
+    let limits = config.limits.resolve(host.memory_total);
+    let memory_limit = match (limits.memory_max, host.enclosing_limit) {
+        (Some(own), Some(above)) => Some(own.min(above)),
+        (own, above) => own.or(above),
+    };
+    config.validate_for_limit(memory_limit)?;
+
+    // Thread bounds, in one place: a jobserver of N jobs is the most workers; --threads must
+    // lie within the bounds; the default start is the CPU count, at most the maximum.
+    let jobserver = flags
+        .jobserver
+        .map(|jobs| if jobs == 0 { config.threads.max } else { jobs });
+    let max = jobserver.unwrap_or(config.threads.max);
+    let min = config.threads.min.min(max);
+    if let Some(threads) = flags.threads {
+        if !(min..=max).contains(&threads) {
+            return Err(ConfigError::Invalid {
+                at: Position::origin_only("command line"),
+                key: "threads.initial".to_owned(),
+                message: format!(
+                    "--threads {threads}: must be between the minimum ({min}) and the maximum ({max}) thread count"
+                ),
+            });
+        }
+    }
+    let cpus = u32::try_from(host.cpus).unwrap_or(u32::MAX);
+    let initial = flags
+        .threads
+        .or(config.threads.initial)
+        .unwrap_or(cpus)
+        .clamp(min, max);
+
+    let rules = config.memory_rules();
+    let levels = rules.resolve(memory_limit);
+    let mut policy = PolicyConfig {
+        memory_moderate: levels.moderate,
+        memory_high: levels.high,
+        memory_critical: levels.critical,
+        memory_cleanup: levels.cleanup,
+        memory_limit,
+        memory_rules: Some(rules),
+        cpu_moderate: config.cpu.moderate,
+        cpu_high: config.cpu.high,
+        cpu_critical: config.cpu.critical,
+        psi_memory_some: config.psi.memory_some.map(<[f64; 3]>::from),
+        psi_memory_full: config.psi.memory_full.map(<[f64; 3]>::from),
+        psi_cpu_some: config.psi.cpu_some.map(<[f64; 3]>::from),
+        grace: config.grace,
+        hysteresis: config.hysteresis,
+        transition: crate::policy::defaults::TRANSITION,
+        min_threads: min,
+        max_threads: max,
+        initial_threads: initial,
+        cooldown: config.threads.cooldown,
+        // Leak detection off: no growth is ever large enough.
+        leak_growth: if config.leak.enabled {
+            config.leak.growth
+        } else {
+            u64::MAX
+        },
+        leak_window: config.leak.window,
+        leak_min_fit: config.leak.min_fit,
+    };
+    if !host.can_reclaim {
+        // Only cgroup v2 has memory.reclaim: elsewhere the policy must not decide (and say
+        // it decided) a reclaim that cannot happen.
+        policy.disable_reclaim();
+    }
+    Ok(RunPlan {
+        memory_high: limits.memory_high,
+        memory_max: limits.memory_max,
+        memory_limit,
+        jobserver,
+        policy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::Limit;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn host() -> HostFacts {
+        HostFacts {
+            cpus: 2,
+            memory_total: 24 * 1024 * MIB,
+            enclosing_limit: None,
+            can_reclaim: true,
+        }
+    }
+
+    #[test]
+    fn levels_follow_the_tighter_of_the_own_and_the_enclosing_limit() {
+        let mut config = Config::default();
+        config.limits.memory_max = Some(Limit::Bytes(200 * MIB));
+        let plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        assert_eq!(plan.memory_max, Some(200 * MIB));
+        assert_eq!(plan.memory_limit, Some(200 * MIB));
+        assert_eq!(plan.policy.memory_critical, 175 * MIB);
+        let tighter = HostFacts {
+            enclosing_limit: Some(100 * MIB),
+            ..host()
+        };
+        let plan = resolve(&config, &tighter, &RunFlags::default()).unwrap();
+        assert_eq!(
+            plan.memory_limit,
+            Some(100 * MIB),
+            "the slice above decides"
+        );
+        assert_eq!(plan.policy.memory_high, 75 * MIB);
+        // A percentage limit is of the host's memory.
+        config.limits.memory_max = Some(Limit::Percent(50.0));
+        let plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        assert_eq!(plan.memory_max, Some(12 * 1024 * MIB));
+    }
+
+    #[test]
+    fn thread_bounds_are_clamped_in_one_place() {
+        let config = Config::default(); // threads 1..=8
+        let plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        assert_eq!(plan.policy.initial_threads, 2, "the CPU count");
+        let many = HostFacts { cpus: 64, ..host() };
+        let plan = resolve(&config, &many, &RunFlags::default()).unwrap();
+        assert_eq!(plan.policy.initial_threads, 8, "at most the maximum");
+        let jobserver = RunFlags {
+            jobserver: Some(3),
+            threads: None,
+        };
+        let plan = resolve(&config, &many, &jobserver).unwrap();
+        assert_eq!(
+            (
+                plan.jobserver,
+                plan.policy.max_threads,
+                plan.policy.initial_threads
+            ),
+            (Some(3), 3, 3)
+        );
+        let default_jobs = RunFlags {
+            jobserver: Some(0),
+            threads: None,
+        };
+        assert_eq!(
+            resolve(&config, &host(), &default_jobs).unwrap().jobserver,
+            Some(8)
+        );
+        let too_many = RunFlags {
+            threads: Some(9),
+            jobserver: None,
+        };
+        let error = resolve(&config, &host(), &too_many)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--threads 9: must be between"), "{error}");
+    }
+
+    #[test]
+    fn reclaim_is_decided_only_where_it_can_happen() {
+        let config = Config::default();
+        let plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        assert!(plan.policy.memory_cleanup < u64::MAX);
+        let v1 = HostFacts {
+            can_reclaim: false,
+            ..host()
+        };
+        let plan = resolve(&config, &v1, &RunFlags::default()).unwrap();
+        assert_eq!(plan.policy.memory_cleanup, u64::MAX);
+    }
+
+    #[test]
+    fn percentages_without_a_limit_are_refused() {
+        let mut config = Config::default();
+        config.memory.high = Some(Limit::Percent(75.0));
+        assert!(resolve(&config, &host(), &RunFlags::default()).is_err());
+        let limited = HostFacts {
+            enclosing_limit: Some(400 * MIB),
+            ..host()
+        };
+        let plan = resolve(&config, &limited, &RunFlags::default()).unwrap();
+        assert_eq!(plan.policy.memory_high, 300 * MIB);
+    }
+}
