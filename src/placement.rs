@@ -249,6 +249,11 @@ impl Placement {
         self.job_dir.as_deref()
     }
 
+    /// The job's cgroup directory and its kind, if it has one.
+    pub fn job_cgroup(&self) -> Option<(PathBuf, CgroupKind)> {
+        self.job_dir.clone().zip(self.cgroup_kind())
+    }
+
     /// The cgroup kind of the job's directory.
     pub fn cgroup_kind(&self) -> Option<CgroupKind> {
         match self.kind {

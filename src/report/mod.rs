@@ -1,7 +1,9 @@
-//! Report: logs (journald when resctl runs under it, stderr otherwise), the
-//! end-of-run summary, and recorded traces for replay.
+//! Report: what a run says — per-tick events ([`tick`]), logs (journald when resctl runs
+//! under it, stderr otherwise), per-stage figures, the end-of-run summary, and recorded
+//! traces for replay.
 
 pub mod logging;
 pub mod record;
 pub mod stages;
 pub mod summary;
+pub mod tick;

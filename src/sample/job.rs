@@ -94,6 +94,31 @@ pub enum JobScope {
     Descendants(i32),
 }
 
+impl JobScope {
+    /// The job's cgroup when there is one and it can be opened (checked to be cgroupfs),
+    /// else its processes under `/proc` from `job_pid` down.
+    pub fn for_job(
+        cgroup: Option<(std::path::PathBuf, crate::cgroup::reader::CgroupKind)>,
+        limits: Option<LimitChain>,
+        job_pid: i32,
+    ) -> JobScope {
+        let (Some((dir, kind)), Some(limits)) = (cgroup, limits) else {
+            return JobScope::Descendants(job_pid);
+        };
+        match CgroupDir::open(&dir, kind) {
+            Ok(dir) => JobScope::Cgroup {
+                dir,
+                limits,
+                job_pid,
+            },
+            Err(err) => {
+                tracing::warn!("cannot read the job's cgroup ({err}); watching through /proc");
+                JobScope::Descendants(job_pid)
+            }
+        }
+    }
+}
+
 /// How often per-thread figures are read, in ticks: per-thread CPU times are
 /// cumulative, so reading them every tenth tick loses no total, while reading
 /// a 1,000-thread job's task files every tick would cost ~0.5 % of a core.

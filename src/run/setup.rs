@@ -1,0 +1,431 @@
+//! Setting a run up, step by step, before the job starts: the outputs checked, the job's
+//! cgroup placed with its plan resolved and its limits set, the channels the job talks to
+//! resctl through opened, its environment and command assembled. Any failure here is
+//! resctl's own, before the job ran (125, or 126/127 for a command that cannot run).
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+use crate::act::actuator::Actuator;
+use crate::act::channels::{ThreadChannels, ENV_THREADS, ENV_THREADS_FILE, THREADS_FILE_NAME};
+use crate::act::jobserver::{self, AuthForm, Jobserver};
+use crate::act::jobserver_form;
+use crate::act::pressure_protocol;
+use crate::act::runtime_dir::{JobOwner, RuntimeDir};
+use crate::cgroup::detect::{HostCgroups, Layout};
+use crate::cgroup::reader::{CgroupKind, LimitChain};
+use crate::config::resolve::{resolve, HostFacts, RunPlan};
+use crate::control::protocol::ENV_SOCKET;
+use crate::control::server::ControlServer;
+use crate::exit::{RESCTL_FAILED, SIGNAL_BASE};
+use crate::placement::{Placement, PlacementKind, PlacementRequest};
+use crate::policy::Policy;
+use crate::report::record::{Recorder, TraceLine};
+use crate::report::tick::TickReporter;
+use crate::safe_fs::OutputFile;
+use crate::sample::job::{JobSampler, JobScope};
+use crate::sample::procfs::{clock_ticks_per_second, ProcReader};
+
+use super::observe::Observer;
+use super::watch::Watch;
+
+use super::command::{JobCommand, StartError};
+use super::protect::Protection;
+use super::signals::Forwarder;
+use super::{scope, RunRequest, PROC_ROOT};
+
+/// A failure before the job started: message and exit code.
+pub struct StartFailure {
+    /// What failed, for the log.
+    pub message: String,
+    /// resctl's exit code.
+    pub code: i32,
+}
+
+impl From<StartError> for StartFailure {
+    fn from(err: StartError) -> Self {
+        StartFailure {
+            code: err.exit_code(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// A failure of resctl's own before the job ran (exit 125).
+pub fn resctl_failure(message: impl Into<String>) -> StartFailure {
+    StartFailure {
+        message: message.into(),
+        code: RESCTL_FAILED,
+    }
+}
+
+/// The `--record` and `--summary-json` outputs, checked before anything else is done, so a
+/// typo costs nothing, not the figures of a run.
+pub struct Outputs {
+    /// `--record`.
+    pub record: Option<OutputFile>,
+    /// `--summary-json`.
+    pub summary: Option<OutputFile>,
+}
+
+impl Outputs {
+    /// Opens the folders of the output paths and checks a file can be made there.
+    pub fn prepare(request: &RunRequest) -> Result<Outputs, StartFailure> {
+        let prepare = |flag: &str, path: &Option<PathBuf>| {
+            path.as_deref()
+                .map(OutputFile::prepare)
+                .transpose()
+                .map_err(|err| resctl_failure(format!("{flag}: {err}")))
+        };
+        Ok(Outputs {
+            record: prepare("--record", &request.record)?,
+            summary: prepare("--summary-json", &request.summary_json)?,
+        })
+    }
+
+    /// The trace recorder, its header written, when recording.
+    pub fn recorder(
+        &self,
+        plan: &RunPlan,
+        placement: &Placement,
+    ) -> Result<Option<Recorder>, StartFailure> {
+        let Some(output) = &self.record else {
+            return Ok(None);
+        };
+        let file = output.create_stream().map_err(|err| {
+            resctl_failure(format!("--record {}: {err}", output.path().display()))
+        })?;
+        let mut recorder = Recorder::new(file);
+        recorder
+            .write(&TraceLine::Header {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                policy: plan.policy.clone(),
+                cgroup: placement.job_dir().map(|d| d.display().to_string()),
+            })
+            .map_err(|err| resctl_failure(format!("--record: {err}")))?;
+        Ok(Some(recorder))
+    }
+}
+
+/// The job's cgroup, with its plan resolved and its limits set.
+pub struct Placed {
+    /// Where the job runs.
+    pub placement: Placement,
+    /// What the run does.
+    pub plan: RunPlan,
+    /// The limits on the job's cgroup and above it, re-read every tick.
+    pub limit_chain: Option<LimitChain>,
+}
+
+/// Creates the job's cgroup, reads the host's facts, resolves the plan and sets the limits.
+pub fn place_job(host: &HostCgroups, request: &RunRequest) -> Result<Placed, StartFailure> {
+    let placement = Placement::prepare(
+        host,
+        &PlacementRequest {
+            cgroup_parent: request.cgroup_parent.clone(),
+            monitor_only: request.monitor_only,
+            run_id: std::process::id(),
+        },
+    )
+    .map_err(|err| resctl_failure(format!("could not create the job's cgroup: {err}")))?;
+    if let PlacementKind::MonitorOnly { reason } = placement.kind() {
+        if !request.monitor_only {
+            tracing::warn!("monitor-only: {reason}; limits cannot be enforced, the job is watched through /proc");
+        }
+    }
+    // Read now, while the job's own cgroup has no limit yet, the chain gives the enclosing
+    // limit; the job's real limit is then the tighter of that and its own.
+    let read_error = |err: crate::cgroup::CgroupError| {
+        resctl_failure(format!("could not read the job's memory limit: {err}"))
+    };
+    let mut limit_chain = placement.limit_chain(host).map_err(read_error)?;
+    let enclosing_limit = limit_chain
+        .as_mut()
+        .map(LimitChain::read)
+        .transpose()
+        .map_err(read_error)?
+        .flatten();
+    let facts = HostFacts {
+        cpus: super::available_cpus(),
+        memory_total: ProcReader::new(Path::new(PROC_ROOT))
+            .sample_host()
+            .map_or(0, |host| host.mem_total),
+        enclosing_limit,
+        can_reclaim: placement.cgroup_kind() == Some(CgroupKind::V2),
+    };
+    let plan = resolve(&request.config, &facts, &request.flags)
+        .map_err(|err| resctl_failure(err.to_string()))?;
+    placement
+        .set_limits(plan.memory_high, plan.memory_max)
+        .map_err(|err| resctl_failure(format!("could not set the job's memory limits: {err}")))?;
+    if placement.cgroup_kind() == Some(CgroupKind::V1Memory) && plan.memory_high.is_some() {
+        tracing::warn!("cgroup v1 has no memory.high: --memory-high is set as memory.soft_limit_in_bytes, which only guides reclaim under host pressure and does not throttle");
+    }
+    Ok(Placed {
+        placement,
+        plan,
+        limit_chain,
+    })
+}
+
+/// What the job talks to resctl through, in its run folder.
+pub struct Channels {
+    /// The run folder.
+    pub runtime: RuntimeDir,
+    /// The thread file (and signal).
+    pub threads: ThreadChannels,
+    /// The jobserver and how it is announced, when served.
+    pub jobserver: Option<(Jobserver, AuthForm)>,
+    /// The control socket (a convenience: without it the job still has the thread file).
+    pub control: Option<ControlServer>,
+}
+
+impl Channels {
+    /// Creates the run folder and opens every channel; the thread file holds `threads`.
+    pub fn open(
+        request: &RunRequest,
+        plan: &RunPlan,
+        threads: u32,
+        program: &OsStr,
+    ) -> Result<Channels, StartFailure> {
+        let owner = request.user.as_ref().map(|user| JobOwner {
+            uid: user.uid,
+            gid: user.gid,
+        });
+        let runtime = RuntimeDir::create(std::process::id(), owner).map_err(|err| {
+            resctl_failure(format!("could not create resctl's runtime folder: {err}"))
+        })?;
+        let file = runtime.shared_file(THREADS_FILE_NAME).map_err(|err| {
+            resctl_failure(format!("could not open resctl's runtime folder: {err}"))
+        })?;
+        // Validated with the configuration: a name that is no signal never gets here.
+        let thread_channels = ThreadChannels::new(file, request.config.notify_signal_parsed());
+        thread_channels.publish(threads).map_err(|err| {
+            resctl_failure(format!(
+                "could not write {}: {err}",
+                thread_channels.file().display()
+            ))
+        })?;
+        let jobserver = match plan.jobserver {
+            Some(jobs) => Some(open_jobserver(request, &runtime, jobs, threads, program)?),
+            None => None,
+        };
+        let job_uid = request
+            .user
+            .as_ref()
+            .map_or_else(nix::unistd::getuid, |user| user.uid);
+        let control =
+            match ControlServer::start(&runtime.file_path("control.sock"), job_uid.as_raw()) {
+                Ok(server) => Some(server),
+                Err(err) => {
+                    tracing::warn!("no control socket for the job (RESCTL_SOCKET unset): {err}");
+                    None
+                }
+            };
+        Ok(Channels {
+            runtime,
+            threads: thread_channels,
+            jobserver,
+            control,
+        })
+    }
+
+    /// The job's environment: the variables it gets, and those it must not inherit.
+    pub fn environment(
+        &self,
+        request: &RunRequest,
+        placement: &Placement,
+        threads: u32,
+    ) -> (Vec<(String, OsString)>, Vec<String>) {
+        let mut set = vec![
+            (ENV_THREADS.to_string(), OsString::from(threads.to_string())),
+            (
+                ENV_THREADS_FILE.to_string(),
+                self.threads.file().into_os_string(),
+            ),
+        ];
+        if let Some(user) = &request.user {
+            set.extend(user.environment());
+        }
+        let mut remove = vec!["NOTIFY_SOCKET".to_string(), scope::ENV_IN_SCOPE.to_string()];
+        let pressure = match (placement.job_dir(), placement.cgroup_kind()) {
+            (Some(dir), Some(CgroupKind::V2)) => pressure_protocol::environment(dir),
+            _ => Vec::new(),
+        };
+        if pressure.is_empty() {
+            // Inherited variables would point at another cgroup's file.
+            remove.extend(pressure_protocol::VARIABLES.map(String::from));
+        }
+        set.extend(pressure.into_iter().map(|(k, v)| (k, OsString::from(v))));
+        match &self.control {
+            Some(server) => set.push((
+                ENV_SOCKET.to_string(),
+                server.path().as_os_str().to_os_string(),
+            )),
+            None => remove.push(ENV_SOCKET.to_string()),
+        }
+        if self.jobserver.is_some() {
+            // A parent make's settings would confuse the job's make.
+            remove.extend(["MFLAGS", "MAKELEVEL"].map(String::from));
+        }
+        (set, remove)
+    }
+}
+
+/// A jobserver of `jobs` tokens, `threads` of them handed out, announced in the form the
+/// command calls for.
+fn open_jobserver(
+    request: &RunRequest,
+    runtime: &RuntimeDir,
+    jobs: u32,
+    threads: u32,
+    program: &OsStr,
+) -> Result<(Jobserver, AuthForm), StartFailure> {
+    let server = Jobserver::create(jobs, runtime.folder()).map_err(|err| {
+        resctl_failure(format!(
+            "--jobserver: could not create the token pool: {err}"
+        ))
+    })?;
+    server.set_limit(threads);
+    let (form, why) = jobserver_form::choose(request.jobserver_form, program);
+    tracing::info!(
+        "jobserver: {jobs} jobs, MAKEFLAGS='{}' ({why})",
+        server.makeflags(form).trim_start()
+    );
+    if let Some(warning) = jobserver_form::fifo_warning_for_path_make(form) {
+        tracing::warn!("{warning}");
+    }
+    runtime
+        .give_to_job(jobserver::FIFO_NAME)
+        .map_err(|err| resctl_failure(format!("--user: {err}")))?;
+    Ok((server, form))
+}
+
+/// Starts the job with its environment, moved into its cgroup before it execs — unless a
+/// forwarded signal arrived before: then nothing starts and resctl exits 128+N. Signals that
+/// arrive while it starts are delivered the moment it runs.
+pub fn spawn_job(
+    request: &RunRequest,
+    program: PathBuf,
+    placement: &Placement,
+    channels: &Channels,
+    protection: &Protection,
+    forwarder: &Forwarder,
+    threads: u32,
+) -> Result<Child, StartFailure> {
+    let (set_env, remove_env) = channels.environment(request, placement, threads);
+    let jobserver = channels.jobserver.as_ref();
+    let configure = |command: &mut std::process::Command| {
+        if let Some((server, form)) = jobserver {
+            server.configure_command(command, *form);
+        }
+    };
+    let arg0 = request.command.first().cloned().unwrap_or_default();
+    let job = JobCommand {
+        program,
+        args: request.command.get(1..).unwrap_or_default().to_vec(),
+        arg0,
+        set_env,
+        remove_env,
+        cgroup_procs: placement.open_procs().map_err(|err| {
+            resctl_failure(format!(
+                "could not open the job cgroup's cgroup.procs: {err}"
+            ))
+        })?,
+        configure: Some(&configure),
+        user: request.user.as_ref(),
+        protection: Some(protection),
+    };
+    if let Some(signal) = forwarder.received_before_start() {
+        return Err(StartFailure {
+            message: format!(
+                "received {} before the job started; not starting it",
+                crate::exit::signal_name(signal)
+            ),
+            code: SIGNAL_BASE + signal,
+        });
+    }
+    let child = job.spawn()?;
+    forwarder.job_started(child.id() as i32);
+    Ok(child)
+}
+
+/// The job's watch pipeline, from the pieces set up for it; also hands back the run folder,
+/// which must live as long as the run.
+pub fn watch_job(
+    pid: i32,
+    placement: &Placement,
+    limit_chain: Option<LimitChain>,
+    policy: Policy,
+    channels: Channels,
+    recorder: Option<Recorder>,
+    plan: &RunPlan,
+) -> (Watch, RuntimeDir) {
+    let Channels {
+        runtime,
+        mut threads,
+        jobserver,
+        control,
+    } = channels;
+    threads.set_job_pid(pid);
+    let cgroup = placement.job_cgroup();
+    let label = placement
+        .job_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let initial_threads = policy.threads();
+    let watch = Watch::new(
+        JobSampler::new(
+            JobScope::for_job(cgroup.clone(), limit_chain, pid),
+            Path::new(PROC_ROOT),
+        ),
+        Observer::new(super::available_cpus(), clock_ticks_per_second()),
+        policy,
+        Actuator::new(
+            threads,
+            jobserver.map(|(server, _)| server),
+            control,
+            cgroup,
+        ),
+        TickReporter::new(label, initial_threads, &plan.policy, recorder),
+    );
+    (watch, runtime)
+}
+
+/// On a systemd host, re-executes resctl inside a delegated scope of its own (only returns
+/// on failure); elsewhere, or when already placed, returns at once.
+pub fn maybe_reexec_in_scope(host: &HostCgroups, request: &RunRequest) -> Result<(), StartFailure> {
+    let delegated = host.v2_own.as_deref().is_some_and(scope::is_delegated);
+    let wants_scope = request.cgroup_parent.is_none()
+        && !request.monitor_only
+        && !scope::inside_own_scope()
+        && !delegated;
+    if !wants_scope || host.layout != Layout::Unified || !scope::systemd_running() {
+        if request.slice_requested
+            && !scope::inside_own_scope()
+            && request.cgroup_parent.is_none()
+            && !delegated
+        {
+            tracing::warn!(
+                "--slice {} ignored: systemd does not manage this host's cgroups",
+                request.config.slice
+            );
+        }
+        return Ok(());
+    }
+    Err(resctl_failure(scope::reexec_in_scope(
+        &request.config.slice,
+        &request.reexec_args,
+    )))
+}
+
+/// Where the job runs, in words.
+pub fn describe_placement(placement: &Placement) -> String {
+    match (placement.kind(), placement.job_dir()) {
+        (PlacementKind::V2, Some(dir)) => format!("cgroup v2 {}", dir.display()),
+        (PlacementKind::V1Memory, Some(dir)) => format!("cgroup v1 memory {}", dir.display()),
+        (PlacementKind::MonitorOnly { reason }, _) => format!("no cgroup (monitor-only: {reason})"),
+        (_, None) => "no cgroup".to_string(),
+    }
+}

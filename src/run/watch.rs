@@ -1,0 +1,101 @@
+//! The watch pipeline of one job, one tick at a time: **sample → assess → decide → act →
+//! report** — the [`JobSampler`] reads the kernel, the [`Observer`] turns samples into
+//! observations, the [`Policy`] (pure) decides, the [`Actuator`] changes what the decision
+//! says, the [`TickReporter`] logs and records it. `resctl run` drives one; the daemon will
+//! drive one per watched cgroup.
+
+use std::time::Duration;
+
+use crate::act::actuator::Actuator;
+use crate::control::protocol::StatusSnapshot;
+use crate::policy::{Policy, PolicyConfig};
+use crate::report::tick::{TickRecord, TickReporter};
+use crate::sample::job::JobSampler;
+
+use super::observe::Observer;
+
+/// The pipeline of one job.
+pub struct Watch {
+    sampler: JobSampler,
+    observer: Observer,
+    policy: Policy,
+    actuator: Actuator,
+    reporter: TickReporter,
+    cgroup_gone: bool,
+}
+
+impl Watch {
+    /// A pipeline from its five stages.
+    pub fn new(
+        sampler: JobSampler,
+        observer: Observer,
+        policy: Policy,
+        actuator: Actuator,
+        reporter: TickReporter,
+    ) -> Watch {
+        Watch {
+            sampler,
+            observer,
+            policy,
+            actuator,
+            reporter,
+            cgroup_gone: false,
+        }
+    }
+
+    /// One tick at `at` (time since the job started).
+    pub fn tick(&mut self, at: Duration) {
+        let sample = self.sampler.sample(at);
+        let sampling_error = self.sampler.take_error();
+        let mut observation = self.observer.observe(&sample);
+        if self.actuator.restart_peak() {
+            self.observer.note_peak_reset();
+        }
+        observation.progress_units = self.actuator.progress_units();
+        let limit_before = self.policy.config().memory_limit;
+        let decision = self.policy.step(&observation);
+        if sample.cgroup_gone {
+            self.cgroup_gone = true;
+            self.actuator.cgroup_gone();
+        }
+        let actions = self.actuator.act(&decision);
+        self.actuator.publish_status(StatusSnapshot::new(
+            &decision,
+            &sample,
+            self.policy.config(),
+            observation.cpu_percent,
+        ));
+        let stages = self.actuator.finished_stages();
+        self.reporter.tick(TickRecord {
+            sample,
+            sampling_error,
+            observation,
+            decision,
+            actions,
+            limit_before,
+            config: self.policy.config(),
+            stages,
+        });
+    }
+
+    /// The policy's configuration in force (its levels follow the job's limit).
+    pub fn config(&self) -> &PolicyConfig {
+        self.policy.config()
+    }
+
+    /// Whether the job's cgroup was removed underneath.
+    pub fn cgroup_gone(&self) -> bool {
+        self.cgroup_gone
+    }
+
+    /// The job has ended: stops the actuator's servers, takes a last sample (the final peak
+    /// and OOM counters) and hands back the reporter for the summary, with the limit in
+    /// force. The pipeline's files are closed on return.
+    pub fn finish(mut self, at: Duration) -> (TickReporter, Option<u64>) {
+        let stages = self.actuator.finish();
+        let last = self.sampler.sample(at);
+        let observation = self.observer.observe(&last);
+        self.reporter.last(&last, &observation, stages);
+        (self.reporter, self.policy.config().memory_limit)
+    }
+}
