@@ -152,15 +152,7 @@ fn parse_pressure_line<'a>(
 mod tests {
     use super::*;
 
-    macro_rules! fixture {
-        ($path:literal) => {
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/proc/",
-                $path
-            ))
-        };
-    }
+    use crate::test_support::proc_fixture as fixture;
 
     fn line(avg10: f64, avg60: f64, avg300: f64, total_usec: u64) -> PressureLine {
         PressureLine {

@@ -17,3 +17,15 @@ pub(crate) fn wakeup_fixture_copy(folder: &str) -> tempfile::TempDir {
     }
     target
 }
+
+/// The text of a file under `tests/fixtures/proc/`, read at compile time.
+macro_rules! proc_fixture {
+    ($path:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/proc/",
+            $path
+        ))
+    };
+}
+pub(crate) use proc_fixture;

@@ -120,15 +120,9 @@ fn run_output_and_json_shapes_are_unchanged() {
     let (output, _) = run_with_pid(
         resctl()
             .current_dir("/")
-            .args([
-                "run",
-                "--monitor-only",
-                "--critical",
-                "12M",
-                "--high",
-                "11M",
-            ])
-            .args(["--moderate", "10M", "--threads", "3", "--interval", "200ms"])
+            .arg("run")
+            .args(common::SMALL_LEVELS)
+            .args(["--interval", "200ms"])
             .arg("--summary-json")
             .arg(&summary)
             .arg("--record")

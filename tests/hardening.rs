@@ -44,13 +44,15 @@ fn assert_planting_is_harmless(user: Option<&str>) -> String {
     std::fs::write(&victim, "root's secret\n").unwrap();
     std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut command = resctl();
-    command.current_dir("/").args(["run", "--monitor-only"]);
+    command
+        .current_dir("/")
+        .arg("run")
+        .args(common::SMALL_LEVELS);
     if let Some(user) = user {
         command.args(["--user", user]);
     }
     command
-        .args(["--critical", "12M", "--high", "11M", "--moderate", "10M"])
-        .args(["--threads", "3", "--interval", "200ms", "--", "sh", "-c"])
+        .args(["--interval", "200ms", "--", "sh", "-c"])
         .arg(planting_job(&victim));
     let started = Instant::now();
     let (output, _) = run_with_pid(&mut command);
@@ -782,15 +784,9 @@ fn run_with_runtime_folder(runtime: &Path, prepare: &str) -> std::process::Outpu
         resctl()
             .env("XDG_RUNTIME_DIR", runtime)
             .env("RT", runtime)
-            .args([
-                "run",
-                "--monitor-only",
-                "--critical",
-                "12M",
-                "--high",
-                "11M",
-            ])
-            .args(["--moderate", "10M", "--threads", "3", "--interval", "200ms"])
+            .arg("run")
+            .args(common::SMALL_LEVELS)
+            .args(["--interval", "200ms"])
             .args(["--", "sh", "-c"])
             .arg(script),
     );

@@ -264,15 +264,9 @@ fn journald_stopped_and_restarted_during_a_run_costs_neither_the_run_nor_later_e
         .args(["--wait", "--collect", "--quiet", "--unit", &unit])
         .args(["--property=StandardError=journal", "--"])
         .arg(common::resctl_bin())
-        .args([
-            "run",
-            "--monitor-only",
-            "--critical",
-            "12M",
-            "--high",
-            "11M",
-        ])
-        .args(["--moderate", "10M", "--threads", "3", "--interval", "500ms"])
+        .arg("run")
+        .args(common::SMALL_LEVELS)
+        .args(["--interval", "500ms"])
         .args(["--", "sh", "-c"])
         .arg(&script)
         .spawn()

@@ -495,15 +495,7 @@ fn parse_kib(value: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    macro_rules! fixture {
-        ($path:literal) => {
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/proc/",
-                $path
-            ))
-        };
-    }
+    use crate::test_support::proc_fixture as fixture;
 
     const V61_STAT: &str = fixture!("kernel-6.1/pid/stat");
     const V61_STATUS: &str = fixture!("kernel-6.1/pid/status");

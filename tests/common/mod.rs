@@ -32,6 +32,21 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// `resctl run` options that watch a job through /proc (no cgroup, so the same on every
+/// host) with levels a small test job crosses: moderate 10M, high 11M, critical 12M, and
+/// 3 workers at start, so a job of 24M RSS makes the count fall to 1.
+pub const SMALL_LEVELS: [&str; 9] = [
+    "--monitor-only",
+    "--moderate",
+    "10M",
+    "--high",
+    "11M",
+    "--critical",
+    "12M",
+    "--threads",
+    "3",
+];
+
 /// A resctl command with a clean environment for the job's variables.
 pub fn resctl() -> Command {
     let mut command = Command::new(resctl_bin());
