@@ -523,6 +523,58 @@ impl<'de, T: UnitValue> Visitor<'de> for UnitVisitor<T> {
     }
 }
 
+/// Serde for [`Duration`] as seconds in a float (`2.5` = 2 s 500 ms).
+pub mod serde_secs {
+    use std::time::Duration;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the duration as seconds.
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64())
+    }
+
+    /// Reads seconds; negative, infinite or NaN values are errors.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(seconds)
+            .map_err(|error| D::Error::custom(format!("invalid duration {seconds} s: {error}")))
+    }
+
+    /// The same for `Option<Duration>` (`null` or absent = `None`).
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::de::Error as _;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes the duration as seconds, or `null`.
+        pub fn serialize<S: Serializer>(
+            value: &Option<Duration>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => serializer.serialize_f64(value.as_secs_f64()),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads seconds or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            Option::<f64>::deserialize(deserializer)?
+                .map(|seconds| {
+                    Duration::try_from_secs_f64(seconds).map_err(|error| {
+                        D::Error::custom(format!("invalid duration {seconds} s: {error}"))
+                    })
+                })
+                .transpose()
+        }
+    }
+}
+
 /// `#[serde(with = "crate::units::serde_size")]` for a `u64` byte count written as a size.
 pub mod serde_size {
     use super::{deserialize_unit, format_size_exact, Size};

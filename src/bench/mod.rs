@@ -21,10 +21,10 @@ pub struct BenchRun {
     /// Exit status resctl returned for the run (the job's, like a shell's).
     pub exit_code: i32,
     /// Wall-clock time.
-    #[serde(with = "crate::policy::observation::secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub wall: Duration,
     /// CPU time of the job.
-    #[serde(with = "crate::policy::observation::secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub cpu: Duration,
     /// Peak memory of the job, bytes.
     pub peak_memory: u64,

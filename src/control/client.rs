@@ -583,7 +583,7 @@ mod tests {
                 elapsed_secs: 65.0,
             }],
             recommendations: vec!["memory at high (3G ≥ 2.9G): run at most 4 workers".into()],
-            leak_rule: crate::report::stages::LeakRule::from_config(&PolicyConfig::default()),
+            leak_rule: crate::policy::LeakRule::from_config(&PolicyConfig::default()),
         };
         assert_eq!(
             render_status(&status),

@@ -20,8 +20,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::job_text::JobText;
+use crate::policy::LeakRule;
 use crate::policy::{Decision, LeakVerdict, Level, MemoryThresholds, PolicyConfig};
-use crate::report::stages::{LeakRule, OpenStage, StageSummary};
+use crate::report::stages::{OpenStage, StageSummary};
 use crate::sample::job::JobSample;
 use crate::units::{format_elapsed, format_size};
 

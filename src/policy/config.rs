@@ -5,7 +5,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::defaults;
-use super::observation::secs;
 use crate::units::percent_of;
 
 /// Resolved policy settings (sizes in bytes, percentages as 0..=100, durations).
@@ -47,12 +46,12 @@ pub struct PolicyConfig {
     /// count does not grow.
     pub psi_cpu_some: Option<[f64; 3]>,
     /// A higher level must hold this long before it is entered (memory ≥ critical: at once).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub grace: Duration,
     /// A level is left once the value is below threshold × (1 − hysteresis) ...
     pub hysteresis: f64,
     /// ... for at least this long.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub transition: Duration,
     /// Fewest workers (sequential fallback at critical).
     pub min_threads: u32,
@@ -62,12 +61,12 @@ pub struct PolicyConfig {
     pub initial_threads: u32,
     /// Least time before a reduction and between a reduction and the next growth; critical
     /// bypasses it. Growth after growth waits only until the count has settled.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub cooldown: Duration,
     /// Growth over `leak_window` (bytes) that makes a leak suspect.
     pub leak_growth: u64,
     /// Time window of the leak trend.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub leak_window: Duration,
     /// Least r² of the leak trend's fit.
     pub leak_min_fit: f64,

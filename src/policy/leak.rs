@@ -1,13 +1,19 @@
-//! Leak trend: least-squares slope of memory over a time window, with its r².
+//! Leak trend: least-squares slope of memory over a time window, with its r², and the one
+//! rule ([`LeakRule`]) that says when a trend is a suspected leak — for the whole job here,
+//! and for each stage in [`crate::report::stages`].
 //!
-//! Samples live in a ring bounded by *time* (the window), not by count. The regression sums
-//! are kept exactly in `i128` (time in milliseconds, memory in KiB, both capped), so adding
-//! and removing samples costs O(1) per tick and never drifts the way running float sums do.
+//! Samples live in a ring bounded by *time* (the window), not by count. The fit is
+//! [`MemoryTrend`]: exact sums in `i128` (time in milliseconds, memory in KiB, both capped),
+//! so adding and removing samples costs O(1) per tick and never drifts.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::defaults::{LEAK_MAX_SAMPLES, LEAK_MIN_SAMPLES, MIB};
+use super::config::PolicyConfig;
+use super::defaults::{
+    LEAK_GROWTH, LEAK_MAX_SAMPLES, LEAK_MIN_FIT, LEAK_MIN_SAMPLES, LEAK_WINDOW, MIB,
+};
+use super::fit::LineFit;
 use super::format::{bytes, duration};
 use super::observation::LeakVerdict;
 
@@ -16,47 +22,127 @@ const MAX_MILLIS: i128 = 1 << 40;
 /// Largest memory kept, in KiB (1 PiB): keeps the sums inside `i128`.
 const MAX_KIB: i128 = 1 << 40;
 
-/// Leak-detection settings.
+/// When a memory trend counts as a suspected leak: it is fitted from at least
+/// [`LEAK_MIN_SAMPLES`] samples covering at least half the `window`, extrapolated over the
+/// `window` it grows by `growth` or more, and the fit's r² is at least `min_fit`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LeakRule {
+    /// Growth over `window` (bytes) that makes a leak suspect.
+    pub growth: u64,
+    /// The window the trend is extrapolated over; at least half of it must be covered.
+    #[serde(with = "crate::units::serde_secs")]
+    pub window: Duration,
+    /// Least r² of the fit.
+    pub min_fit: f64,
+}
+
+impl Default for LeakRule {
+    /// The original's rule: 800 MiB over 15 minutes, r² ≥ 0.8.
+    fn default() -> Self {
+        Self {
+            growth: LEAK_GROWTH,
+            window: LEAK_WINDOW,
+            min_fit: LEAK_MIN_FIT,
+        }
+    }
+}
+
+/// Which parts of the [`LeakRule`] a trend meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeakCheck {
+    /// Extrapolated over the window, it grows by the rule's growth or more.
+    pub grows_enough: bool,
+    /// Its r² is at least the rule's.
+    pub fits: bool,
+    /// Its samples cover at least half the window, and there are enough of them.
+    pub covered: bool,
+}
+
+impl LeakCheck {
+    /// All of it: a suspected leak.
+    pub fn suspected(&self) -> bool {
+        self.grows_enough && self.fits && self.covered
+    }
+}
+
+impl LeakRule {
+    /// The rule the policy uses for the whole job.
+    pub fn from_config(config: &PolicyConfig) -> Self {
+        Self {
+            growth: config.leak_growth,
+            window: config.leak_window,
+            min_fit: config.leak_min_fit,
+        }
+    }
+
+    /// Checks a trend of `slope` bytes per second with fit `r_squared`, fitted from
+    /// `samples` samples spread over `span`.
+    pub fn check(&self, slope: f64, r_squared: f64, span: Duration, samples: usize) -> LeakCheck {
+        LeakCheck {
+            grows_enough: slope * self.window.as_secs_f64() >= self.growth as f64,
+            fits: r_squared >= self.min_fit,
+            covered: samples >= LEAK_MIN_SAMPLES
+                && span.as_secs_f64() * 2.0 >= self.window.as_secs_f64(),
+        }
+    }
+}
+
+/// Leak-detection settings: the rule, and the level the time-to-limit runs to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LeakSettings {
-    /// Time window of the fit.
-    pub window: Duration,
-    /// Growth over the window (bytes) that makes a leak suspect.
-    pub growth: u64,
-    /// Least r².
-    pub min_fit: f64,
+    /// When a trend is a suspected leak.
+    pub rule: LeakRule,
     /// Memory level the time-to-limit runs to.
     pub limit: u64,
 }
 
-/// Exact running sums of a least-squares fit of y (KiB) on t (ms).
-#[derive(Debug, Clone, Copy, Default)]
-struct Sums {
-    count: i128,
-    t: i128,
-    y: i128,
-    tt: i128,
-    ty: i128,
-    yy: i128,
+/// Memory over time, fitted by least squares: time in milliseconds and memory in KiB (both
+/// capped) into exact sums ([`LineFit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryTrend {
+    fit: LineFit,
 }
 
-impl Sums {
-    fn add(&mut self, t: i128, y: i128, sign: i128) {
-        self.count += sign;
-        self.t += sign * t;
-        self.y += sign * y;
-        self.tt += sign * t * t;
-        self.ty += sign * t * y;
-        self.yy += sign * y * y;
+impl MemoryTrend {
+    /// Adds the memory seen at `at`.
+    pub fn add(&mut self, at: Duration, memory_bytes: u64) {
+        let (t, y) = trend_point(at, memory_bytes);
+        self.fit.add(t, y);
     }
+
+    /// Takes back a sample added before (a sliding window).
+    pub fn remove(&mut self, at: Duration, memory_bytes: u64) {
+        let (t, y) = trend_point(at, memory_bytes);
+        self.fit.remove(t, y);
+    }
+
+    /// How many samples are in.
+    pub fn samples(&self) -> usize {
+        self.fit.count()
+    }
+
+    /// The slope in bytes per second and the fit's r², once two samples are spread over time.
+    pub fn line(&self) -> Option<(f64, f64)> {
+        // KiB per ms → bytes per second.
+        self.fit
+            .line()
+            .map(|(slope, r_squared)| (slope * 1024.0 * 1000.0, r_squared))
+    }
+}
+
+/// A sample as a point of the fit: milliseconds and KiB, capped to keep the sums in `i128`.
+fn trend_point(at: Duration, memory_bytes: u64) -> (i128, i128) {
+    let t = i128::try_from(at.as_millis()).map_or(MAX_MILLIS, |t| t.min(MAX_MILLIS));
+    let y = (i128::from(memory_bytes) / 1024).min(MAX_KIB);
+    (t, y)
 }
 
 /// The time-bounded ring of memory samples and its regression sums.
 #[derive(Debug, Clone)]
 pub(crate) struct LeakDetector {
     settings: LeakSettings,
-    samples: VecDeque<(i128, i128)>,
-    sums: Sums,
+    samples: VecDeque<(Duration, u64)>,
+    trend: MemoryTrend,
 }
 
 impl LeakDetector {
@@ -65,7 +151,7 @@ impl LeakDetector {
         Self {
             settings,
             samples: VecDeque::new(),
-            sums: Sums::default(),
+            trend: MemoryTrend::default(),
         }
     }
 
@@ -76,18 +162,18 @@ impl LeakDetector {
 
     /// Adds the memory seen at `at` and drops samples older than the window.
     pub fn push(&mut self, at: Duration, memory_bytes: u64) {
-        let t = i128::try_from(at.as_millis()).map_or(MAX_MILLIS, |t| t.min(MAX_MILLIS));
-        let y = (i128::from(memory_bytes) / 1024).min(MAX_KIB);
-        self.samples.push_back((t, y));
-        self.sums.add(t, y, 1);
-        let window = i128::try_from(self.settings.window.as_millis()).unwrap_or(MAX_MILLIS);
-        while let Some(&(oldest_t, oldest_y)) = self.samples.front() {
-            let too_old = t - oldest_t > window;
+        self.samples.push_back((at, memory_bytes));
+        self.trend.add(at, memory_bytes);
+        let (newest, _) = trend_point(at, 0);
+        let window = i128::try_from(self.settings.rule.window.as_millis()).unwrap_or(MAX_MILLIS);
+        while let Some(&(oldest_at, oldest_bytes)) = self.samples.front() {
+            let (oldest, _) = trend_point(oldest_at, 0);
+            let too_old = newest - oldest > window;
             if !(too_old || self.samples.len() > LEAK_MAX_SAMPLES) {
                 break;
             }
             self.samples.pop_front();
-            self.sums.add(oldest_t, oldest_y, -1);
+            self.trend.remove(oldest_at, oldest_bytes);
         }
     }
 
@@ -97,40 +183,17 @@ impl LeakDetector {
         if samples < LEAK_MIN_SAMPLES {
             return None;
         }
-        let Sums {
-            count,
-            t,
-            y,
-            tt,
-            ty,
-            yy,
-        } = self.sums;
-        // n² × variances/covariance, exact.
-        let stt = count * tt - t * t;
-        let sty = count * ty - t * y;
-        let syy = count * yy - y * y;
-        if stt <= 0 {
-            return None;
-        }
-        // KiB per ms → bytes per second.
-        let slope = sty as f64 / stt as f64 * 1024.0 * 1000.0;
-        let r_squared = if syy <= 0 {
-            0.0
-        } else {
-            let r = sty as f64 / ((stt as f64).sqrt() * (syy as f64).sqrt());
-            (r * r).min(1.0)
-        };
+        let (slope, r_squared) = self.trend.line()?;
         let (first_t, last_t) = match (self.samples.front(), self.samples.back()) {
-            (Some(first), Some(last)) => (first.0, last.0),
+            (Some(first), Some(last)) => (trend_point(first.0, 0).0, trend_point(last.0, 0).0),
             _ => return None,
         };
         let span = Duration::from_millis(u64::try_from(last_t - first_t).unwrap_or(0));
-        let window = self.settings.window;
+        let rule = self.settings.rule;
+        let window = rule.window;
         let growth_per_window = slope * window.as_secs_f64();
-        let grows_enough = growth_per_window >= self.settings.growth as f64;
-        let fits = r_squared >= self.settings.min_fit;
-        let covered = span.as_secs_f64() * 2.0 >= window.as_secs_f64();
-        let suspected = grows_enough && fits && covered;
+        let check = rule.check(slope, r_squared, span, samples);
+        let suspected = check.suspected();
         let mb_per_min = slope * 60.0 / MIB as f64;
         let time_to_limit = (slope > 0.0)
             .then(|| {
@@ -146,21 +209,18 @@ impl LeakDetector {
             format!("leak suspected: memory grows {fit}")
         } else {
             let mut failed = Vec::new();
-            if !grows_enough {
+            if !check.grows_enough {
                 failed.push(format!(
                     "growth {} per {} < {}",
                     bytes(growth_per_window.max(0.0) as u64),
                     duration(window),
-                    bytes(self.settings.growth)
+                    bytes(rule.growth)
                 ));
             }
-            if !fits {
-                failed.push(format!(
-                    "fit r² {r_squared:.2} < {:.2}",
-                    self.settings.min_fit
-                ));
+            if !check.fits {
+                failed.push(format!("fit r² {r_squared:.2} < {:.2}", rule.min_fit));
             }
-            if !covered {
+            if !check.covered {
                 failed.push(format!(
                     "{} of the {} window covered, need half",
                     duration(span),
@@ -195,9 +255,11 @@ mod tests {
 
     fn detector(window_secs: u64) -> LeakDetector {
         LeakDetector::new(LeakSettings {
-            window: Duration::from_secs(window_secs),
-            growth: 100 * MIB,
-            min_fit: 0.8,
+            rule: LeakRule {
+                window: Duration::from_secs(window_secs),
+                growth: 100 * MIB,
+                min_fit: 0.8,
+            },
             limit: 4096 * MIB,
         })
     }

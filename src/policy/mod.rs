@@ -41,8 +41,9 @@
 pub mod defaults;
 
 mod config;
+mod fit;
 mod format;
-mod leak;
+pub(crate) mod leak;
 mod level;
 pub(crate) mod observation;
 mod workers;
@@ -59,6 +60,7 @@ pub use level::Level;
 pub use observation::{Decision, LeakVerdict, Observation, NO_LIMIT};
 
 use format::{bytes, duration};
+pub use leak::{LeakCheck, LeakRule, MemoryTrend};
 use leak::{LeakDetector, LeakSettings};
 use level::{LevelTracker, Timing, Unit};
 use workers::{Throughput, WorkerMemory};
@@ -156,9 +158,7 @@ impl Policy {
             ),
         ];
         let leak = LeakDetector::new(LeakSettings {
-            window: config.leak_window,
-            growth: config.leak_growth,
-            min_fit: config.leak_min_fit,
+            rule: LeakRule::from_config(&config),
             limit: leak_limit(&config),
         });
         Self {

@@ -15,7 +15,7 @@ use super::level::Level;
 pub struct Observation {
     /// Time since the job started (seconds in JSON). Time never runs backwards for the
     /// policy: an earlier value than the previous observation's counts as simultaneous.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub at: Duration,
     /// The job's memory in bytes: the cgroup's charge less its page cache
     /// ([`crate::sample::job::JobSample::memory_bytes`]), or the sum of its processes' RSS.
@@ -71,7 +71,7 @@ impl Observation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// The observation's time (seconds in JSON).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub at: Duration,
     /// Overall level: the maximum of the memory, CPU and PSI levels.
     pub level: Level,
@@ -112,7 +112,7 @@ pub struct LeakVerdict {
     /// Goodness of fit, 0..=1: near 1 for steady growth, at most 0.75 for one step change.
     pub r_squared: f64,
     /// Time span the samples cover (seconds in JSON); at most the configured window.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub window: Duration,
     /// Number of samples in the fit.
     pub samples: usize,
@@ -120,7 +120,7 @@ pub struct LeakVerdict {
     /// `None` when memory is not growing.
     #[serde(
         default,
-        with = "secs::option",
+        with = "crate::units::serde_secs::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub time_to_limit: Option<Duration>,
@@ -129,58 +129,6 @@ pub struct LeakVerdict {
     pub suspected: bool,
     /// One line for people, saying what was found and, if no leak, which test failed.
     pub message: String,
-}
-
-/// Serde for [`Duration`] as seconds in a float (`2.5` = 2 s 500 ms).
-pub(crate) mod secs {
-    use std::time::Duration;
-
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes the duration as seconds.
-    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(value.as_secs_f64())
-    }
-
-    /// Reads seconds; negative, infinite or NaN values are errors.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let seconds = f64::deserialize(deserializer)?;
-        Duration::try_from_secs_f64(seconds)
-            .map_err(|error| D::Error::custom(format!("invalid duration {seconds} s: {error}")))
-    }
-
-    /// The same for `Option<Duration>` (`null` or absent = `None`).
-    pub mod option {
-        use std::time::Duration;
-
-        use serde::de::Error as _;
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        /// Writes the duration as seconds, or `null`.
-        pub fn serialize<S: Serializer>(
-            value: &Option<Duration>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            match value {
-                Some(value) => serializer.serialize_f64(value.as_secs_f64()),
-                None => serializer.serialize_none(),
-            }
-        }
-
-        /// Reads seconds or `null`.
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            Option::<f64>::deserialize(deserializer)?
-                .map(|seconds| {
-                    Duration::try_from_secs_f64(seconds).map_err(|error| {
-                        D::Error::custom(format!("invalid duration {seconds} s: {error}"))
-                    })
-                })
-                .transpose()
-        }
-    }
 }
 
 #[cfg(test)]

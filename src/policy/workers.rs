@@ -5,6 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::defaults;
+use super::fit::LineFit;
+
+/// Largest peak the marginal fit takes, bytes (256 TiB).
+const MAX_PEAK: u64 = 1 << 48;
 
 /// Recent memory samples per worker count, for the least-squares marginal memory per
 /// worker. Only the last [`defaults::WORKER_MEMORY_WINDOW`] is kept, so a job whose tasks
@@ -65,17 +69,13 @@ impl WorkerMemory {
             let peak = peaks.entry(threads).or_insert(memory);
             *peak = (*peak).max(memory);
         }
-        if peaks.len() < 2 {
-            return None;
+        let mut fit = LineFit::default();
+        for (&threads, &peak) in &peaks {
+            // Capped at 256 TiB, and one point per count in the window: the sums of
+            // squares stay well inside i128.
+            fit.add(i128::from(threads), i128::from(peak.min(MAX_PEAK)));
         }
-        let count = peaks.len() as f64;
-        let mean_x = peaks.keys().map(|&x| f64::from(x)).sum::<f64>() / count;
-        let mean_y = peaks.values().map(|&y| y as f64).sum::<f64>() / count;
-        let (sxx, sxy) = peaks.iter().fold((0.0, 0.0), |(sxx, sxy), (&x, &y)| {
-            let dx = f64::from(x) - mean_x;
-            (sxx + dx * dx, sxy + dx * (y as f64 - mean_y))
-        });
-        let slope = sxy / sxx;
+        let (slope, _) = fit.line()?;
         // Saturating float→int cast; NaN/∞ are filtered first.
         (slope.is_finite() && slope > 0.0).then(|| slope.round() as u64)
     }

@@ -4,61 +4,26 @@
 //!
 //! A stage is known by its name; stages with different names may nest or overlap. Every
 //! open stage sees every tick ([`StageTracker::observe`]): its peak memory, its highest
-//! level and a least-squares line through its memory samples (MiB per minute, with r²).
-//! A leak is suspected for a stage under the same rule as the policy's leak detector
-//! ([`LeakRule`]): the trend extrapolated over the leak window reaches the leak growth, the
-//! fit is good enough, there are enough samples and they cover at least half the window
-//! (a short stage that loads data always "grows fast"; that is not a leak).
-//!
-//! The fit is computed online (Welford-style co-moments), so a stage that runs for hours
-//! keeps O(1) state and the sums do not lose precision the way raw Σx² sums would.
+//! level and a least-squares line through its memory samples (MiB per minute, with r²) —
+//! the policy's own [`MemoryTrend`], so a stage that runs for hours keeps O(1) state. A leak
+//! is suspected for a stage by the policy's one [`LeakRule`]: the trend extrapolated over
+//! the leak window reaches the leak growth, the fit is good enough, there are enough
+//! samples and they cover at least half the window (a short stage that loads data always
+//! "grows fast"; that is not a leak).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::job_text::JobText;
-use crate::policy::defaults::{LEAK_GROWTH, LEAK_MIN_FIT, LEAK_MIN_SAMPLES, LEAK_WINDOW, MIB};
-use crate::policy::{Level, PolicyConfig};
+use crate::policy::defaults::MIB;
+use crate::policy::{LeakRule, Level, MemoryTrend};
 use crate::units::{format_elapsed, format_size};
 
 /// Most stages open at once (protects the server from a client that only opens stages).
 pub const MAX_OPEN_STAGES: usize = 256;
 /// Longest stage name, bytes.
 pub const MAX_STAGE_NAME_BYTES: usize = 256;
-
-/// When a stage's memory trend counts as a suspected leak.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LeakRule {
-    /// Growth over `window` (bytes) that makes a leak suspect.
-    pub growth: u64,
-    /// The window the trend is extrapolated over; at least half of it must be covered.
-    pub window: Duration,
-    /// Least r² of the fit.
-    pub min_fit: f64,
-}
-
-impl Default for LeakRule {
-    /// The original's rule: 800 MiB over 15 minutes, r² ≥ 0.8.
-    fn default() -> Self {
-        Self {
-            growth: LEAK_GROWTH,
-            window: LEAK_WINDOW,
-            min_fit: LEAK_MIN_FIT,
-        }
-    }
-}
-
-impl LeakRule {
-    /// The rule the policy uses for the whole job.
-    pub fn from_config(config: &PolicyConfig) -> Self {
-        Self {
-            growth: config.leak_growth,
-            window: config.leak_window,
-            min_fit: config.leak_min_fit,
-        }
-    }
-}
 
 /// Why a stage could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,59 +111,6 @@ pub struct OpenStage {
     pub elapsed_secs: f64,
 }
 
-/// Online least-squares fit of memory (MiB) on time (minutes since the stage started).
-#[derive(Debug, Clone, Copy, Default)]
-struct Trend {
-    count: usize,
-    mean_t: f64,
-    mean_y: f64,
-    /// Σ (t − mean_t)².
-    stt: f64,
-    /// Σ (y − mean_y)².
-    syy: f64,
-    /// Σ (t − mean_t)(y − mean_y).
-    sty: f64,
-    first_t: f64,
-    last_t: f64,
-}
-
-impl Trend {
-    fn add(&mut self, t: f64, y: f64) {
-        if self.count == 0 {
-            self.first_t = t;
-        }
-        self.last_t = t;
-        self.count += 1;
-        let n = self.count as f64;
-        let dt = t - self.mean_t;
-        let dy = y - self.mean_y;
-        self.mean_t += dt / n;
-        self.mean_y += dy / n;
-        self.stt += dt * (t - self.mean_t);
-        self.syy += dy * (y - self.mean_y);
-        self.sty += dt * (y - self.mean_y);
-    }
-
-    /// Slope (MiB/min) and r², once two samples are spread over time.
-    fn fit(&self) -> Option<(f64, f64)> {
-        if self.count < 2 || self.stt <= 0.0 {
-            return None;
-        }
-        let slope = self.sty / self.stt;
-        let r_squared = if self.syy <= 0.0 {
-            0.0
-        } else {
-            (self.sty * self.sty / (self.stt * self.syy)).clamp(0.0, 1.0)
-        };
-        Some((slope, r_squared))
-    }
-
-    /// Minutes between the first and the last sample.
-    fn span_minutes(&self) -> f64 {
-        self.last_t - self.first_t
-    }
-}
-
 /// One open stage.
 #[derive(Debug, Clone)]
 struct Running {
@@ -208,7 +120,9 @@ struct Running {
     cpu_at_start: Duration,
     peak_memory: u64,
     highest_level: Level,
-    trend: Trend,
+    trend: MemoryTrend,
+    /// Time of the first and the latest memory sample, since the stage started.
+    sampled: Option<(Duration, Duration)>,
 }
 
 /// The open stages and the latest reading (to seed stages that start between ticks).
@@ -268,7 +182,8 @@ impl StageTracker {
             cpu_at_start: cpu_time,
             peak_memory,
             highest_level,
-            trend: Trend::default(),
+            trend: MemoryTrend::default(),
+            sampled: None,
         });
         Ok(())
     }
@@ -277,12 +192,13 @@ impl StageTracker {
     /// CPU time is read only at a stage's start and end.
     pub fn observe(&mut self, at: Duration, memory_bytes: u64, level: Level) {
         self.latest = Some((memory_bytes, level));
-        let memory_mib = memory_bytes as f64 / MIB as f64;
         for stage in &mut self.open {
             stage.peak_memory = stage.peak_memory.max(memory_bytes);
             stage.highest_level = stage.highest_level.max(level);
-            let minutes = at.saturating_sub(stage.started).as_secs_f64() / 60.0;
-            stage.trend.add(minutes, memory_mib);
+            let since_start = at.saturating_sub(stage.started);
+            stage.trend.add(since_start, memory_bytes);
+            let first = stage.sampled.map_or(since_start, |(first, _)| first);
+            stage.sampled = Some((first, since_start));
         }
     }
 
@@ -309,15 +225,15 @@ impl StageTracker {
         cpu_time: Duration,
         unfinished: bool,
     ) -> StageSummary {
-        let fit = stage.trend.fit();
-        let leak_suspected = fit.is_some_and(|(slope, r_squared)| {
-            let window_minutes = self.rule.window.as_secs_f64() / 60.0;
-            let growth_mib = self.rule.growth as f64 / MIB as f64;
-            stage.trend.count >= LEAK_MIN_SAMPLES
-                && stage.trend.span_minutes() * 2.0 >= window_minutes
-                && slope * window_minutes >= growth_mib
-                && r_squared >= self.rule.min_fit
+        let line = stage.trend.line();
+        let samples = stage.trend.samples();
+        let span = stage
+            .sampled
+            .map_or(Duration::ZERO, |(first, last)| last.saturating_sub(first));
+        let leak_suspected = line.is_some_and(|(slope, r_squared)| {
+            self.rule.check(slope, r_squared, span, samples).suspected()
         });
+        let fit = line.map(|(slope, r_squared)| (slope * 60.0 / MIB as f64, r_squared));
         StageSummary {
             name: stage.name,
             duration_secs: at.saturating_sub(stage.started).as_secs_f64(),
@@ -328,7 +244,7 @@ impl StageTracker {
             trend_fit: fit.map(|(_, r_squared)| r_squared),
             leak_suspected,
             workers: stage.workers,
-            samples: stage.trend.count,
+            samples,
             unfinished,
         }
     }
@@ -354,6 +270,7 @@ impl StageTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::PolicyConfig;
 
     const GIB: u64 = 1024 * MIB;
 

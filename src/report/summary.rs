@@ -19,10 +19,10 @@ pub struct RunSummary {
     /// The exit code resctl returns.
     pub exit_code: i32,
     /// Wall-clock time of the job.
-    #[serde(with = "crate::policy::observation::secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub wall: Duration,
     /// CPU time (user + system) of the job and its waited-for descendants.
-    #[serde(with = "crate::policy::observation::secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub cpu: Duration,
     /// Peak memory of the job (charge less page cache, [`JobSample::memory_bytes`]): the
     /// highest sample or peak between samples ([`Observation::highest_memory`]).
@@ -49,7 +49,7 @@ pub struct RunSummary {
     /// The last leak verdict, if there were enough samples to fit.
     pub leak: Option<LeakVerdict>,
     /// The configured leak window (a verdict needs half of it covered).
-    #[serde(with = "crate::policy::observation::secs")]
+    #[serde(with = "crate::units::serde_secs")]
     pub leak_window: Duration,
     /// Where the job ran.
     pub placement: String,
