@@ -17,6 +17,9 @@ cargo clippy --all-targets --quiet -- -D warnings
 stage "host test suite: cargo test"
 cargo test
 
+stage "fuzz smoke: fuzz/run.sh 20"
+fuzz/run.sh 20
+
 stage "VM test suite: tests/vm/run.sh"
 if [ "${RESCTL_SKIP_VM:-0}" = 1 ]; then
     echo "RESCTL_SKIP_VM=1: VM suite NOT run (never set this in CI)" >&2
