@@ -363,14 +363,19 @@ pub struct CpuTimes {
 }
 
 impl CpuTimes {
-    /// Ticks spent doing work: user + nice + system + irq + softirq + steal.
+    /// Ticks spent doing work: user + nice + system + irq + softirq + steal, saturating
+    /// at `u64::MAX` (each field is any u64 the file holds, so the sum can overflow).
     pub fn busy(&self) -> u64 {
-        self.user + self.nice + self.system + self.irq + self.softirq + self.steal
+        [self.nice, self.system, self.irq, self.softirq, self.steal]
+            .into_iter()
+            .fold(self.user, u64::saturating_add)
     }
 
-    /// All ticks: [`busy`](Self::busy) + idle + iowait.
+    /// All ticks: [`busy`](Self::busy) + idle + iowait, saturating at `u64::MAX`.
     pub fn total(&self) -> u64 {
-        self.busy() + self.idle + self.iowait
+        self.busy()
+            .saturating_add(self.idle)
+            .saturating_add(self.iowait)
     }
 }
 
@@ -818,5 +823,19 @@ mod tests {
         assert!(error.reason.contains("iowait"), "{error}");
         let error = parse_cpu_stat("").unwrap_err();
         assert!(error.reason.contains("cpu"), "{error}");
+    }
+
+    /// Found by fuzz/ (target proc_files, input minimised with `cargo fuzz tmin`): a field
+    /// of u64::MAX made `busy` and `total` overflow (a panic in debug builds).
+    #[test]
+    fn cpu_times_sums_saturate_instead_of_overflowing() {
+        let stat = parse_cpu_stat("cpu 18446744073709551615 0 1 7 0 1 0 1").unwrap();
+        assert_eq!(stat.total.user, u64::MAX);
+        assert_eq!(stat.total.busy(), u64::MAX);
+        assert_eq!(stat.total.total(), u64::MAX);
+        let stat =
+            parse_cpu_stat("cpu 9223372036854775808 0 0 9223372036854775808 0 0 0 0").unwrap();
+        assert_eq!(stat.total.busy(), 1 << 63);
+        assert_eq!(stat.total.total(), u64::MAX);
     }
 }
