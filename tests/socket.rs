@@ -45,7 +45,7 @@ fn snapshot(memory: u64, level: Level, threads: u32, cpu_secs: f64) -> StatusSna
         "at": {"secs": 1, "nanos": 0}, "cgroup": null, "processes": [], "host": null
     }))
     .unwrap();
-    let mut snapshot = StatusSnapshot::new(&decision, &sample, &PolicyConfig::default(), None);
+    let mut snapshot = StatusSnapshot::new(&decision, &sample, &PolicyConfig::default(), None, 0.0);
     snapshot.memory_bytes = memory;
     snapshot.cpu_secs = cpu_secs;
     snapshot.recommendations = snapshot.recommend();

@@ -231,21 +231,16 @@ pub struct StatusSnapshot {
 
 impl StatusSnapshot {
     /// The snapshot of one tick: the policy's `decision` on `sample`, under `config`, with
-    /// the job's CPU use over the last interval.
+    /// the job's CPU use over the last interval and its CPU time so far (both as the
+    /// Observer computed them).
     pub fn new(
         decision: &Decision,
         sample: &JobSample,
         config: &PolicyConfig,
         cpu_percent: Option<f64>,
+        cpu_secs: f64,
     ) -> Self {
         let cgroup = sample.cgroup.as_ref();
-        let cpu_secs = match cgroup.and_then(|cgroup| cgroup.cpu.as_ref()) {
-            Some(cpu) => cpu.usage_usec as f64 / 1e6,
-            None => {
-                sample.process_cpu_ticks() as f64
-                    / crate::sample::procfs::clock_ticks_per_second() as f64
-            }
-        };
         let mut snapshot = Self {
             at_secs: decision.at.as_secs_f64(),
             level: decision.level,
@@ -445,7 +440,8 @@ mod tests {
             memory_limit: Some(4096 * MIB),
             ..PolicyConfig::default()
         };
-        let snapshot = StatusSnapshot::new(&decision(Level::High), &sample, &config, Some(40.0));
+        let snapshot =
+            StatusSnapshot::new(&decision(Level::High), &sample, &config, Some(40.0), 0.0);
         assert_eq!(snapshot.at_secs, 90.0);
         assert_eq!(snapshot.level, Level::High);
         assert_eq!(snapshot.threads, 4);
@@ -474,6 +470,7 @@ mod tests {
             &sample,
             &PolicyConfig::default(),
             Some(97.0),
+            0.0,
         );
         snapshot.threads = 1;
         snapshot.memory_bytes = 3600 * MIB;

@@ -58,13 +58,19 @@ impl Observer {
         (reset || previous.is_none_or(|then| now > then)).then_some(now)
     }
 
+    /// The job's CPU time so far, seconds: the cgroup's `cpu.stat` usage (v2), else the
+    /// sum over its live processes in /proc.
+    pub fn cpu_seconds(&self, sample: &JobSample) -> f64 {
+        match sample.cgroup.as_ref().and_then(|c| c.cpu.as_ref()) {
+            Some(cpu) => cpu.usage_usec as f64 / 1e6,
+            None => sample.process_cpu_ticks() as f64 / self.ticks_per_second,
+        }
+    }
+
     /// The observation for this sample.
     pub fn observe(&mut self, sample: &JobSample) -> Observation {
         let cpu_stat = sample.cgroup.as_ref().and_then(|c| c.cpu.as_ref());
-        let cpu_seconds = match cpu_stat {
-            Some(cpu) => cpu.usage_usec as f64 / 1e6,
-            None => sample.process_cpu_ticks() as f64 / self.ticks_per_second,
-        };
+        let cpu_seconds = self.cpu_seconds(sample);
         let reading = CpuReading {
             at: sample.at,
             cpu_seconds,

@@ -64,6 +64,7 @@ impl Watch {
             &sample,
             self.policy.config(),
             observation.cpu_percent,
+            self.observer.cpu_seconds(&sample),
         ));
         let stages = self.actuator.finished_stages();
         self.reporter.tick(TickRecord {
