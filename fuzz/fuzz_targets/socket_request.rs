@@ -1,5 +1,5 @@
-//! The control socket's request path without a server (src/act/protocol.rs and the pure
-//! part of src/act/socket.rs's `handle_line`): bytes from a client → `read_line_limited`
+//! The control socket's request path without a server (src/control/protocol.rs and the pure
+//! part of src/control/server.rs's `handle_line`): bytes from a client → `read_line_limited`
 //! (the first input byte varies the reader's buffer size and the line limit, so lines
 //! split across reads and over-long lines are covered) → UTF-8 check → `Request` parse →
 //! the stage tracker (`StageTracker::start`/`observe`/`end`/`open_stages`, as the server
@@ -14,13 +14,15 @@ use std::io::BufReader;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use resctl::act::client::render_status;
-use resctl::act::protocol::{
-    read_line_limited, to_line, ErrorReply, LineRead, OkReply, RecommendReply, Request,
-    StageEndReply, StageStartReply, StatusSnapshot, MAX_LINE_BYTES,
+use resctl::control::client::render_status;
+use resctl::control::protocol::{
+    to_line, ErrorReply, OkReply, RecommendReply, Request, StageEndReply, StageStartReply,
+    StatusSnapshot, MAX_LINE_BYTES,
 };
 use resctl::policy::Level;
-use resctl::report::stages::{LeakRule, StageTracker};
+use resctl::policy::LeakRule;
+use resctl::report::stages::StageTracker;
+use resctl::safe_fs::{read_line_limited, LineRead};
 
 /// Lines handled per input at most (the real server has no such limit, but every line is
 /// independent apart from the tracker; this keeps one input's run time bounded).
@@ -89,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
                             } => to_line(&ErrorReply::new("workers must be at least 1")),
                             Request::StageStart { name, workers } => {
                                 let granted = workers.map_or(threads, |asked| asked.min(threads));
-                                match tracker.start(&name, granted, clock, clock / 2) {
+                                match tracker.start(name.as_str(), granted, clock, clock / 2) {
                                     Ok(()) => to_line(&StageStartReply {
                                         ok: true,
                                         threads: granted,
@@ -100,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
                                 }
                             }
                             Request::StageEnd { name } => {
-                                match tracker.end(&name, clock, clock / 2) {
+                                match tracker.end(name.as_str(), clock, clock / 2) {
                                     Some(stage) => {
                                         let _ = stage.describe();
                                         to_line(&StageEndReply { ok: true, stage })
