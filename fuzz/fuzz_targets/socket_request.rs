@@ -19,8 +19,8 @@ use resctl::control::protocol::{
     to_line, ErrorReply, OkReply, RecommendReply, Request, StageEndReply, StageStartReply,
     StatusSnapshot, MAX_LINE_BYTES,
 };
-use resctl::policy::Level;
 use resctl::policy::LeakRule;
+use resctl::policy::Level;
 use resctl::report::stages::StageTracker;
 use resctl::safe_fs::{read_line_limited, LineRead};
 
