@@ -160,9 +160,10 @@ fn seconds_to_duration(seconds: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|error| error.to_string())
 }
 
-/// Formats a size compactly for people: `3.5G`, `300M`, `1023K`, `12B` — binary units, at
-/// most one decimal, `.0` dropped. Lossy (rounded to a tenth of the unit); use
-/// [`format_size_exact`] where the value must read back unchanged.
+/// Formats a size compactly for people: `3.5G`, `300M`, `121M`, `12B` — binary units, one
+/// decimal below 100 of the unit and none from 100 on, `.0` dropped — the one formatter of
+/// sizes in logs, reasons and tables. Lossy; use [`format_size_exact`] where the value must
+/// read back unchanged.
 pub fn format_size(bytes: u64) -> String {
     let Some(index) = BINARY_UNITS
         .iter()
@@ -171,17 +172,18 @@ pub fn format_size(bytes: u64) -> String {
         return format!("{bytes}B");
     };
     let (mut suffix, shift) = BINARY_UNITS[index];
-    let mut tenths = (bytes as f64 / (1u64 << shift) as f64 * 10.0).round();
-    // 1023.96K rounds to 1024.0K: say 1M instead.
-    if tenths >= 10240.0 && index > 0 {
+    let mut scaled = bytes as f64 / (1u64 << shift) as f64;
+    // 1023.96K would read 1024K: say 1M instead.
+    if scaled >= 1023.5 && index > 0 {
         suffix = BINARY_UNITS[index - 1].0;
-        tenths = (tenths / 1024.0).round();
+        scaled /= 1024.0;
     }
-    if tenths % 10.0 == 0.0 {
-        format!("{}{suffix}", tenths / 10.0)
+    let text = if scaled >= 100.0 {
+        format!("{scaled:.0}")
     } else {
-        format!("{:.1}{suffix}", tenths / 10.0)
-    }
+        format!("{scaled:.1}")
+    };
+    format!("{}{suffix}", text.strip_suffix(".0").unwrap_or(&text))
 }
 
 /// Formats a size so that [`parse_size()`] reads back exactly the same number: the largest
@@ -239,13 +241,15 @@ pub fn format_duration(duration: Duration) -> String {
     text
 }
 
-/// Formats a measured duration for people, rounded (not for reading back):
-/// `19ms`, `1.53s`, `2m5s`, `1h2m`.
+/// Formats a duration for people, rounded (not for reading back): `19ms`, `1.53s`, `2s`,
+/// `2m5s`, `1h2m` — the one formatter of durations in logs, reasons and tables.
 pub fn format_elapsed(duration: Duration) -> String {
     let millis = duration.as_millis();
     let seconds = duration.as_secs();
     if millis < 1000 {
         format!("{millis}ms")
+    } else if seconds < 60 && duration.subsec_nanos() == 0 {
+        format!("{seconds}s")
     } else if seconds < 60 {
         format!("{:.2}s", duration.as_secs_f64())
     } else if seconds < 3600 && seconds % 60 == 0 {
@@ -711,6 +715,7 @@ mod elapsed_tests {
     fn elapsed_is_rounded_for_people() {
         assert_eq!(format_elapsed(Duration::from_nanos(19_528_292)), "19ms");
         assert_eq!(format_elapsed(Duration::from_millis(1534)), "1.53s");
+        assert_eq!(format_elapsed(Duration::from_secs(2)), "2s");
         assert_eq!(format_elapsed(Duration::from_secs(125)), "2m5s");
         assert_eq!(format_elapsed(Duration::from_secs(3720)), "1h2m");
     }
@@ -806,7 +811,13 @@ mod tests {
         assert_eq!(format_size(12), "12B");
         assert_eq!(format_size(0), "0B");
         assert_eq!(format_size(1024 * 1024 - 1), "1M");
-        assert_eq!(format_size(1_000_000_000), "953.7M");
+        assert_eq!(
+            format_size(1_000_000_000),
+            "954M",
+            "no decimal from 100 of the unit on"
+        );
+        assert_eq!(format_size(50 * MIB), "50M", "no needless .0");
+        assert_eq!(format_size(8_650_752), "8.2M", "one decimal below 100");
         assert_eq!(format_size(u64::MAX), "16E");
     }
 

@@ -103,7 +103,7 @@ fn steady_growth_falls_to_sequential_at_critical() {
     assert!(
         decisions[150]
             .reason
-            .starts_with("memory 2.4G ≥ moderate 2.0G for 50s: holding 8 threads (maximum)"),
+            .starts_with("memory 2.4G ≥ moderate 2G for 50s: holding 8 threads (maximum)"),
         "{}",
         decisions[150].reason
     );
@@ -301,7 +301,7 @@ fn cpu_saturation_blocks_growth() {
     assert!(changes(&saturated).is_empty(), "{:?}", changes(&saturated));
     assert_eq!(
         saturated[100].reason,
-        "normal for 1m 40s: holding 2 threads: cpu contended (cpu 97.0% ≥ critical 95.0% for 1m 40s)"
+        "normal for 1m40s: holding 2 threads: cpu contended (cpu 97.0% ≥ critical 95.0% for 1m40s)"
     );
     // Utilisation alone does not shrink a CPU-bound job.
     assert!(saturated.iter().all(|d| d.threads == 2));
@@ -349,7 +349,7 @@ fn cpu_saturation_blocks_growth() {
     assert_eq!(changes(&pressured), vec![(2, 2, 1)]);
     assert_eq!(
         pressured[100].reason,
-        "cpu PSI some 30.0% ≥ moderate 25.0% for 1m 40s: holding 1 threads (minimum)"
+        "cpu PSI some 30.0% ≥ moderate 25.0% for 1m40s: holding 1 threads (minimum)"
     );
 }
 
