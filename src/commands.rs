@@ -151,7 +151,10 @@ pub fn config_show(source: &ConfigSource, slice: Option<&str>) -> i32 {
 
 /// `resctl doctor`.
 pub fn doctor(args: &DoctorArgs) -> i32 {
-    match DoctorReport::gather(Path::new("/proc"), Path::new("/")) {
+    match DoctorReport::gather(
+        Path::new(crate::sample::procfs::DEFAULT_PROC_ROOT),
+        Path::new("/"),
+    ) {
         Ok(report) => {
             if args.json {
                 match serde_json::to_string_pretty(&report) {

@@ -16,6 +16,7 @@ use super::protocol::{
 use crate::job_text::JobText;
 use crate::safe_fs::{read_line_limited, LineRead};
 use crate::sample::proc_parse::{parse_cpu_stat, parse_meminfo};
+use crate::sample::procfs::DEFAULT_PROC_ROOT;
 use crate::units::{format_elapsed, format_size};
 
 /// The command did what was asked.
@@ -275,10 +276,31 @@ impl Iterator for Subscription {
 /// Outside a job: a worker count from the host's current state:
 /// min(`max_threads`, CPUs, MemAvailable ÷ `per_worker`), at least 1, with the reason.
 ///
-/// CPUs are the `cpuN` lines of `PROC_ROOT/stat` (online CPUs), and for the real `/proc`
-/// also no more than this process may run on (affinity, cgroup quota); MemAvailable is
-/// from `PROC_ROOT/meminfo`. A file that cannot be read is left out and the reason says so.
+/// CPUs are the `cpuN` lines of `PROC_ROOT/stat` (online CPUs); MemAvailable is from
+/// `PROC_ROOT/meminfo`. A file that cannot be read is left out and the reason says so.
 pub fn recommend_from_host(proc_root: &Path, max_threads: u32, per_worker: u64) -> (u32, String) {
+    recommend_within(proc_root, None, max_threads, per_worker)
+}
+
+/// [`recommend_from_host`] for this host: its `/proc`, and no more CPUs than this process
+/// may run on (affinity, cgroup quota).
+pub fn recommend_from_this_host(max_threads: u32, per_worker: u64) -> (u32, String) {
+    let allowed = std::thread::available_parallelism().map_or(1, usize::from);
+    recommend_within(
+        Path::new(DEFAULT_PROC_ROOT),
+        Some(allowed),
+        max_threads,
+        per_worker,
+    )
+}
+
+/// The host recommendation from `proc_root`, with at most `allowed` CPUs when known.
+fn recommend_within(
+    proc_root: &Path,
+    allowed: Option<usize>,
+    max_threads: u32,
+    per_worker: u64,
+) -> (u32, String) {
     let per_worker = per_worker.max(1);
     let mut notes = Vec::new();
     let stat_path = proc_root.join("stat");
@@ -289,13 +311,12 @@ pub fn recommend_from_host(proc_root: &Path, max_threads: u32, per_worker: u64) 
                 .map_err(|error| error.in_file(&stat_path).to_string())
                 .map(|stat| stat.per_cpu.len())
         });
-    let allowed = std::thread::available_parallelism().map_or(1, usize::from);
-    let cpus = match online {
-        Ok(online) if proc_root == Path::new("/proc") => online.clamp(1, allowed.max(1)),
-        Ok(online) => online.max(1),
-        Err(error) => {
+    let cpus = match (online, allowed) {
+        (Ok(online), Some(allowed)) => online.clamp(1, allowed.max(1)),
+        (Ok(online), None) => online.max(1),
+        (Err(error), allowed) => {
             notes.push(error);
-            allowed
+            allowed.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         }
     };
     let cpus = u32::try_from(cpus).unwrap_or(u32::MAX);
@@ -401,8 +422,7 @@ pub fn recommend_text(
             if !matches!(error, ClientError::NotInsideRun) {
                 tracing::warn!("{error}; recommending from the host's state instead");
             }
-            let (threads, reason) =
-                recommend_from_host(Path::new("/proc"), max_threads, per_worker);
+            let (threads, reason) = recommend_from_this_host(max_threads, per_worker);
             let context = context
                 .filter(|context| !context.is_empty())
                 .map(|context| format!("for {context}: "))

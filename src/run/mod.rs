@@ -43,7 +43,7 @@ use self::wake::{arm_wakeups, notification_thresholds, wait_for_tick, LoopEvent,
 use self::watch::Watch;
 
 /// The `/proc` resctl reads for the run (readers take it as their root).
-const PROC_ROOT: &str = "/proc";
+const PROC_ROOT: &str = crate::sample::procfs::DEFAULT_PROC_ROOT;
 
 /// Everything `resctl run` was asked to do.
 #[derive(Debug, Clone)]
