@@ -1,4 +1,7 @@
-//! What each subcommand does, once its arguments are parsed. Returns exit codes.
+//! What each subcommand does, once its arguments are parsed. Every command returns an
+//! [`Outcome`]: its exit code, or a [`Failure`] whose kind decides the code in one place
+//! ([`exit_code`]), which also logs it — failures always go to the log (`resctl: error: …`
+//! on stderr, or the journal), results always to stdout.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -19,6 +22,56 @@ use crate::report::record::read_trace;
 use crate::run::user::JobUser;
 use crate::run::{run, RunRequest};
 use crate::units::{parse_duration, parse_limit, Limit};
+
+/// What a command ended with: its exit code, or why it failed.
+pub type Outcome = Result<i32, Failure>;
+
+/// Why a command failed; [`Failure::code`] is the one place its exit code is chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// resctl could not do what was asked before anything ran: bad arguments or
+    /// configuration, no cgroup — 125, like `env` and `timeout`.
+    #[error("{0}")]
+    Usage(String),
+    /// The command ran and its answer is no: a configuration that does not check, a trace
+    /// that cannot be read, a refused request, no count of a sweep that succeeded — 1.
+    #[error("{0}")]
+    Failed(String),
+    /// A command meant for inside a job ran outside one (`RESCTL_SOCKET` unset) — 2.
+    #[error("{0}")]
+    NotInRun(String),
+}
+
+impl Failure {
+    /// The exit code of this kind of failure.
+    pub fn code(&self) -> i32 {
+        match self {
+            Failure::Usage(_) => RESCTL_FAILED,
+            Failure::Failed(_) => 1,
+            Failure::NotInRun(_) => 2,
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        match error {
+            ClientError::NotInsideRun => Failure::NotInRun(error.to_string()),
+            other => Failure::Failed(other.to_string()),
+        }
+    }
+}
+
+/// The exit code of an outcome; a failure is logged here, once.
+pub fn exit_code(outcome: Outcome) -> i32 {
+    match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            tracing::error!("{failure}");
+            failure.code()
+        }
+    }
+}
 
 /// The configuration file read when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/resctl/resctl.yaml";
@@ -64,30 +117,20 @@ pub fn overrides_from(args: &RunArgs) -> Result<Overrides, String> {
 }
 
 /// `resctl run`.
-pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
-    let config = match effective_run_config(&args) {
-        Ok(config) => config,
-        Err(message) => {
-            tracing::error!("{message}");
-            return RESCTL_FAILED;
-        }
-    };
+pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> Outcome {
+    let config = effective_run_config(&args).map_err(Failure::Usage)?;
     let jobserver_form = match args.jobserver_style {
         JobserverStyle::Auto => None,
         JobserverStyle::Pipe => Some(AuthForm::Pipe),
         JobserverStyle::Fifo => Some(AuthForm::Fifo),
     };
-    let user = match args.user.as_deref() {
-        Some(spec) => match JobUser::resolve(spec, nix::unistd::geteuid()) {
-            Ok(user) => Some(user),
-            Err(error) => {
-                tracing::error!("{error}");
-                return RESCTL_FAILED;
-            }
-        },
-        None => None,
-    };
-    run(RunRequest {
+    let user = args
+        .user
+        .as_deref()
+        .map(|spec| JobUser::resolve(spec, nix::unistd::geteuid()))
+        .transpose()
+        .map_err(|error| Failure::Usage(error.to_string()))?;
+    Ok(run(RunRequest {
         flags: RunFlags {
             threads: args.threads,
             jobserver: args.jobserver,
@@ -102,7 +145,7 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> i32 {
         monitor_only: args.monitor_only,
         reexec_args,
         slice_requested: args.slice.is_some(),
-    })
+    }))
 }
 
 fn effective_run_config(args: &RunArgs) -> Result<Config, String> {
@@ -118,73 +161,41 @@ fn effective_run_config(args: &RunArgs) -> Result<Config, String> {
 }
 
 /// `resctl config check FILE`.
-pub fn config_check(file: &Path) -> i32 {
-    match Config::load(file) {
-        Ok(_) => {
-            println!("{}: ok", file.display());
-            0
-        }
-        Err(err) => {
-            eprintln!("resctl: {err}");
-            1
-        }
-    }
+pub fn config_check(file: &Path) -> Outcome {
+    Config::load(file).map_err(|err| Failure::Failed(err.to_string()))?;
+    print(&format!("{}: ok", file.display()))
 }
 
 /// `resctl config show`.
-pub fn config_show(source: &ConfigSource, slice: Option<&str>) -> i32 {
-    match load_config(source) {
-        Ok(config) => {
-            let config = match slice {
-                Some(slice) => config.for_slice(slice),
-                None => config,
-            };
-            print!("{}", config.to_yaml());
-            0
-        }
-        Err(message) => {
-            eprintln!("resctl: {message}");
-            1
-        }
-    }
+pub fn config_show(source: &ConfigSource, slice: Option<&str>) -> Outcome {
+    let config = load_config(source).map_err(Failure::Failed)?;
+    let config = match slice {
+        Some(slice) => config.for_slice(slice),
+        None => config,
+    };
+    print(config.to_yaml().trim_end())
 }
 
 /// `resctl doctor`.
-pub fn doctor(args: &DoctorArgs) -> i32 {
-    match DoctorReport::gather(
+pub fn doctor(args: &DoctorArgs) -> Outcome {
+    let report = DoctorReport::gather(
         Path::new(crate::sample::procfs::DEFAULT_PROC_ROOT),
         Path::new("/"),
-    ) {
-        Ok(report) => {
-            if args.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
-                    Err(err) => {
-                        eprintln!("resctl: {err}");
-                        return 1;
-                    }
-                }
-            } else {
-                print!("{}", report.render());
-            }
-            0
-        }
-        Err(message) => {
-            eprintln!("resctl: doctor: {message}");
-            1
-        }
+    )
+    .map_err(|message| Failure::Failed(format!("doctor: {message}")))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|err| Failure::Failed(format!("doctor: {err}")))?;
+        print(&text)
+    } else {
+        print(report.render().trim_end())
     }
 }
 
 /// `resctl replay TRACE`.
-pub fn replay(args: &ReplayArgs) -> i32 {
-    let (config, observations) = match read_trace(&args.trace) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            eprintln!("resctl: replay: {message}");
-            return 1;
-        }
-    };
+pub fn replay(args: &ReplayArgs) -> Outcome {
+    let (config, observations) =
+        read_trace(&args.trace).map_err(|message| Failure::Failed(format!("replay: {message}")))?;
     let decisions = crate::policy::replay(config, &observations);
     let mut changes = 0;
     for decision in &decisions {
@@ -201,19 +212,17 @@ pub fn replay(args: &ReplayArgs) -> i32 {
             );
         }
     }
-    println!("{} ticks, {} thread changes", decisions.len(), changes);
-    0
+    print(&format!(
+        "{} ticks, {} thread changes",
+        decisions.len(),
+        changes
+    ))
 }
 
 /// `resctl recommend`.
-pub fn recommend(args: &RecommendArgs) -> i32 {
-    let per_worker = match crate::units::parse_size(&args.per_worker) {
-        Ok(bytes) => bytes,
-        Err(err) => {
-            eprintln!("resctl: --per-worker {}: {err}", args.per_worker);
-            return RESCTL_FAILED;
-        }
-    };
+pub fn recommend(args: &RecommendArgs) -> Outcome {
+    let per_worker = crate::units::parse_size(&args.per_worker)
+        .map_err(|err| Failure::Usage(format!("--per-worker {}: {err}", args.per_worker)))?;
     let (threads, reason) = client::recommend_text(
         args.current,
         args.context.as_deref(),
@@ -225,11 +234,8 @@ pub fn recommend(args: &RecommendArgs) -> i32 {
 }
 
 /// `resctl bench`.
-pub fn bench(args: &BenchArgs) -> i32 {
-    let usage = |message: String| {
-        tracing::error!("{message}");
-        RESCTL_FAILED
-    };
+pub fn bench(args: &BenchArgs) -> Outcome {
+    let usage = |message: String| Err(Failure::Usage(message));
     if args.threads.is_empty() || args.threads.contains(&0) {
         return usage("--threads: give counts of at least 1, e.g. 1,2,4".to_owned());
     }
@@ -275,7 +281,7 @@ pub fn bench(args: &BenchArgs) -> i32 {
         Ok(runs) => runs,
         Err(BenchError::Interrupted { code, .. }) => {
             tracing::warn!("bench: interrupted; logs in {}", log_dir.display());
-            return code;
+            return Ok(code);
         }
         Err(err) => return usage(format!("bench: {err}")),
     };
@@ -295,68 +301,45 @@ pub fn bench(args: &BenchArgs) -> i32 {
         log_dir.display()
     );
     if report.recommended.is_some() {
-        0
+        Ok(0)
     } else {
-        1
+        Ok(1)
     }
 }
 
 /// `resctl stage start|end NAME [--workers N]`: start prints the worker count to use
 /// (so `N=$(resctl stage start load --workers 8)` works), end prints the stage's figures.
-pub fn stage(start: bool, name: &str, workers: Option<u32>) -> i32 {
-    match client::connect_from_env()
-        .and_then(|mut control| client::stage(&mut control, start, name, workers))
-    {
-        Ok(text) => print(&text),
-        Err(error) => fail(&error),
-    }
+pub fn stage(start: bool, name: &str, workers: Option<u32>) -> Outcome {
+    let text = client::connect_from_env()
+        .and_then(|mut control| client::stage(&mut control, start, name, workers))?;
+    print(&text)
 }
 
 /// `resctl status [--json]`: the job's state as a table for people, or the JSON object.
-pub fn status(json: bool) -> i32 {
-    let result = client::connect_from_env()
-        .and_then(|mut client| client.request_as::<StatusReply>(&Request::Status));
-    match result {
-        Ok(reply) if json => match serde_json::to_string_pretty(&reply.status) {
-            Ok(text) => print(&text),
-            Err(error) => {
-                eprintln!("resctl: cannot encode the status: {error}");
-                client::EXIT_FAILED
-            }
-        },
-        Ok(reply) => print(&client::render_status(&reply.status)),
-        Err(error) => fail(&error),
+pub fn status(json: bool) -> Outcome {
+    let reply = client::connect_from_env()
+        .and_then(|mut client| client.request_as::<StatusReply>(&Request::Status))?;
+    if json {
+        let text = serde_json::to_string_pretty(&reply.status)
+            .map_err(|error| Failure::Failed(format!("cannot encode the status: {error}")))?;
+        print(&text)
+    } else {
+        print(&client::render_status(&reply.status))
     }
 }
 
 /// `resctl progress UNITS`: reports cumulative work units done.
-pub fn progress(units: u64) -> i32 {
-    match client::connect_from_env()
-        .and_then(|mut client| client.request(&Request::Progress { units }))
-    {
-        Ok(_) => client::EXIT_OK,
-        Err(error) => fail(&error),
-    }
+pub fn progress(units: u64) -> Outcome {
+    client::connect_from_env()
+        .and_then(|mut client| client.request(&Request::Progress { units }))?;
+    Ok(0)
 }
 
-/// Prints a failure and returns its exit code.
-fn fail(error: &ClientError) -> i32 {
-    eprintln!("resctl: {error}");
-    match error {
-        ClientError::NotInsideRun => client::EXIT_NOT_IN_RUN,
-        _ => client::EXIT_FAILED,
-    }
-}
-
-/// Prints `text` on stdout (a newline added) and returns [`client::EXIT_OK`]; a closed stdout is
-/// a failure.
-fn print(text: &str) -> i32 {
+/// Prints `text` on stdout (a newline added); a closed stdout is a failure.
+fn print(text: &str) -> Outcome {
     let mut stdout = io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Ok(()) => client::EXIT_OK,
-        Err(error) => {
-            eprintln!("resctl: cannot write to stdout: {error}");
-            client::EXIT_FAILED
-        }
-    }
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| Failure::Failed(format!("cannot write to stdout: {error}")))?;
+    Ok(0)
 }

@@ -21,7 +21,7 @@ fn main() {
         }
     };
     resctl::report::logging::init(cli.verbose);
-    let code = match cli.command {
+    let outcome = match cli.command {
         Command::Run(args) => commands::run_job(args, raw_args),
         Command::Config(ConfigCommand::Check { file }) => commands::config_check(&file),
         Command::Config(ConfigCommand::Show { source, slice }) => {
@@ -38,5 +38,5 @@ fn main() {
         Command::Progress(args) => commands::progress(args.units),
         Command::Bench(args) => commands::bench(&args),
     };
-    std::process::exit(code);
+    std::process::exit(commands::exit_code(outcome));
 }

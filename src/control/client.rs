@@ -19,13 +19,6 @@ use crate::sample::proc_parse::{parse_cpu_stat, parse_meminfo};
 use crate::sample::procfs::DEFAULT_PROC_ROOT;
 use crate::units::{format_elapsed, format_size};
 
-/// The command did what was asked.
-pub const EXIT_OK: i32 = 0;
-/// The request failed (refused by resctl, bad reply, broken connection).
-pub const EXIT_FAILED: i32 = 1;
-/// Not inside `resctl run`: `RESCTL_SOCKET` is not set.
-pub const EXIT_NOT_IN_RUN: i32 = 2;
-
 /// The per-worker memory estimate when none is given: the original's 1 GiB per thread.
 pub const DEFAULT_PER_WORKER: u64 = 1024 * 1024 * 1024;
 
