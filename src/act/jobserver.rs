@@ -1,58 +1,9 @@
-//! A memory-aware GNU make jobserver: resctl owns the token pool of the job's
-//! build tools and shrinks their parallelism by holding tokens back under
-//! pressure, growing it again by writing them back.
-//!
-//! # The protocol, briefly
-//!
-//! A jobserver is a pool of one-byte tokens. Every client (make, cargo, rustc,
-//! ninja, …) may always run one job on its *implicit* token; for each further
-//! job it reads one byte from the pool and writes it back when the job ends.
-//! A pool for `jobs` parallel jobs therefore holds `jobs - 1` bytes.
-//!
-//! # How this pool is built, and why
-//!
-//! - **The pool** is a FIFO, `dir/jobserver.fifo` (mode 0600). Clients get
-//!   tokens from it: pipe-form clients through the inherited read fd `R`
-//!   (the fifo opened `O_RDWR`), fifo-form clients by opening the path.
-//!   resctl opens the fifo a second time for its own non-blocking reads and
-//!   writes, so whatever a client does to the flags of `R` (GNU make sets
-//!   `O_NONBLOCK` on it) does not reach resctl's descriptor.
-//! - **Returns** from pipe-form clients go to `W`, the write end of a private
-//!   pipe that only resctl reads. A keeper thread forwards each returned token
-//!   into the pool, or keeps it while resctl is withholding. This makes
-//!   shrinking deterministic: GNU make returns a token and reads one again
-//!   microseconds later, so a server that competes for returned tokens in a
-//!   shared fifo loses that race often (measured with make 4.3 on 2 cores:
-//!   a shrink from 4 to 1 caught two of three tokens at once and the third
-//!   only three seconds later). With the return pipe, resctl sees every
-//!   returned token first.
-//! - Fifo-form clients write their returns straight into the fifo; for them
-//!   the keeper competes for tokens as they come back (best effort; it still
-//!   converges, as resctl never gives a token up while it is short).
-//!
-//! Conservation: tokens in the pool + tokens in the return pipe + tokens held
-//! by clients + tokens withheld by resctl == `jobs - 1`. A client killed while
-//! holding tokens loses them (GNU make returns tokens only when its jobs
-//! finish); [`Jobserver::restore_lost`] refills the pool once no client runs.
-//!
-//! # Which client reads what
-//!
-//! | client | reads | form it understands |
-//! |---|---|---|
-//! | GNU make 4.2–4.3 | `MAKEFLAGS` | `--jobserver-auth=R,W` only (a `fifo:` value is fatal) |
-//! | GNU make ≥ 4.4 | `MAKEFLAGS` | both forms |
-//! | cargo, and rustc under cargo | `CARGO_MAKEFLAGS`, then `MAKEFLAGS`, `MFLAGS` | both forms |
-//! | ninja ≥ 1.13 | `MAKEFLAGS` | `fifo:PATH` only on POSIX (warns and ignores `R,W`) |
-//!
-//! Every client takes the *last* `--jobserver-auth` in `MAKEFLAGS`, so one
-//! value cannot serve both make 4.3 and ninja: [`Jobserver::env`] exports the
-//! pipe form (what this host's make 4.3 needs); [`Jobserver::env_for`] with
-//! [`AuthForm::Fifo`] gives the fifo form for make ≥ 4.4 / ninja jobs.
-//! [`super::jobserver_form`] chooses between them for `resctl run`.
-//!
-//! The pipe form needs `R` and `W` open in the child: they are close-on-exec
-//! in resctl (no other child inherits them) and [`Jobserver::prepare_child`]
-//! clears that flag between fork and exec.
+//! A memory-aware GNU make jobserver: resctl owns the token pool of the job's build tools
+//! (a FIFO, with a private return pipe for pipe-form clients) and shrinks their parallelism
+//! by holding tokens back under pressure, growing it again by writing them back.
+//! Invariant: tokens in the pool + in the return pipe + held by clients + withheld by
+//! resctl == `jobs - 1`. The protocol, which client reads which form, and why the pool is
+//! built this way: `docs/jobserver.md`.
 
 use std::ffi::OsStr;
 use std::io;

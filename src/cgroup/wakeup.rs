@@ -1,44 +1,10 @@
-//! Wakeups: the run loop sleeps until the kernel says something changed, not only until
-//! the next tick.
-//!
-//! A 1 s tick alone means a job that crosses a memory level waits up to a second for
-//! resctl to notice. [`Waker::wait`] blocks in one `poll(2)` on every notification the
-//! kernel offers for the job's cgroup, and returns as soon as one fires:
-//!
-//! | layout | source | fires when |
-//! |---|---|---|
-//! | v1 | one eventfd per threshold, registered through `cgroup.event_control` on `memory.usage_in_bytes` | usage crosses the threshold, in either direction |
-//! | v1 | an eventfd registered on `memory.oom_control` | the cgroup hits its limit and the OOM killer runs |
-//! | v2 | a PSI trigger ([`PsiTrigger::DEFAULT`]) written into `memory.pressure`, polled for `POLLPRI` | tasks stalled on memory for 150 ms within 2 s |
-//! | v2 | `memory.events`, polled for `POLLPRI` (kernfs notifies on change) | a `high`, `max`, `oom` or `oom_kill` counter moved |
-//! | v2 (and v1 when thresholds could not be registered) | `memory.current` read every [`NEAR_POLL`] near a level, every [`FAR_POLL`] otherwise | usage moved across a threshold between two reads |
-//! | v1 (thresholds armed) | `memory.usage_in_bytes` read every [`NEAR_POLL`], only within [`v1_near_band`] of a level (entered through guard thresholds) | as above: what the kernel's threshold check missed |
-//! | any | the child's pidfd ([`Waker::watch_child`]) or any fd that becomes readable when it ends ([`Waker::watch_exit_fd`]) | the job exited |
-//!
-//! cgroup v2 has no usage thresholds, hence the adaptive polling: a `pread` of
-//! `memory.current` costs a few microseconds, so reading it every 10 ms near a level keeps
-//! the reaction goal (20 ms) there too. v1 needs it near a level as well: the kernel
-//! checks thresholds only every 128 page charges or uncharges per CPU
-//! (`THRESHOLDS_EVENTS_TARGET`), so a job that stops allocating less than 512 KiB past a
-//! level is not reported until it allocates or frees more (measured here: a job stopping
-//! 4 KiB past a level was seen 90–250 ms later, by chance, or at the next tick). So v1 also
-//! registers guard thresholds [`v1_near_band`] (2 MiB per CPU, at most 10 %) below and
-//! above each level ([`guard_thresholds`]); when one fires, usage is read every
-//! [`NEAR_POLL`] while it stays that near a level. Elsewhere nothing is polled.
-//!
-//! Cost (development VM, schedstat): a waker reading usage every 10 ms uses about 0.8 % of
-//! one core (≈ 80 µs per wake in this guest), against 0.03 % for resctl's 1 s tick alone;
-//! hence the narrow v1 band. On v2 it is paid within 10 % of a level.
-//!
-//! Every source is optional: one that cannot be set up is recorded in
-//! [`Waker::problems`] and left out, and with none at all `wait` is a plain sleep of the
-//! tick. A source that fired is muted for [`REPEAT_GAP`] (its readiness is kept, not lost):
-//! a job whose usage wobbles around a threshold, or `memory.events` counting `high` events
-//! thousands of times a second, cannot make the loop sample more than 1 / [`REPEAT_GAP`]
-//! times a second per source.
-//!
-//! The run loop honours [`ENV_NO_WAKEUP`] (ticks only), which the reaction benchmark uses
-//! as its baseline.
+//! Wakeups: the run loop sleeps until the kernel says something changed, not only until the
+//! next tick. [`Waker::wait`] blocks in one `poll(2)` on every notification the kernel
+//! offers for the job's cgroup (v1 usage thresholds and OOM events, v2 PSI triggers and
+//! `memory.events`, usage polled near a level, the child's exit) and returns as soon as one
+//! fires. Every source is optional; a source that fired is muted for [`REPEAT_GAP`], so no
+//! storm can make the loop sample more than 1 / [`REPEAT_GAP`] times a second per source.
+//! Which source fires when, what each costs, and why: `docs/wakeups.md`.
 
 use std::fs::File;
 use std::io;

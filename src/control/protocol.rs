@@ -1,5 +1,5 @@
 //! The control socket's protocol (`RESCTL_SOCKET`), shared by the server
-//! ([`super::socket`]) and the client ([`super::client`]).
+//! ([`super::server`]) and the client ([`super::client`]).
 //!
 //! JSON lines over a Unix stream socket: one object per line in both directions, every
 //! request line gets exactly one reply line, in order. Requests carry an `op`:

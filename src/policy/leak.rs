@@ -97,7 +97,7 @@ pub(crate) struct LeakSettings {
 }
 
 /// Memory over time, fitted by least squares: time in milliseconds and memory in KiB (both
-/// capped) into exact sums ([`LineFit`]).
+/// capped) into exact least-squares sums.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryTrend {
     fit: LineFit,

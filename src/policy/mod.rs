@@ -1,42 +1,9 @@
 //! The policy engine: **assess** (pressure levels, leak trend) and **decide** (worker count,
 //! reclaim), as pure code over [`Observation`]s. No IO and no clock: time comes in the
-//! observations, so a recorded trace replays to the same decisions ([`replay`]).
-//!
-//! Rules, with their constants and reasons in [`defaults`]:
-//!
-//! - **Levels** per signal (memory bytes — the highest since the last tick when the kernel
-//!   says it —, CPU %, each configured PSI avg10); the overall
-//!   level is their maximum. A level is entered once its threshold has held for `grace`
-//!   (memory ≥ critical: at once) and left once the value has stayed below
-//!   threshold × (1 − `hysteresis`) for `transition`.
-//! - **Shrinking**: memory or PSI at high −2 workers, PSI at moderate −1, at most once per
-//!   `cooldown`; critical goes straight to `min_threads` at once. Memory at *moderate* does
-//!   not shrink: it is a position in the budget, which the growth rule already weighs (a
-//!   job held below moderate would never use half its budget); PSI moderate is harm now.
-//!   CPU *utilisation* only blocks growth (see [`defaults::CPU_LEVEL_REDUCES_THREADS`]).
-//! - **Growing**, one worker at a time, each step checked against measured headroom: once
-//!   the count has settled ([`defaults::SETTLE`]; the starting count needs none), its memory has been measured for another
-//!   settle time without still rising (by more than [`defaults::RISING_TOLERANCE`]), and no
-//!   reduction happened within a `cooldown`, the count grows by one if the peak memory seen
-//!   at this count in the last `cooldown` (samples, and between them
-//!   [`Observation::memory_peak_since_last`]) plus one worker's memory stays below the high
-//!   level less the hysteresis margin. One worker's memory is the least-squares slope of the
-//!   recent per-count peaks ([`Policy::marginal_memory_per_worker`]), or peak ÷ workers (an
-//!   overestimate) until two counts are known. One at a time, not by all the headroom at
-//!   once: workers added together start their tasks together and stay in step, so a job
-//!   whose tasks turn heavy starts several heavy ones in the same millisecond, faster than
-//!   any reaction (measured: doubling 2 → 4 got a light-then-heavy pool OOM-killed 3 times
-//!   of 3; one at a time it finished). No growth while CPU is contended (CPU level ≥ high,
-//!   CPU PSI some above its moderate threshold, throttling, run queue > 1 per core), while a
-//!   PSI level is pending or raised, nor past a count that was measured slower than the
-//!   fastest one; a job that reports progress has each count's throughput measured first
-//!   ([`defaults::THROUGHPUT_MIN_SPAN`]), and a count measured slower than the fastest
-//!   steps back by one per cooldown.
-//! - **Reclaim** when memory crosses `memory_cleanup` going up: down to 90 % of it, at most
-//!   once per cooldown.
-//! - **Leak**: least-squares slope and r² of memory over the last `leak_window` (kept by
-//!   time), suspected when the slope × window ≥ `leak_growth`, r² ≥ `leak_min_fit` and at
-//!   least half the window is covered.
+//! observations, so a recorded trace replays to the same decisions ([`replay`]). Every
+//! decision carries its reason. The rules (levels with grace and hysteresis, shrinking,
+//! growing one measured step at a time, reclaim, the leak rule), with the measurements
+//! behind them: `docs/policy.md`; their constants and reasons: [`defaults`].
 
 pub mod defaults;
 

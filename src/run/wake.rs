@@ -18,7 +18,7 @@ use crate::policy::PolicyConfig;
 /// in the kernel (a grace period), a dozen of them ~150 ms, and their asynchronous removal
 /// at exit slows cgroup moves and removals that follow; so there a polling waker
 /// ([`Waker::polling`], as on v2) comes at once and the thresholds are registered only once
-/// the job has run for [`V1_ARM_DELAY`]: a job that ends sooner never pays for them. Each
+/// the job has run for `V1_ARM_DELAY` (200 ms): a job that ends sooner never pays for them. Each
 /// waker reaches the loop as [`LoopEvent::WakerReady`] and replaces the one before.
 /// `RESCTL_NO_WAKEUP=1` turns them off (ticks only, for comparison).
 pub fn arm_wakeups(
