@@ -92,6 +92,18 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     if trimmed.starts_with('-') {
         return Err(size_error("a size cannot be negative"));
     }
+    // parse-size 1.1 overflows (a panic in debug builds, a wrong size in release) when a
+    // digit follows a mantissa of exactly u64::MAX; no size has more than 20 significant
+    // digits, so longer numbers are refused before they reach it (found by fuzzing).
+    let significant_digits = trimmed
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | '_' | ' '))
+        .filter(char::is_ascii_digit)
+        .skip_while(|digit| *digit == '0')
+        .count();
+    if significant_digits > 20 {
+        return Err(size_error("it does not fit in 64 bits"));
+    }
     parse_size::Config::new()
         .with_binary()
         .parse_size(trimmed)
@@ -801,6 +813,22 @@ mod tests {
             "{message}"
         );
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn a_mantissa_past_u64_max_is_refused_not_wrapped() {
+        // The fuzzer's input: 18446744073709551615 followed by more digits.
+        let input = format!(
+            "  {}18446744073709551615{}783",
+            "0".repeat(78),
+            " ".repeat(31)
+        );
+        let err = parse_size(&input).unwrap_err().to_string();
+        assert!(err.contains("does not fit in 64 bits"), "{err}");
+        assert!(parse_size("184467440737095516157K").is_err());
+        assert!(parse_size("18446744073709551615.9").is_err());
+        assert_eq!(parse_size("0000000000000000000000001K").unwrap(), 1024);
+        assert_eq!(parse_size("1.5000000000000000000K").unwrap(), 1536);
     }
 
     #[test]
