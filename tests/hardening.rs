@@ -824,3 +824,30 @@ fn fault_a_full_or_read_only_run_folder_costs_the_thread_file_not_the_job() {
         );
     }
 }
+
+#[test]
+fn finding_2_a_fifo_at_the_old_temporary_name_cannot_hang_resctl() {
+    // The old thread-file update opened `.threads.tmp` with a plain create, which blocks for
+    // ever on a fifo; a job of resctl's own user can still plant one there (under --user it
+    // cannot write into the run folder at all).
+    let script = format!(
+        "mkfifo \"$(dirname \"$RESCTL_THREADS_FILE\")/.threads.tmp\" && \
+         '{}' 24M --hold 1500ms 2>/dev/null; cat \"$RESCTL_THREADS_FILE\"",
+        common::example("alloc").display()
+    );
+    let args: Vec<&std::ffi::OsStr> = ["run"]
+        .into_iter()
+        .chain(common::SMALL_LEVELS)
+        .chain(["--interval", "200ms", "--", "sh", "-c", &script])
+        .map(std::ffi::OsStr::new)
+        .collect();
+    let output = run_bounded(&args);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("threads 3 -> 1"), "{err}");
+    assert_eq!(
+        stdout(&output).trim(),
+        "1",
+        "the new count was published: {err}"
+    );
+}
