@@ -21,6 +21,7 @@ use crate::exit::RESCTL_FAILED;
 use crate::report::record::read_trace;
 use crate::run::user::JobUser;
 use crate::run::{run, RunRequest};
+use crate::safe_fs::Folder;
 use crate::units::{parse_duration, parse_limit, Limit};
 
 /// What a command ended with: its exit code, or why it failed.
@@ -255,12 +256,22 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         Ok(path) => path,
         Err(err) => return usage(format!("cannot find resctl's own binary: {err}")),
     };
-    let log_dir = args.log_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("resctl-bench-{}", std::process::id()))
-    });
-    if let Err(err) = std::fs::create_dir_all(&log_dir) {
-        return usage(format!("--log-dir {}: {err}", log_dir.display()));
-    }
+    // The default is a new folder of an unguessable name, private to resctl's user: never a
+    // predictable path in a shared temporary folder that someone else could plant first.
+    let log_dir = match &args.log_dir {
+        Some(dir) => {
+            if let Err(err) = std::fs::create_dir_all(dir) {
+                return usage(format!("--log-dir {}: {err}", dir.display()));
+            }
+            dir.clone()
+        }
+        None => match Folder::open(&std::env::temp_dir())
+            .and_then(|temp| temp.create_unique_dir("resctl-bench-", 0o700))
+        {
+            Ok(folder) => folder.path().to_path_buf(),
+            Err(err) => return usage(format!("cannot create a folder for the runs' logs: {err}")),
+        },
+    };
     let plan = BenchPlan {
         threads: args.threads.clone(),
         repeat: args.repeat,

@@ -851,3 +851,44 @@ fn finding_2_a_fifo_at_the_old_temporary_name_cannot_hang_resctl() {
         "the new count was published: {err}"
     );
 }
+
+#[test]
+fn bench_logs_go_to_a_private_unguessable_folder_and_never_through_a_symlink() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let output = resctl()
+        .env("TMPDIR", temp.path())
+        .args(["bench", "--threads", "1", "--repeat", "1", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let folders: Vec<PathBuf> = std::fs::read_dir(temp.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let name = folders[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("resctl-bench-") && name.len() >= 29,
+        "{name}"
+    );
+    let mode = std::fs::metadata(&folders[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    // With --log-dir, a symlink planted at a log's name is replaced, not written through.
+    let logs = tempfile::tempdir().unwrap();
+    let victim = logs.path().join("victim");
+    std::fs::write(&victim, "keep\n").unwrap();
+    std::os::unix::fs::symlink(&victim, logs.path().join("threads-1-run-1.log")).unwrap();
+    let output = resctl()
+        .args(["bench", "--threads", "1", "--repeat", "1", "--log-dir"])
+        .arg(logs.path())
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+}

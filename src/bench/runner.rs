@@ -4,13 +4,13 @@
 //! file and its figures come back through `--summary-json`.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::BenchRun;
 use crate::exit::{NOT_EXECUTABLE, NOT_FOUND, RESCTL_FAILED};
 use crate::report::summary::RunSummary;
+use crate::safe_fs::{read_regular_text, OutputFile};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -81,6 +81,9 @@ pub fn substitute(command: &[OsString], threads: u32) -> Vec<OsString> {
         .collect()
 }
 
+/// Largest run summary read back (one is a few KiB; stages make it longer).
+const MAX_SUMMARY_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Runs the plan with `resctl` (this binary), calling `progress` before each run; returns
 /// the runs per count.
 pub fn run_all(
@@ -100,7 +103,10 @@ pub fn run_all(
             let stem = format!("threads-{threads}-run-{repeat}");
             let log_path = plan.log_dir.join(format!("{stem}.log"));
             let summary_path = plan.log_dir.join(format!("{stem}.json"));
-            let log = File::create(&log_path).map_err(file_error(&log_path))?;
+            // Through the folder, never by path: a planted symlink is replaced, not followed.
+            let log = OutputFile::prepare(&log_path)
+                .and_then(|output| output.create_stream())
+                .map_err(file_error(&log_path))?;
             let log_err = log.try_clone().map_err(file_error(&log_path))?;
             let count = threads.to_string();
             let mut command = Command::new(resctl);
@@ -124,7 +130,7 @@ pub fn run_all(
                 source,
             })?;
             let code = status.code().unwrap_or(RESCTL_FAILED);
-            let summary = std::fs::read_to_string(&summary_path)
+            let summary = read_regular_text(&summary_path, MAX_SUMMARY_BYTES)
                 .ok()
                 .and_then(|text| serde_json::from_str::<RunSummary>(&text).ok());
             match summary {
