@@ -113,7 +113,7 @@ fn run_output_and_json_shapes_are_unchanged() {
     // /proc, so no cgroup differs between hosts), a stage left open, and exit code 3.
     let script = format!(
         "r='{bin}'; $r stage start load >/dev/null && $r stage end load >/dev/null && \
-         $r stage start open >/dev/null; '{alloc}' 24M --hold 1500ms 2>/dev/null; exit 3",
+         $r stage start open >/dev/null; '{alloc}' 24M --hold 3s 2>/dev/null; exit 3",
         bin = resctl_bin().display(),
         alloc = common::example("alloc").display()
     );
