@@ -62,9 +62,10 @@ fn mask_word(word: &str) -> String {
     format!("{start}{masked}{end}")
 }
 
-/// A number with an optional unit (`1.21s`, `27.9M`, `3ms`, `1m5s`, `85%`, `0.93`), but not a
-/// small plain integer (worker counts and exit codes stay visible).
+/// A number with an optional sign and unit (`1.21s`, `27.9M`, `+0.5`, `1m5s`, `85%`, `0.93`),
+/// but not a small plain integer (worker counts and exit codes stay visible).
 fn is_measure(word: &str) -> bool {
+    let word = word.strip_prefix(['+', '-']).unwrap_or(word);
     let digits = word
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
