@@ -11,9 +11,12 @@ threads=${1:-1000}
 seconds=${2:-60}
 cargo build --release --quiet --bins --examples
 ticks=$(getconf CLK_TCK)
+# resctl's log goes to a private folder of this run (a fixed name in /tmp could be planted).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
 target/release/resctl run --interval 1s -- \
-    target/release/examples/threads "$threads" --hold "$((seconds + 2))s" 2>/tmp/resctl-overhead.log &
+    target/release/examples/threads "$threads" --hold "$((seconds + 2))s" 2>"$work/resctl.log" &
 resctl_pid=$!
 sleep 1
 start_cpu=$(awk '{print $14 + $15}' "/proc/$resctl_pid/stat")

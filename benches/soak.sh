@@ -35,7 +35,13 @@ count_cgroups() {
         echo 0
     fi
 }
-count_run_folders() { find "$run_base" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+count_run_folders() {
+    if [[ -d $run_base ]]; then
+        find "$run_base" -mindepth 1 -maxdepth 1 | wc -l
+    else
+        echo 0
+    fi
+}
 cgroups_before=$(count_cgroups)
 folders_before=$(count_run_folders)
 
@@ -89,7 +95,7 @@ leftover_cgroups=$(($(count_cgroups) - cgroups_before))
 leftover_folders=$(($(count_run_folders) - folders_before))
 leftover_processes=$(pgrep -f -c "$marker|sleep 30\.[0-9]" || true)
 
-echo "soak: $runs runs in $(python3 -c "print(f'{$ended - $started:.1f}')") s, $(nproc) CPUs, kernel $(uname -r)"
+echo "soak: $runs runs in $(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.1f", b - a }') s, $(nproc) CPUs, kernel $(uname -r)"
 for mode in "${!done_by_mode[@]}"; do
     printf '  %-24s %5d runs, %d wrong exit statuses\n' "$mode" "${done_by_mode[$mode]}" "${wrong_by_mode[$mode]:-0}"
 done

@@ -17,7 +17,9 @@
 //!   rmdir — what any tool must pay, without resctl;
 //! - `systemd-run --scope --quiet true` where systemd runs (resctl re-executes itself in such a
 //!   scope on v2 hosts with systemd);
-//! - `resctl run --monitor-only -- true` and `resctl run -- true`.
+//! - `resctl run --monitor-only -- true` and `resctl run -- true`;
+//! - where systemd runs and a cgroup parent is known, `resctl run --cgroup-parent P -- true`,
+//!   which places the job without re-executing in a systemd scope.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -77,7 +79,8 @@ fn run() -> Result<(), String> {
             Box::new(move || kernel_floor(&parent)),
         ));
     }
-    if Path::new("/run/systemd/system").exists() {
+    let systemd_runs = Path::new("/run/systemd/system").exists();
+    if systemd_runs {
         entries.push(entry(
             "systemd-run --scope true",
             command(&["systemd-run", "--scope", "--quiet", "/bin/true"]),
@@ -92,6 +95,22 @@ fn run() -> Result<(), String> {
         "resctl run -- true",
         command(&[&resctl_text, "run", "--", "/bin/true"]),
     ));
+    if let Some(parent) = parent.as_ref().filter(|_| systemd_runs) {
+        // Where systemd runs, `resctl run` re-executes itself in a scope; under an explicit
+        // parent it does not: the difference is the scope's cost, the rest is resctl's own.
+        let parent_text = parent.display().to_string();
+        entries.push(entry(
+            "resctl run --cgroup-parent P -- true (no scope)",
+            command(&[
+                &resctl_text,
+                "run",
+                "--cgroup-parent",
+                &parent_text,
+                "--",
+                "/bin/true",
+            ]),
+        ));
+    }
 
     for _ in 0..rounds {
         for entry in &mut entries {

@@ -11,7 +11,10 @@
 #   FILTER       passed to every test binary as a libtest name filter
 #   --bench EXAMPLE[:ARGS]  instead of the tests, run the release build of examples/EXAMPLE.rs
 #                in the guest with ARGS (split on spaces) and `--resctl <release resctl>`,
-#                and print what it printed (e.g. --bench 'startup:40'); repeatable
+#                and print what it printed (e.g. --bench 'startup:40'); repeatable. Where
+#                examples/EXAMPLE.rs does not exist but benches/EXAMPLE.sh does, that script
+#                runs in the guest with bash, ARGS and RESCTL_BIN=<release resctl>
+#                (e.g. --bench 'soak:200')
 #
 # Environment:
 #   RESCTL_VM_TIMEOUT   seconds the VM may run (default 600)
@@ -376,10 +379,18 @@ if [[ ${#benches[@]} -gt 0 ]]; then
         name=${bench%%:*}
         path=$(list_executables examples <"$run_dir/cargo-build-release.json" |
             awk -F'\t' -v name="$name" '$1 == name { print $2 }')
-        [[ -n $path ]] || die "--bench $name: no example of that name"
         args=""
         [[ $bench == *:* ]] && args=${bench#*:}
-        printf '%s\t%s\t%s\n' "$name" "$(stage_executable "$path")" "$args" >>"$share_dir/benches.list"
+        if [[ -n $path ]]; then
+            staged=$(stage_executable "$path")
+        elif [[ -f $project_dir/benches/$name.sh ]]; then
+            mkdir -p "$share_dir/benches"
+            cp "$project_dir/benches/$name.sh" "$share_dir/benches/"
+            staged=benches/$name.sh
+        else
+            die "--bench $name: no examples/$name.rs and no benches/$name.sh"
+        fi
+        printf '%s\t%s\t%s\n' "$name" "$staged" "$args" >>"$share_dir/benches.list"
     done
 fi
 guest_resctl=$(stage_executable "$resctl_bin")

@@ -119,9 +119,16 @@ if [[ -s $SHARE/benches.list ]]; then
     while IFS=$'\t' read -r name relative_path args; do
         [[ -n $name ]] || continue
         say "bench $name $args"
-        # shellcheck disable=SC2086 # ARGS are split on spaces, as documented
-        timeout --kill-after=10 "$BINARY_TIMEOUT" "$SHARE/$relative_path" $args \
-            --resctl "$SHARE/target/release/resctl" >"$RESULTS/bench-$name.log" 2>&1 </dev/null
+        if [[ $relative_path == *.sh ]]; then
+            # A bench script (benches/NAME.sh): told where resctl is through RESCTL_BIN.
+            # shellcheck disable=SC2086 # ARGS are split on spaces, as documented
+            RESCTL_BIN="$SHARE/target/release/resctl" timeout --kill-after=10 "$BINARY_TIMEOUT" \
+                bash "$SHARE/$relative_path" $args >"$RESULTS/bench-$name.log" 2>&1 </dev/null
+        else
+            # shellcheck disable=SC2086 # ARGS are split on spaces, as documented
+            timeout --kill-after=10 "$BINARY_TIMEOUT" "$SHARE/$relative_path" $args \
+                --resctl "$SHARE/target/release/resctl" >"$RESULTS/bench-$name.log" 2>&1 </dev/null
+        fi
         rc=$?
         say "bench $name: exit $rc"
         [[ $rc -eq 0 ]] || overall=1
