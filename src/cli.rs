@@ -260,6 +260,16 @@ pub enum ConfigCommand {
         /// Show it as it applies to this slice (per-slice overrides merged).
         #[arg(long, value_name = "SLICE")]
         slice: Option<String>,
+        /// Print what a job started here now would get instead: its memory budget, the
+        /// levels and thread bounds in figures, and where each came from.
+        #[arg(long)]
+        resolved: bool,
+        /// With --resolved: the job's --memory-max (a size, or a percentage of host memory).
+        #[arg(long, value_name = "SIZE", requires = "resolved")]
+        memory_max: Option<String>,
+        /// With --resolved: the job's --cgroup-parent.
+        #[arg(long, value_name = "DIR", requires = "resolved")]
+        cgroup_parent: Option<PathBuf>,
     },
 }
 

@@ -9,16 +9,19 @@ use std::path::{Path, PathBuf};
 
 use crate::act::jobserver::AuthForm;
 use crate::bench::runner::{run_all, BenchError, BenchPlan};
+use crate::cgroup::detect::detect;
 use crate::cli::{
     BenchArgs, ConfigSource, DoctorArgs, JobserverStyle, RecommendArgs, ReplayArgs, RunArgs,
 };
-use crate::config::resolve::RunFlags;
+use crate::config::explain::Explanation;
+use crate::config::resolve::{resolve, RunFlags};
 use crate::config::{Config, Overrides};
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Request, StatusReply};
 use crate::doctor::DoctorReport;
 use crate::exit::RESCTL_FAILED;
 use crate::report::record::read_trace;
+use crate::run::setup::facts_for_new_job;
 use crate::run::user::JobUser;
 use crate::run::{run, RunRequest};
 use crate::safe_fs::Folder;
@@ -177,6 +180,42 @@ pub fn config_show(source: &ConfigSource, slice: Option<&str>) -> Outcome {
     print(config.to_yaml().trim_end())
 }
 
+/// `resctl config show --resolved`: the budget, levels and thread bounds a job started here
+/// now would get, each with its source.
+pub fn config_show_resolved(
+    source: &ConfigSource,
+    slice: Option<&str>,
+    memory_max: Option<&str>,
+    cgroup_parent: Option<&Path>,
+) -> Outcome {
+    let base = load_config(source).map_err(Failure::Failed)?;
+    let mut config = base.for_slice(slice.unwrap_or(&base.slice));
+    let overrides = Overrides {
+        memory_max: flag_limit("memory-max", &memory_max.map(str::to_owned))
+            .map_err(Failure::Usage)?,
+        ..Overrides::default()
+    };
+    config
+        .apply(&overrides)
+        .map_err(|err| Failure::Usage(err.to_string()))?;
+    let explanation = explain_new_job(&config, cgroup_parent)
+        .map_err(|message| Failure::Failed(format!("config show: {message}")))?;
+    print(explanation.render().trim_end())
+}
+
+/// What a job started here now with `config` (under `cgroup_parent`) would get: the host's
+/// facts read, the run resolved, and each value's source.
+fn explain_new_job(config: &Config, cgroup_parent: Option<&Path>) -> Result<Explanation, String> {
+    let host = detect(
+        Path::new(crate::sample::procfs::DEFAULT_PROC_ROOT),
+        Path::new("/"),
+    )
+    .map_err(|err| err.to_string())?;
+    let facts = facts_for_new_job(&host, cgroup_parent, &config.slice)?;
+    let plan = resolve(config, &facts, &RunFlags::default()).map_err(|err| err.to_string())?;
+    Ok(Explanation::new(config, &plan, &facts))
+}
+
 /// `resctl doctor`.
 pub fn doctor(args: &DoctorArgs) -> Outcome {
     let report = DoctorReport::gather(
@@ -184,6 +223,9 @@ pub fn doctor(args: &DoctorArgs) -> Outcome {
         Path::new("/"),
     )
     .map_err(|message| Failure::Failed(format!("doctor: {message}")))?;
+    let budget = load_config(&ConfigSource { file: None })
+        .and_then(|config| explain_new_job(&config.for_slice(&config.slice), None));
+    let report = report.with_budget(budget);
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|err| Failure::Failed(format!("doctor: {err}")))?;

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
+use crate::config::explain::Explanation;
 use crate::report::logging::JOURNALD_SOCKET;
 use crate::run::protect::ProtectionCheck;
 use crate::run::scope::systemd_running;
@@ -40,6 +41,11 @@ pub struct DoctorReport {
     pub plan: String,
     /// How resctl can protect itself when the host is short of memory.
     pub self_protection: ProtectionCheck,
+    /// The budget, levels and thread bounds of a job started here now, with their sources
+    /// (set by [`DoctorReport::with_budget`]).
+    pub budget: Option<Explanation>,
+    /// Why the budget could not be resolved, if it could not.
+    pub budget_error: Option<String>,
 }
 
 impl DoctorReport {
@@ -80,7 +86,18 @@ impl DoctorReport {
             journald,
             plan,
             self_protection: ProtectionCheck::gather(proc_root),
+            budget: None,
+            budget_error: None,
         })
+    }
+
+    /// Adds what a job started here now would get (or why that is unknown).
+    pub fn with_budget(mut self, budget: Result<Explanation, String>) -> Self {
+        match budget {
+            Ok(explanation) => self.budget = Some(explanation),
+            Err(message) => self.budget_error = Some(message),
+        }
+        self
     }
 
     /// Human-readable lines.
@@ -121,6 +138,18 @@ impl DoctorReport {
             "self-protection:    {}\n",
             self.self_protection.describe()
         ));
+        match (&self.budget, &self.budget_error) {
+            (Some(explanation), _) => {
+                out.push_str("a job started now:  (resctl config show --resolved)\n");
+                for line in explanation.render().lines() {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+            (None, Some(message)) => {
+                out.push_str(&format!("a job started now:  unknown: {message}\n"));
+            }
+            (None, None) => {}
+        }
         out
     }
 }

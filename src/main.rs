@@ -24,9 +24,24 @@ fn main() {
     let outcome = match cli.command {
         Command::Run(args) => commands::run_job(args, raw_args),
         Command::Config(ConfigCommand::Check { file }) => commands::config_check(&file),
-        Command::Config(ConfigCommand::Show { source, slice }) => {
-            commands::config_show(&source, slice.as_deref())
-        }
+        Command::Config(ConfigCommand::Show {
+            source,
+            slice,
+            resolved: false,
+            ..
+        }) => commands::config_show(&source, slice.as_deref()),
+        Command::Config(ConfigCommand::Show {
+            source,
+            slice,
+            resolved: true,
+            memory_max,
+            cgroup_parent,
+        }) => commands::config_show_resolved(
+            &source,
+            slice.as_deref(),
+            memory_max.as_deref(),
+            cgroup_parent.as_deref(),
+        ),
         Command::Doctor(args) => commands::doctor(&args),
         Command::Replay(args) => commands::replay(&args),
         Command::Stage(StageCommand::Start { name, workers }) => {

@@ -396,6 +396,52 @@ fn kind_of_dir(host: &HostCgroups, dir: &Path) -> Option<CgroupKind> {
     }
 }
 
+/// The cgroup a job that `resctl run` starts now would be created under, its kind and its
+/// hierarchy's mount, before any cgroup exists: `cgroup_parent` when given; on a systemd v2
+/// host the `slice` (its nearest existing cgroup: systemd creates slices on demand);
+/// otherwise resctl's own cgroup. `None` where the run would be monitor-only.
+pub fn parent_for_new_job(
+    host: &HostCgroups,
+    cgroup_parent: Option<&Path>,
+    slice: &str,
+    systemd: bool,
+) -> Option<(PathBuf, CgroupKind, PathBuf)> {
+    let parent = match cgroup_parent {
+        Some(parent) => host.resolve_dir(parent).ok()?.0,
+        None => match host.layout {
+            Layout::Unified if systemd => {
+                let mount = host.v2_mount.as_ref()?;
+                let slice_dir = mount.join(slice_path(slice));
+                slice_dir
+                    .ancestors()
+                    .find(|dir| dir.is_dir())
+                    .unwrap_or(mount)
+                    .to_path_buf()
+            }
+            Layout::Unified => host.v2_own.clone()?,
+            Layout::Hybrid | Layout::Legacy => host.memory_v1_own.clone()?,
+            Layout::NoCgroups => return None,
+        },
+    };
+    let (mount, kind) = mount_of(host, &parent)?;
+    Some((parent, kind, mount))
+}
+
+/// Where systemd puts the slice unit `name` in the cgroup tree: `a-b.slice` lives in
+/// `a.slice/a-b.slice`, `-.slice` is the root.
+pub fn slice_path(name: &str) -> PathBuf {
+    let stem = name.strip_suffix(".slice").unwrap_or(name);
+    let mut path = PathBuf::new();
+    if stem.is_empty() || stem == "-" {
+        return path;
+    }
+    let parts: Vec<&str> = stem.split('-').collect();
+    for end in 1..=parts.len() {
+        path.push(format!("{}.slice", parts[..end].join("-")));
+    }
+    path
+}
+
 /// The mount of the hierarchy `dir` belongs to, and its kind.
 fn mount_of(host: &HostCgroups, dir: &Path) -> Option<(PathBuf, CgroupKind)> {
     let kind = kind_of_dir(host, dir)?;
@@ -404,4 +450,50 @@ fn mount_of(host: &HostCgroups, dir: &Path) -> Option<(PathBuf, CgroupKind)> {
         CgroupKind::V1Memory => host.memory_v1_mount.clone()?,
     };
     Some((mount, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_nest_by_their_dashes_like_systemd() {
+        assert_eq!(slice_path("resctl.slice"), PathBuf::from("resctl.slice"));
+        assert_eq!(
+            slice_path("batch-etl.slice"),
+            PathBuf::from("batch.slice/batch-etl.slice")
+        );
+        assert_eq!(slice_path("-.slice"), PathBuf::new());
+    }
+
+    #[test]
+    fn a_new_job_under_a_missing_slice_sits_under_its_nearest_existing_cgroup() {
+        let mount = tempfile::tempdir().unwrap();
+        std::fs::create_dir(mount.path().join("batch.slice")).unwrap();
+        let host = HostCgroups {
+            layout: Layout::Unified,
+            v2_mount: Some(mount.path().to_path_buf()),
+            v2_own: Some(mount.path().join("user.slice")),
+            v2_controllers: Vec::new(),
+            memory_v1_mount: None,
+            memory_v1_own: None,
+            psi: false,
+        };
+        let (parent, kind, root) =
+            parent_for_new_job(&host, None, "batch-etl.slice", true).unwrap();
+        assert_eq!(parent, mount.path().join("batch.slice"));
+        assert_eq!((kind, root.as_path()), (CgroupKind::V2, mount.path()));
+        let (parent, ..) = parent_for_new_job(&host, None, "batch-etl.slice", false).unwrap();
+        assert_eq!(
+            parent,
+            mount.path().join("user.slice"),
+            "no systemd: own cgroup"
+        );
+        let none = HostCgroups {
+            layout: Layout::NoCgroups,
+            v2_mount: None,
+            ..host
+        };
+        assert!(parent_for_new_job(&none, None, "resctl.slice", true).is_none());
+    }
 }

@@ -253,43 +253,76 @@ impl CgroupDir {
 
 /// The memory limits on a job's cgroup and on every cgroup above it up to the mount: the
 /// tightest one is what the job really gets, and anyone may change any of them while it
-/// runs (a slice's `MemoryMax=`, a container resized, a limit written by hand). The files
-/// (`memory.max`; v1 `memory.limit_in_bytes`) stay open and are re-read with `pread`, one
-/// per level, every tick.
+/// runs (a slice's `MemoryMax=` or `MemoryHigh=`, a container resized, a limit written by
+/// hand). The files stay open and are re-read with `pread` every tick: the job's own
+/// `memory.max` (v1 `memory.limit_in_bytes`), and above it each cgroup's `memory.max` and,
+/// on v2, `memory.high` (where the kernel starts throttling: a budget ends there).
 #[derive(Debug)]
 pub struct LimitChain {
     kind: CgroupKind,
     /// Nearest first: the job's own cgroup's file, then its parents'.
     files: Vec<(PathBuf, File)>,
+    /// Whether `files[0]` is the job's own limit, which must stay readable.
+    has_own: bool,
     buffer: Vec<u8>,
 }
 
 impl LimitChain {
-    /// Opens the limit file of `dir` and of each ancestor inside `mount`. Ancestors without
-    /// one (the root cgroup) are left out.
+    /// Opens the limit file of the job's cgroup `dir` and the limit files of each ancestor
+    /// inside `mount`. Ancestors without them (the root cgroup) are left out.
     ///
     /// # Errors
     ///
     /// The limit file of `dir` itself cannot be opened.
     pub fn open(dir: &Path, kind: CgroupKind, mount: &Path) -> Result<Self, CgroupError> {
-        let name = match kind {
+        let own = match kind {
             CgroupKind::V2 => "memory.max",
             CgroupKind::V1Memory => "memory.limit_in_bytes",
         };
-        let mut files = Vec::new();
-        for level in dir.ancestors().take_while(|level| level.starts_with(mount)) {
-            let path = level.join(name);
-            match File::open(&path) {
-                Ok(file) => files.push((path, file)),
-                Err(error) if level == dir => return Err(CgroupError::read(path, error)),
-                Err(_) => {}
+        let path = dir.join(own);
+        let file = File::open(&path).map_err(|error| CgroupError::read(&path, error))?;
+        let mut chain = LimitChain {
+            kind,
+            files: vec![(path, file)],
+            has_own: true,
+            buffer: Vec::with_capacity(64),
+        };
+        if let Some(parent) = dir.parent() {
+            chain.add_enclosing(parent, mount);
+        }
+        Ok(chain)
+    }
+
+    /// The limits a job would get in a new cgroup below `parent` (inside `mount`): those
+    /// of `parent` and of every cgroup above it, none of them required. For a budget seen
+    /// before any job's cgroup exists (`resctl doctor`, `resctl config show --resolved`).
+    pub fn open_enclosing(parent: &Path, kind: CgroupKind, mount: &Path) -> Self {
+        let mut chain = LimitChain {
+            kind,
+            files: Vec::new(),
+            has_own: false,
+            buffer: Vec::with_capacity(64),
+        };
+        chain.add_enclosing(parent, mount);
+        chain
+    }
+
+    fn add_enclosing(&mut self, from: &Path, mount: &Path) {
+        let names: &[&str] = match self.kind {
+            CgroupKind::V2 => &["memory.max", "memory.high"],
+            CgroupKind::V1Memory => &["memory.limit_in_bytes"],
+        };
+        for level in from
+            .ancestors()
+            .take_while(|level| level.starts_with(mount))
+        {
+            for name in names {
+                let path = level.join(name);
+                if let Ok(file) = File::open(&path) {
+                    self.files.push((path, file));
+                }
             }
         }
-        Ok(LimitChain {
-            kind,
-            files,
-            buffer: Vec::with_capacity(64),
-        })
     }
 
     /// The tightest limit now, bytes; `None` when none is set anywhere. A parent whose file
@@ -313,7 +346,7 @@ impl LimitChain {
             match limit {
                 Ok(Some(bytes)) => tightest = Some(tightest.map_or(bytes, |t: u64| t.min(bytes))),
                 Ok(None) => {}
-                Err(error) if index == 0 => return Err(error),
+                Err(error) if index == 0 && self.has_own => return Err(error),
                 Err(_) => {}
             }
         }
@@ -556,6 +589,21 @@ mod tests {
             LimitChain::open(&mount.path().join("gone"), CgroupKind::V2, mount.path()).unwrap_err();
         assert!(err.is_gone(), "{err}");
 
+        // Above the job, memory.high ends the budget too (the kernel throttles there); the
+        // job's own memory.high (resctl's --memory-high) is not a limit on its budget.
+        std::fs::write(slice.join("memory.max"), "max\n").unwrap();
+        std::fs::write(job.join("memory.max"), "max\n").unwrap();
+        std::fs::write(slice.join("memory.high"), "400000000\n").unwrap();
+        std::fs::write(job.join("memory.high"), "100000000\n").unwrap();
+        let mut chain = LimitChain::open(&job, CgroupKind::V2, mount.path()).unwrap();
+        assert_eq!(chain.read().unwrap(), Some(400_000_000));
+        // Nested limits: the tightest anywhere up the tree decides.
+        let outer = mount.path().join("memory.max");
+        std::fs::write(&outer, "300000000\n").unwrap();
+        let mut chain = LimitChain::open(&job, CgroupKind::V2, mount.path()).unwrap();
+        assert_eq!(chain.read().unwrap(), Some(300_000_000));
+        std::fs::remove_file(&outer).unwrap();
+
         let v1 = tempfile::tempdir().unwrap();
         std::fs::write(
             v1.path().join("memory.limit_in_bytes"),
@@ -564,6 +612,45 @@ mod tests {
         .unwrap();
         let mut chain = LimitChain::open(v1.path(), CgroupKind::V1Memory, v1.path()).unwrap();
         assert_eq!(chain.read().unwrap(), None, "v1's 'unlimited'");
+    }
+
+    #[test]
+    fn the_enclosing_chain_needs_no_file_of_its_own() {
+        let mount = tempfile::tempdir().unwrap();
+        let slice = mount.path().join("pipelines.slice");
+        std::fs::create_dir_all(slice.join("inner.slice")).unwrap();
+        // No limit file anywhere (a v2 root, or a fresh folder): no limit, no error.
+        let mut chain = LimitChain::open_enclosing(&slice, CgroupKind::V2, mount.path());
+        assert_eq!(chain.read().unwrap(), None);
+        std::fs::write(slice.join("memory.high"), "max\n").unwrap();
+        std::fs::write(slice.join("memory.max"), "800000000\n").unwrap();
+        let mut chain =
+            LimitChain::open_enclosing(&slice.join("inner.slice"), CgroupKind::V2, mount.path());
+        assert_eq!(chain.read().unwrap(), Some(800_000_000));
+        // An unreadable value above is skipped, not an error.
+        std::fs::write(slice.join("memory.max"), "lots\n").unwrap();
+        assert_eq!(chain.read().unwrap(), None);
+    }
+
+    #[test]
+    fn v1_limits_up_the_tree_take_the_tightest() {
+        // A v1 hierarchy as on this project's hybrid host: the parent's limit binds a child
+        // whose own says "unlimited" (hierarchical accounting).
+        let mount = tempfile::tempdir().unwrap();
+        let parent = mount.path().join("batch");
+        let job = parent.join("resctl-1/job");
+        std::fs::create_dir_all(&job).unwrap();
+        let unlimited = "9223372036854771712\n";
+        std::fs::write(mount.path().join("memory.limit_in_bytes"), unlimited).unwrap();
+        std::fs::write(parent.join("memory.limit_in_bytes"), "2147483648\n").unwrap();
+        std::fs::write(parent.join("resctl-1/memory.limit_in_bytes"), unlimited).unwrap();
+        std::fs::write(job.join("memory.limit_in_bytes"), unlimited).unwrap();
+        let mut chain = LimitChain::open(&job, CgroupKind::V1Memory, mount.path()).unwrap();
+        assert_eq!(chain.read().unwrap(), Some(2_147_483_648));
+        // v1 has no memory.high: a file of that name is not read.
+        std::fs::write(parent.join("memory.high"), "1000\n").unwrap();
+        let mut chain = LimitChain::open(&job, CgroupKind::V1Memory, mount.path()).unwrap();
+        assert_eq!(chain.read().unwrap(), Some(2_147_483_648));
     }
 
     #[test]

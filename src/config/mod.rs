@@ -27,6 +27,8 @@
 //! values that parse but do not fit together, the key:
 //! `resctl.yaml:4:3: memory.moderate (3000M) must be below memory.high (2000M)`.
 
+pub mod budget;
+pub mod explain;
 mod legacy;
 pub mod resolve;
 mod source;
@@ -43,7 +45,8 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::policy::{LevelRule, MemoryLevelRules, MemoryLevels};
-use crate::units::{self, Limit};
+use crate::units::{self, percent_of, Limit};
+use budget::Budget;
 use source::{parse_options, KeyTree};
 
 pub use source::{ConfigError, Position, Provenance};
@@ -547,11 +550,25 @@ impl Config {
     }
 
     /// The effective configuration as YAML, defaults filled in; [`Config::from_yaml`]
-    /// reads it back to an equal configuration. Memory levels left to their defaults are
-    /// written as `~` because their value depends on the job's limit.
+    /// reads it back to a configuration that resolves to the same run. Memory levels left
+    /// to their defaults are written as their default shares of the budget (`50%`).
     pub fn to_yaml(&self) -> String {
-        match serde_saphyr::to_string(self) {
-            Ok(yaml) => format!("# resctl effective configuration\n{yaml}"),
+        let mut shown = self.clone();
+        let memory = &mut shown.memory;
+        for (level, percent) in [
+            (&mut memory.moderate, defaults::MEMORY_MODERATE_PERCENT),
+            (&mut memory.high, defaults::MEMORY_HIGH_PERCENT),
+            (&mut memory.critical, defaults::MEMORY_CRITICAL_PERCENT),
+        ] {
+            level.get_or_insert(Limit::Percent(percent));
+        }
+        match serde_saphyr::to_string(&shown) {
+            Ok(yaml) => format!(
+                "# resctl effective configuration\n\
+                 # memory levels in % are shares of the job's budget (its limit, else the tightest\n\
+                 # limit above it, else the host's available memory less a reserve); cleanup null:\n\
+                 # midway between moderate and high. `resctl config show --resolved` gives figures.\n{yaml}"
+            ),
             Err(error) => format!("# cannot write the configuration as YAML: {error}\n"),
         }
     }
@@ -569,6 +586,13 @@ impl Config {
         validate::validate_for_limit(self, job_limit)
     }
 
+    /// Checks the memory levels for a job with `budget`: like
+    /// [`Config::validate_for_limit`], but percentages are taken of the host's budget when
+    /// the job's cgroup has no limit. Call it on the configuration in effect.
+    pub fn validate_within(&self, budget: &Budget) -> Result<(), ConfigError> {
+        validate::validate_within(self, budget)
+    }
+
     /// The rules of the memory levels: explicit values win (a size, or a percentage of the
     /// job's limit); missing ones are 50 / 75 / 87.5 % of the limit, or without a limit the
     /// original's 2000M / 3000M / 3500M. Cleanup, unset, sits midway between moderate and
@@ -576,17 +600,24 @@ impl Config {
     /// 75 % of a limit). A percentage without a limit falls back to the default size (and is
     /// reported by [`Config::validate_for_limit`]); `max` gives `u64::MAX` (never).
     pub fn memory_rules(&self) -> MemoryLevelRules {
-        let rule = |explicit: Option<Limit>, percent: f64, without_limit: u64| match explicit {
-            Some(Limit::Bytes(value)) => LevelRule::Bytes(value),
-            Some(Limit::Unlimited) => LevelRule::Bytes(u64::MAX),
-            Some(Limit::Percent(percent)) => LevelRule::OfLimit {
+        self.memory_rules_within(None)
+    }
+
+    /// [`Config::memory_rules`] for a job whose budget, while its cgroup has no limit, is
+    /// `host_budget` bytes ([`Budget::without_limit`]): percentages (the defaults' too) are
+    /// then taken of it instead of falling back to the original's fixed sizes.
+    pub fn memory_rules_within(&self, host_budget: Option<u64>) -> MemoryLevelRules {
+        let rule = |explicit: Option<Limit>, default_percent: f64, fixed: u64| {
+            let of_limit = |percent: f64| LevelRule::OfLimit {
                 percent,
-                without_limit,
-            },
-            None => LevelRule::OfLimit {
-                percent,
-                without_limit,
-            },
+                without_limit: host_budget.map_or(fixed, |budget| percent_of(budget, percent)),
+            };
+            match explicit {
+                Some(Limit::Bytes(value)) => LevelRule::Bytes(value),
+                Some(Limit::Unlimited) => LevelRule::Bytes(u64::MAX),
+                Some(Limit::Percent(percent)) => of_limit(percent),
+                None => of_limit(default_percent),
+            }
         };
         MemoryLevelRules {
             moderate: rule(
@@ -618,6 +649,13 @@ impl Config {
     /// [`Config::memory_rules`].
     pub fn resolve_memory(&self, job_limit: Option<u64>) -> MemoryLevels {
         self.memory_rules().resolve(job_limit)
+    }
+
+    /// The memory levels in bytes for a job with `budget`, by [`Config::memory_rules_within`].
+    pub fn resolve_memory_within(&self, budget: &Budget) -> MemoryLevels {
+        let limit = budget.without_limit().is_none().then_some(budget.bytes);
+        self.memory_rules_within(budget.without_limit())
+            .resolve(limit)
     }
 
     /// The configuration for jobs in `slice`: its overrides (if any) merged over the

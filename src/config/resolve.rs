@@ -6,6 +6,7 @@
 
 use crate::policy::PolicyConfig;
 
+use super::budget::Budget;
 use super::{Config, ConfigError, Position};
 
 /// What the host says, read once by the caller.
@@ -16,6 +17,9 @@ pub struct HostFacts {
     /// Host memory (MemTotal), bytes: what a percentage in `--memory-max`/`--memory-high`
     /// is taken of, as systemd's `MemoryMax=` does.
     pub memory_total: u64,
+    /// Host memory available when the job starts (MemAvailable), bytes: the budget, less a
+    /// reserve, of a job without any limit.
+    pub memory_available: u64,
     /// The tightest memory limit on the cgroups above the job's (a slice's `MemoryMax=`, a
     /// container's limit), bytes.
     pub enclosing_limit: Option<u64>,
@@ -41,6 +45,8 @@ pub struct RunPlan {
     pub memory_max: Option<u64>,
     /// The job's real limit: the tighter of `memory_max` and the enclosing limit.
     pub memory_limit: Option<u64>,
+    /// What the memory levels are shares of, and where it came from.
+    pub budget: Budget,
     /// The jobserver's size, if one is served.
     pub jobserver: Option<u32>,
     /// The policy's configuration: levels against `memory_limit`, thread bounds clamped.
@@ -63,7 +69,13 @@ pub fn resolve(
         (Some(own), Some(above)) => Some(own.min(above)),
         (own, above) => own.or(above),
     };
-    config.validate_for_limit(memory_limit)?;
+    let budget = Budget::resolve(
+        limits.memory_max,
+        host.enclosing_limit,
+        host.memory_total,
+        host.memory_available,
+    );
+    config.validate_within(&budget)?;
 
     // Thread bounds, in one place: a jobserver of N jobs is the most workers; --threads must
     // lie within the bounds; the default start is the CPU count, at most the maximum.
@@ -90,7 +102,7 @@ pub fn resolve(
         .unwrap_or(cpus)
         .clamp(min, max);
 
-    let rules = config.memory_rules();
+    let rules = config.memory_rules_within(budget.without_limit());
     let levels = rules.resolve(memory_limit);
     let mut policy = PolicyConfig {
         memory_moderate: levels.moderate,
@@ -130,6 +142,7 @@ pub fn resolve(
         memory_high: limits.memory_high,
         memory_max: limits.memory_max,
         memory_limit,
+        budget,
         jobserver,
         policy,
     })
@@ -138,7 +151,8 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::Limit;
+    use crate::config::budget::{host_reserve, BudgetSource};
+    use crate::units::{percent_of, Limit};
 
     const MIB: u64 = 1024 * 1024;
 
@@ -146,6 +160,7 @@ mod tests {
         HostFacts {
             cpus: 2,
             memory_total: 24 * 1024 * MIB,
+            memory_available: 22 * 1024 * MIB,
             enclosing_limit: None,
             can_reclaim: true,
         }
@@ -229,15 +244,64 @@ mod tests {
     }
 
     #[test]
-    fn percentages_without_a_limit_are_refused() {
+    fn without_any_limit_the_levels_are_shares_of_the_host_budget() {
         let mut config = Config::default();
-        config.memory.high = Some(Limit::Percent(75.0));
-        assert!(resolve(&config, &host(), &RunFlags::default()).is_err());
+        let plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        let budget = 22 * 1024 * MIB - host_reserve(24 * 1024 * MIB);
+        assert_eq!(plan.budget.bytes, budget);
+        assert_eq!(plan.memory_limit, None, "no cgroup limit is invented");
+        assert_eq!(
+            (
+                plan.policy.memory_moderate,
+                plan.policy.memory_high,
+                plan.policy.memory_critical
+            ),
+            (
+                percent_of(budget, 50.0),
+                percent_of(budget, 75.0),
+                percent_of(budget, 87.5)
+            )
+        );
+        // Four workers of 1.5 GiB (6 GiB) sit below moderate on this host: nothing to shed.
+        assert!(plan.policy.memory_moderate > 6 * 1024 * MIB);
+        // A percentage in the configuration is of the same budget; a size still wins.
+        config.memory.high = Some(Limit::Percent(60.0));
+        config.memory.critical = Some(Limit::Bytes(18 * 1024 * MIB));
+        let plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        assert_eq!(plan.policy.memory_high, percent_of(budget, 60.0));
+        assert_eq!(plan.policy.memory_critical, 18 * 1024 * MIB);
+    }
+
+    #[test]
+    fn levels_follow_a_limit_set_during_the_run_and_return_to_the_host_budget() {
+        let plan = resolve(&Config::default(), &host(), &RunFlags::default()).unwrap();
+        let host_high = plan.policy.memory_high;
+        let mut policy = plan.policy;
+        assert!(policy.follow_limit(Some(400 * MIB)));
+        assert_eq!(policy.memory_high, 300 * MIB);
+        assert!(policy.follow_limit(None));
+        assert_eq!(policy.memory_high, host_high);
+    }
+
+    #[test]
+    fn levels_out_of_order_for_the_budget_name_the_budget() {
+        let mut config = Config::default();
+        config.memory.moderate = Some(Limit::Bytes(20 * 1024 * MIB));
+        let error = resolve(&config, &host(), &RunFlags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("against the host's memory budget of 19.6G"),
+            "{error}"
+        );
         let limited = HostFacts {
             enclosing_limit: Some(400 * MIB),
             ..host()
         };
+        let mut config = Config::default();
+        config.memory.high = Some(Limit::Percent(75.0));
         let plan = resolve(&config, &limited, &RunFlags::default()).unwrap();
         assert_eq!(plan.policy.memory_high, 300 * MIB);
+        assert_eq!(plan.budget.source, BudgetSource::EnclosingLimit);
     }
 }

@@ -411,6 +411,24 @@ impl Provenance {
         }
     }
 
+    /// Where native `dotted` was set: `command line`, or `FILE:LINE:COLUMN` of the key
+    /// (named in the file's own vocabulary); `None` for a built-in default.
+    pub fn source_of(&self, dotted: &str) -> Option<String> {
+        let path = key_path(dotted);
+        if self.command_line.contains(&path) {
+            return Some(COMMAND_LINE.to_string());
+        }
+        self.file_key(&path).map(|key| {
+            format!(
+                "{}:{}:{} ({})",
+                self.origin(),
+                key.span.line,
+                key.span.column,
+                key.name
+            )
+        })
+    }
+
     /// Where to point for a problem involving the native keys `dotted` (most relevant
     /// first): a command-line override wins, then the first key the file sets.
     pub(crate) fn position(&self, dotted: &[&str]) -> Position {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::budget::Budget;
 use super::defaults;
 use super::source::{ConfigError, Provenance};
 use super::{Config, PsiLevels};
@@ -60,7 +61,17 @@ pub(super) fn validate_for_limit(
     config: &Config,
     job_limit: Option<u64>,
 ) -> Result<(), ConfigError> {
-    check_for_limit(config, job_limit).map_err(|issue| issue.into_error(&config.provenance))
+    check_for_limit(config, job_limit, None).map_err(|issue| issue.into_error(&config.provenance))
+}
+
+/// Checks the memory thresholds for a job with `budget`: percentages are taken of it (of
+/// the host's budget too, when the job's cgroup has no limit), and once resolved the levels
+/// must be below a cgroup limit and in order.
+pub(super) fn validate_within(config: &Config, budget: &Budget) -> Result<(), ConfigError> {
+    let host_budget = budget.without_limit();
+    let job_limit = host_budget.is_none().then_some(budget.bytes);
+    check_for_limit(config, job_limit, host_budget)
+        .map_err(|issue| issue.into_error(&config.provenance))
 }
 
 /// Level keys of the memory section, in ascending order of severity.
@@ -396,7 +407,11 @@ fn check_limits(config: &Config) -> Result<(), Issue> {
     Ok(())
 }
 
-fn check_for_limit(config: &Config, job_limit: Option<u64>) -> Result<(), Issue> {
+fn check_for_limit(
+    config: &Config,
+    job_limit: Option<u64>,
+    host_budget: Option<u64>,
+) -> Result<(), Issue> {
     let name = |key: &str| config.provenance.name(key);
     let memory = &config.memory;
     let explicit = [
@@ -411,7 +426,7 @@ fn check_for_limit(config: &Config, job_limit: Option<u64>) -> Result<(), Issue>
         "memory.critical",
         "memory.cleanup",
     ];
-    if job_limit.is_none() {
+    if job_limit.is_none() && host_budget.is_none() {
         let percent = keys
             .iter()
             .zip(explicit)
@@ -427,7 +442,7 @@ fn check_for_limit(config: &Config, job_limit: Option<u64>) -> Result<(), Issue>
             ));
         }
     }
-    let resolved = config.resolve_memory(job_limit);
+    let resolved = config.memory_rules_within(host_budget).resolve(job_limit);
     let values = [
         resolved.moderate,
         resolved.high,
@@ -450,9 +465,13 @@ fn check_for_limit(config: &Config, job_limit: Option<u64>) -> Result<(), Issue>
             }
         }
     }
-    let against = match job_limit {
-        Some(limit) => format!("against the job's memory limit of {}", format_size(limit)),
-        None => "without a memory limit for the job".to_string(),
+    let against = match (job_limit, host_budget) {
+        (Some(limit), _) => format!("against the job's memory limit of {}", format_size(limit)),
+        (None, Some(budget)) => format!(
+            "against the host's memory budget of {} (no limit on the job)",
+            format_size(budget)
+        ),
+        (None, None) => "without a memory limit for the job".to_string(),
     };
     // moderate < high, high < critical, cleanup < critical (unless cleanup is off).
     for (lower, upper) in [(0, 1), (1, 2), (3, 2)] {

@@ -34,6 +34,10 @@ pub struct RunSummary {
     pub memory_levels: Option<MemoryThresholds>,
     /// Highest level reached.
     pub highest_level: Level,
+    /// Highest level of the job's memory alone (the overall level also counts CPU and PSI).
+    /// Absent in traces recorded before it existed.
+    #[serde(default)]
+    pub highest_memory_level: Level,
     /// Thread count at the start, the lowest, and at the end.
     pub threads_initial: u32,
     /// Lowest thread count recommended.
@@ -64,6 +68,7 @@ pub struct SummaryBuilder {
     peak_memory: u64,
     memory_levels: MemoryThresholds,
     highest_level: Level,
+    highest_memory_level: Level,
     threads_initial: u32,
     threads_lowest: u32,
     threads_final: u32,
@@ -82,6 +87,7 @@ impl SummaryBuilder {
             peak_memory: 0,
             memory_levels: config.memory_thresholds(),
             highest_level: Level::Normal,
+            highest_memory_level: Level::Normal,
             threads_initial,
             threads_lowest: threads_initial,
             threads_final: threads_initial,
@@ -112,6 +118,7 @@ impl SummaryBuilder {
     /// Takes in one decision.
     pub fn add_decision(&mut self, decision: &Decision) {
         self.highest_level = self.highest_level.max(decision.level);
+        self.highest_memory_level = self.highest_memory_level.max(decision.memory_level);
         if decision.threads != decision.previous_threads {
             self.thread_changes += 1;
         }
@@ -140,6 +147,7 @@ impl SummaryBuilder {
             memory_limit,
             memory_levels: Some(self.memory_levels),
             highest_level: self.highest_level,
+            highest_memory_level: self.highest_memory_level,
             threads_initial: self.threads_initial,
             threads_lowest: self.threads_lowest,
             threads_final: self.threads_final,
@@ -186,8 +194,13 @@ impl RunSummary {
                 self.oom_kills
             ));
         }
+        let memory_level = if self.highest_memory_level == self.highest_level {
+            String::new()
+        } else {
+            format!(" (memory {})", self.highest_memory_level)
+        };
         lines.push(format!(
-            "summary: cpu {}, peak memory {}{}, highest level {}",
+            "summary: cpu {}, peak memory {}{}, highest level {}{memory_level}",
             format_elapsed(self.cpu),
             format_size(self.peak_memory),
             limit,

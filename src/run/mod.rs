@@ -295,14 +295,15 @@ fn log_start(request: &RunRequest, placement: &Placement, plan: &RunPlan, thread
         resctl_cgroup = placement.job_dir().map(|d| d.display().to_string()).unwrap_or_default(),
         resctl_threads = threads,
         resctl_action = "start",
-        "started {} (pid {pid}{}) in {}; threads {threads}; levels moderate {} / high {} / critical {}{}",
+        "started {} (pid {pid}{}) in {}; threads {threads}; levels moderate {} / high {} / critical {} of a {} budget: {}",
         crate::job_text::escape(&program),
         request.user.as_ref().map(|user| format!(", user {}", user.name)).unwrap_or_default(),
         describe_placement(placement),
         format_size(config.memory_moderate),
         format_size(config.memory_high),
         format_size(config.memory_critical),
-        plan.memory_limit.map(|l| format!(" (limit {})", format_size(l))).unwrap_or_default(),
+        format_size(plan.budget.bytes),
+        plan.budget.source,
     );
 }
 

@@ -19,7 +19,7 @@ use crate::config::resolve::{resolve, HostFacts, RunPlan};
 use crate::control::protocol::ENV_SOCKET;
 use crate::control::server::ControlServer;
 use crate::exit::{RESCTL_FAILED, SIGNAL_BASE};
-use crate::placement::{Placement, PlacementKind, PlacementRequest};
+use crate::placement::{parent_for_new_job, Placement, PlacementKind, PlacementRequest};
 use crate::policy::Policy;
 use crate::report::record::{Recorder, TraceLine};
 use crate::report::tick::TickReporter;
@@ -146,14 +146,11 @@ pub fn place_job(host: &HostCgroups, request: &RunRequest) -> Result<Placed, Sta
         .transpose()
         .map_err(read_error)?
         .flatten();
-    let facts = HostFacts {
-        cpus: super::available_cpus(),
-        memory_total: ProcReader::new(Path::new(PROC_ROOT))
-            .sample_host()
-            .map_or(0, |host| host.mem_total),
+    let facts = read_host_facts(
         enclosing_limit,
-        can_reclaim: placement.cgroup_kind() == Some(CgroupKind::V2),
-    };
+        placement.cgroup_kind() == Some(CgroupKind::V2),
+    )
+    .map_err(resctl_failure)?;
     let plan = resolve(&request.config, &facts, &request.flags)
         .map_err(|err| resctl_failure(err.to_string()))?;
     placement
@@ -167,6 +164,44 @@ pub fn place_job(host: &HostCgroups, request: &RunRequest) -> Result<Placed, Sta
         plan,
         limit_chain,
     })
+}
+
+/// The host's facts for a job under `enclosing_limit` whose cgroup can (`can_reclaim`) or
+/// cannot reclaim: CPUs and memory read now. The host's memory decides the budget of a job
+/// without a limit: when it cannot be read no level could be set, so that is an error.
+pub fn read_host_facts(
+    enclosing_limit: Option<u64>,
+    can_reclaim: bool,
+) -> Result<HostFacts, String> {
+    let memory = ProcReader::new(Path::new(PROC_ROOT))
+        .sample_host()
+        .map_err(|err| format!("could not read the host's memory: {err}"))?;
+    Ok(HostFacts {
+        cpus: super::available_cpus(),
+        memory_total: memory.mem_total,
+        memory_available: memory.mem_available,
+        enclosing_limit,
+        can_reclaim,
+    })
+}
+
+/// The host's facts for a job that `resctl run` would start now under `cgroup_parent` (or
+/// in `slice`): the limits above where its cgroup would be, read before any cgroup exists
+/// (`resctl config show --resolved`, `resctl doctor`).
+pub fn facts_for_new_job(
+    host: &HostCgroups,
+    cgroup_parent: Option<&Path>,
+    slice: &str,
+) -> Result<HostFacts, String> {
+    let parent = parent_for_new_job(host, cgroup_parent, slice, scope::systemd_running());
+    let enclosing_limit = match &parent {
+        Some((dir, kind, mount)) => LimitChain::open_enclosing(dir, *kind, mount)
+            .read()
+            .map_err(|err| format!("could not read the limits above the job: {err}"))?,
+        None => None,
+    };
+    let can_reclaim = parent.is_some_and(|(_, kind, _)| kind == CgroupKind::V2);
+    read_host_facts(enclosing_limit, can_reclaim)
 }
 
 /// What the job talks to resctl through, in its run folder.
