@@ -20,6 +20,9 @@
 # RESCTL_ARGS (extra options for the managed run only, e.g. "--high 90%").
 # Never a pass/fail: numbers only.
 set -euo pipefail
+# Every run starts from the configuration, not from what earlier runs of the same job taught
+# resctl's history.
+export RESCTL_NO_HISTORY=1
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
 if ! [[ $repeats =~ ^[1-9][0-9]*$ ]]; then

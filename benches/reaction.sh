@@ -19,6 +19,9 @@
 # would be tick-only, so only the tick column is measured and the other says so.
 # Percentiles are nearest-rank. Never a pass/fail: numbers only.
 set -euo pipefail
+# Every run starts from the configuration, not from what earlier runs of the same job taught
+# resctl's history.
+export RESCTL_NO_HISTORY=1
 cd "$(dirname "$0")/.."
 runs=${1:-50}
 overshoot=${OVERSHOOT:-1M}

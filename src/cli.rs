@@ -56,6 +56,27 @@ pub enum Command {
     /// (`resctl bench -- make -j{threads}`). Exit status: 0 with a recommendation,
     /// 1 when no count succeeded in every run, 125 when the command cannot run.
     Bench(Box<BenchArgs>),
+    /// What earlier runs learned per job (one worker's memory, the fastest count), which
+    /// the next run of the same job starts from.
+    #[command(subcommand)]
+    History(HistoryCommand),
+}
+
+/// `resctl history ...`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// One line per remembered job.
+    List,
+    /// One job's record, as JSON.
+    Show {
+        /// The job key (`resctl history list` prints them) or its record's file name.
+        key: String,
+    },
+    /// Forget a job: its next run starts from the defaults again.
+    Forget {
+        /// The job key or its record's file name.
+        key: String,
+    },
 }
 
 /// `resctl bench`.
@@ -236,6 +257,18 @@ pub struct RunArgs {
     /// Create the job's cgroup under this cgroup directory (a delegated subtree).
     #[arg(long, value_name = "DIR")]
     pub cgroup_parent: Option<PathBuf>,
+    /// Name the job for its history (default: its command line and working folder): a run
+    /// starts with the worker count earlier runs of the job learned fits (`resctl history`).
+    #[arg(long, value_name = "NAME")]
+    pub job_key: Option<String>,
+    /// Neither start from nor keep the job's history (also RESCTL_NO_HISTORY=1; 0, no,
+    /// false and off leave it on).
+    #[arg(
+        long,
+        env = "RESCTL_NO_HISTORY",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub no_history: bool,
     /// Create no cgroup: watch the job through /proc only.
     #[arg(long)]
     pub monitor_only: bool,

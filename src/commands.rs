@@ -11,7 +11,8 @@ use crate::act::jobserver::AuthForm;
 use crate::bench::runner::{run_all, BenchError, BenchPlan};
 use crate::cgroup::detect::detect;
 use crate::cli::{
-    BenchArgs, ConfigSource, DoctorArgs, JobserverStyle, RecommendArgs, ReplayArgs, RunArgs,
+    BenchArgs, ConfigSource, DoctorArgs, HistoryCommand, JobserverStyle, RecommendArgs, ReplayArgs,
+    RunArgs,
 };
 use crate::config::explain::Explanation;
 use crate::config::resolve::{resolve, RunFlags};
@@ -20,12 +21,15 @@ use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Request, StatusReply};
 use crate::doctor::DoctorReport;
 use crate::exit::RESCTL_FAILED;
+use crate::history::store::{default_dir, HistoryStore, JobHistory, Lookup};
+use crate::history::{file_name, job_key, JobRecord};
+use crate::job_text;
 use crate::report::record::read_trace;
 use crate::run::setup::facts_for_new_job;
 use crate::run::user::JobUser;
 use crate::run::{run, RunRequest};
 use crate::safe_fs::Folder;
-use crate::units::{parse_duration, parse_limit, Limit};
+use crate::units::{format_size, parse_duration, parse_limit, Limit};
 
 /// What a command ended with: its exit code, or why it failed.
 pub type Outcome = Result<i32, Failure>;
@@ -134,7 +138,18 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> Outcome {
         .map(|spec| JobUser::resolve(spec, nix::unistd::geteuid()))
         .transpose()
         .map_err(|error| Failure::Usage(error.to_string()))?;
+    let history = if args.no_history {
+        None
+    } else {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        Some(JobHistory::open(job_key(
+            args.job_key.as_deref(),
+            &args.command,
+            &cwd,
+        )))
+    };
     Ok(run(RunRequest {
+        history,
         flags: RunFlags {
             threads: args.threads,
             jobserver: args.jobserver,
@@ -214,6 +229,81 @@ fn explain_new_job(config: &Config, cgroup_parent: Option<&Path>) -> Result<Expl
     let facts = facts_for_new_job(&host, cgroup_parent, &config.slice)?;
     let plan = resolve(config, &facts, &RunFlags::default()).map_err(|err| err.to_string())?;
     Ok(Explanation::new(config, &plan, &facts))
+}
+
+/// `resctl history list|show|forget`.
+pub fn history(command: &HistoryCommand) -> Outcome {
+    let dir = default_dir().map_err(|message| Failure::Failed(format!("history: {message}")))?;
+    let store = HistoryStore::new(dir);
+    let failed = |err: std::io::Error| Failure::Failed(format!("history: {err}"));
+    match command {
+        HistoryCommand::List => {
+            let (records, problems) = store.list().map_err(failed)?;
+            for problem in problems {
+                tracing::warn!("history: ignored: {problem}");
+            }
+            if records.is_empty() {
+                return print(&format!("no job remembered in {}", store.dir().display()));
+            }
+            let lines: Vec<String> = records.iter().map(describe_record).collect();
+            print(&lines.join("\n"))
+        }
+        HistoryCommand::Show { key } => {
+            let record = find_record(&store, key)?;
+            let json = serde_json::to_string_pretty(&record)
+                .map_err(|err| Failure::Failed(format!("history: {err}")))?;
+            print(&json)
+        }
+        HistoryCommand::Forget { key } => {
+            let key = find_record(&store, key)?.key;
+            store.forget(&key).map_err(failed)?;
+            print(&format!("forgot {}", job_text::escape(&key)))
+        }
+    }
+}
+
+/// One line of `resctl history list`.
+fn describe_record(record: &JobRecord) -> String {
+    let best = record
+        .best
+        .map(|(count, rate)| format!(", fastest {count} ({rate:.1} units/s)"))
+        .unwrap_or_default();
+    format!(
+        "{}  {} run(s), {} per worker, base {}, peak {} at {} workers{best}  {}",
+        &file_name(&record.key)[..16],
+        record.runs,
+        format_size(record.per_worker),
+        format_size(record.base),
+        format_size(record.peak_memory),
+        record.peak_threads,
+        job_text::escape(&record.key)
+    )
+}
+
+/// The record of `key`: a job key, or the 16 hex digits `resctl history list` shows.
+fn find_record(store: &HistoryStore, key: &str) -> Result<JobRecord, Failure> {
+    match store.load(key) {
+        Lookup::Found(record) => return Ok(record),
+        Lookup::Ignored(why) => return Err(Failure::Failed(format!("history: {why}"))),
+        Lookup::Missing => {}
+    }
+    let id = key.trim_end_matches(".json");
+    if id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+        let (records, _) = store
+            .list()
+            .map_err(|err| Failure::Failed(format!("history: {err}")))?;
+        if let Some(record) = records
+            .into_iter()
+            .find(|record| file_name(&record.key).starts_with(id))
+        {
+            return Ok(record);
+        }
+    }
+    Err(Failure::Failed(format!(
+        "history: no job '{}' in {} (resctl history list shows them)",
+        job_text::escape(key),
+        store.dir().display()
+    )))
 }
 
 /// `resctl doctor`.

@@ -19,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod doctor;
 pub mod exit;
+pub mod history;
 pub mod job_text;
 pub mod kernel_text;
 pub mod pidfd;

@@ -52,6 +52,7 @@ fn main() {
         Command::Status(args) => commands::status(args.json),
         Command::Progress(args) => commands::progress(args.units),
         Command::Bench(args) => commands::bench(&args),
+        Command::History(command) => commands::history(&command),
     };
     std::process::exit(commands::exit_code(outcome));
 }

@@ -10,15 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{resctl, resctl_bin, run_with_pid, stderr, stdout};
-
-fn running_as_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root");
-    false
-}
+use common::{resctl, resctl_bin, run_with_pid, running_as_root, stderr, stdout};
 
 /// A job that plants a symlink and a fifo where the thread file's temporary copy used to be
 /// made, turns the thread file itself into a symlink, then makes resctl change the count
@@ -173,6 +165,7 @@ fn finding_11_without_a_runtime_dir_a_user_gets_a_private_unguessable_folder() {
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(resctl_bin())
         .env_remove("XDG_RUNTIME_DIR")
+        .env("RESCTL_NO_HISTORY", "1")
         .env("TMPDIR", temp.path())
         .current_dir("/")
         .args(["run", "--monitor-only", "--", "sh", "-c"])

@@ -5,16 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{resctl, resctl_bin, run_with_pid, stderr};
-
-/// Whether these tests can run: only root may start a job as another user.
-fn running_as_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: --user needs root");
-    false
-}
+use common::{resctl, resctl_bin, run_with_pid, running_as_root, stderr};
 
 #[test]
 fn the_job_runs_as_the_user_and_reaches_its_channels() {

@@ -178,7 +178,11 @@ fn journald_gets_the_runs_messages_with_resctl_fields() {
     let unit = format!("resctl-journal-{}", std::process::id());
     let status = std::process::Command::new("systemd-run")
         .args(["--wait", "--collect", "--quiet", "--unit", &unit])
-        .args(["--property=StandardError=journal", "--"])
+        .args([
+            "--property=StandardError=journal",
+            "--setenv=RESCTL_NO_HISTORY=1",
+            "--",
+        ])
         .arg(common::resctl_bin())
         .args(["run", "--monitor-only", "--", "true"])
         .status()
@@ -262,7 +266,11 @@ fn journald_stopped_and_restarted_during_a_run_costs_neither_the_run_nor_later_e
     );
     let mut run = std::process::Command::new("systemd-run")
         .args(["--wait", "--collect", "--quiet", "--unit", &unit])
-        .args(["--property=StandardError=journal", "--"])
+        .args([
+            "--property=StandardError=journal",
+            "--setenv=RESCTL_NO_HISTORY=1",
+            "--",
+        ])
         .arg(common::resctl_bin())
         .arg("run")
         .args(common::SMALL_LEVELS)

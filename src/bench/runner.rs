@@ -110,8 +110,10 @@ pub fn run_all(
             let log_err = log.try_clone().map_err(file_error(&log_path))?;
             let count = threads.to_string();
             let mut command = Command::new(resctl);
+            // Pinned counts teach the job's history nothing it would start from.
             command
                 .arg("run")
+                .arg("--no-history")
                 .args(["--threads", &count, "--min-threads", &count])
                 .args(["--max-threads", &count]);
             if let Some(limit) = &plan.memory_max {

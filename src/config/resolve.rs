@@ -4,6 +4,7 @@
 //! The caller reads the [`HostFacts`] once (CPUs, memory, the limits above the job's cgroup);
 //! nothing here touches the kernel, so every rule is testable on made-up facts.
 
+use crate::history::JobRecord;
 use crate::policy::PolicyConfig;
 
 use super::budget::Budget;
@@ -146,6 +147,29 @@ pub fn resolve(
         jobserver,
         policy,
     })
+}
+
+impl RunPlan {
+    /// Starts from what the job's history says fits (`record`), unless `--threads` or
+    /// `threads.initial` chose the starting count; returns why, when it applied.
+    pub fn start_from_history(
+        &mut self,
+        record: &JobRecord,
+        config: &Config,
+        flags: &RunFlags,
+    ) -> Option<String> {
+        if flags.threads.is_some() || config.threads.initial.is_some() {
+            return None;
+        }
+        let policy = &mut self.policy;
+        let (count, why) = record.start_count(
+            policy.growth_ceiling(),
+            policy.min_threads,
+            policy.max_threads,
+        );
+        policy.initial_threads = count;
+        Some(why)
+    }
 }
 
 #[cfg(test)]

@@ -264,6 +264,13 @@ impl PolicyConfig {
         }
     }
 
+    /// Memory that growth plans to stay below, bytes: the high level (at most critical)
+    /// less the hysteresis margin.
+    pub fn growth_ceiling(&self) -> u64 {
+        let high = self.memory_high.min(self.memory_critical);
+        (high as f64 * (1.0 - self.hysteresis)) as u64
+    }
+
     /// The memory thresholds of this configuration.
     pub fn memory_thresholds(&self) -> MemoryThresholds {
         MemoryThresholds {

@@ -237,6 +237,12 @@ impl Policy {
         self.worker_memory.marginal()
     }
 
+    /// Units per second of each worker count measured long enough, for jobs that report
+    /// progress.
+    pub fn measured_throughput(&self) -> std::collections::BTreeMap<u32, f64> {
+        self.throughput.rates(defaults::THROUGHPUT_MIN_SPAN)
+    }
+
     /// The configuration in force (after normalisation).
     pub fn config(&self) -> &PolicyConfig {
         &self.config
@@ -526,7 +532,7 @@ impl Policy {
             ),
         };
         let high = self.config.memory_high.min(self.config.memory_critical);
-        let ceiling = (high as f64 * (1.0 - self.config.hysteresis)) as u64;
+        let ceiling = self.config.growth_ceiling();
         let ceiling_text = format!(
             "{} (high {} less {:.0} %)",
             bytes(ceiling),

@@ -114,6 +114,15 @@ impl Throughput {
         })
     }
 
+    /// Units per second of every count measured for at least `min_span`.
+    pub fn rates(&self, min_span: Duration) -> BTreeMap<u32, f64> {
+        self.per_count
+            .keys()
+            .filter_map(|&threads| self.rate(threads, min_span))
+            .map(|rate| (rate.threads, rate.units_per_sec))
+            .collect()
+    }
+
     /// The fastest measured count (the fewest workers among equals).
     pub fn best(&self, min_span: Duration) -> Option<Rate> {
         self.per_count

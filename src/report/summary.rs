@@ -44,6 +44,9 @@ pub struct RunSummary {
     pub threads_lowest: u32,
     /// Thread count at the end.
     pub threads_final: u32,
+    /// Highest thread count. Absent in traces recorded before it existed.
+    #[serde(default)]
+    pub threads_highest: u32,
     /// How many times the count changed.
     pub thread_changes: u32,
     /// Processes the kernel's OOM killer killed in the job's cgroup.
@@ -72,6 +75,7 @@ pub struct SummaryBuilder {
     threads_initial: u32,
     threads_lowest: u32,
     threads_final: u32,
+    threads_highest: u32,
     thread_changes: u32,
     oom_kills: u64,
     high_events: u64,
@@ -91,6 +95,7 @@ impl SummaryBuilder {
             threads_initial,
             threads_lowest: threads_initial,
             threads_final: threads_initial,
+            threads_highest: threads_initial,
             thread_changes: 0,
             oom_kills: 0,
             high_events: 0,
@@ -124,6 +129,7 @@ impl SummaryBuilder {
         }
         self.threads_lowest = self.threads_lowest.min(decision.threads);
         self.threads_final = decision.threads;
+        self.threads_highest = self.threads_highest.max(decision.threads);
         if let Some(leak) = &decision.leak {
             self.leak = Some(leak.clone());
         }
@@ -151,6 +157,7 @@ impl SummaryBuilder {
             threads_initial: self.threads_initial,
             threads_lowest: self.threads_lowest,
             threads_final: self.threads_final,
+            threads_highest: self.threads_highest,
             thread_changes: self.thread_changes,
             oom_kills: self.oom_kills,
             high_events: self.high_events,

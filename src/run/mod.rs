@@ -26,6 +26,8 @@ use crate::cgroup::wakeup::Waker;
 use crate::config::resolve::{RunFlags, RunPlan};
 use crate::config::Config;
 use crate::exit::{JobEnd, RESCTL_FAILED};
+use crate::history::store::JobHistory;
+use crate::history::Learned;
 use crate::placement::Placement;
 use crate::policy::Policy;
 use crate::safe_fs::OutputFile;
@@ -73,6 +75,9 @@ pub struct RunRequest {
     pub user: Option<JobUser>,
     /// Write the end summary as JSON here (`--summary-json`).
     pub summary_json: Option<PathBuf>,
+    /// The job's history: the start count comes from it, and what this run learns goes
+    /// to it (`None`: `--no-history`).
+    pub history: Option<JobHistory>,
 }
 
 /// Runs the job and returns resctl's exit code.
@@ -101,7 +106,7 @@ struct Run {
     started: Instant,
     interval: Duration,
     pid: i32,
-    summary_output: Option<OutputFile>,
+    after: AfterRun,
     /// Holds the run folder until the end.
     _runtime: RuntimeDir,
 }
@@ -177,7 +182,10 @@ impl Run {
             started,
             interval,
             pid,
-            summary_output: outputs.summary,
+            after: AfterRun {
+                summary: outputs.summary,
+                history: request.history.clone(),
+            },
             _runtime: runtime,
         })
     }
@@ -212,14 +220,13 @@ impl Run {
         };
         self.ending.store(true, Ordering::SeqCst);
         self.forwarder.job_ended();
-        let summary_output = self.summary_output;
         finish(
             self.watch,
             self.placement,
             self.forwarder,
             self.started,
             status,
-            summary_output,
+            self.after,
         )
     }
 }
@@ -245,19 +252,27 @@ fn follow_the_levels(waker: &mut Option<Waker>, watch: &Watch, gone_before: bool
     }
 }
 
-/// The job has ended: the last sample, the cgroup removed, the summary logged and written;
-/// returns the exit code.
+/// Where a run's results go once the job has ended.
+struct AfterRun {
+    /// `--summary-json`.
+    summary: Option<OutputFile>,
+    /// The job's history (`None`: `--no-history`).
+    history: Option<JobHistory>,
+}
+
+/// The job has ended: the last sample, the cgroup removed, the summary logged and written,
+/// what the run learned kept in the job's history; returns the exit code.
 fn finish(
     watch: Watch,
     mut placement: Placement,
     forwarder: Forwarder,
     started: Instant,
     status: std::io::Result<std::process::ExitStatus>,
-    summary_output: Option<OutputFile>,
+    after: AfterRun,
 ) -> i32 {
     let wall = started.elapsed();
     forwarder.stop();
-    let (reporter, limit) = watch.finish(wall);
+    let (reporter, limit, learning) = watch.finish(wall);
     let end = match status {
         Ok(status) => JobEnd::from_status(status),
         Err(err) => {
@@ -270,7 +285,17 @@ fn finish(
         tracing::warn!("cleanup: {problem}");
     }
     let summary = reporter.finish(end, wall, children_cpu_time(), limit, placement_text);
-    if let Some(output) = &summary_output {
+    if let Some(history) = &after.history {
+        history.remember(&Learned {
+            marginal: learning.marginal,
+            peak_memory: summary.peak_memory,
+            peak_threads: summary.threads_highest,
+            throughput: learning.throughput,
+            exit_code: summary.exit_code,
+            oom_kills: summary.oom_kills,
+        });
+    }
+    if let Some(output) = &after.summary {
         // The job has ended: a file that cannot be written costs the figures, never the
         // job's exit status.
         let written = serde_json::to_string(&summary)

@@ -19,6 +19,7 @@ use crate::config::resolve::{resolve, HostFacts, RunPlan};
 use crate::control::protocol::ENV_SOCKET;
 use crate::control::server::ControlServer;
 use crate::exit::{RESCTL_FAILED, SIGNAL_BASE};
+use crate::history::store::JobHistory;
 use crate::placement::{parent_for_new_job, Placement, PlacementKind, PlacementRequest};
 use crate::policy::Policy;
 use crate::report::record::{Recorder, TraceLine};
@@ -151,8 +152,16 @@ pub fn place_job(host: &HostCgroups, request: &RunRequest) -> Result<Placed, Sta
         placement.cgroup_kind() == Some(CgroupKind::V2),
     )
     .map_err(resctl_failure)?;
-    let plan = resolve(&request.config, &facts, &request.flags)
+    let mut plan = resolve(&request.config, &facts, &request.flags)
         .map_err(|err| resctl_failure(err.to_string()))?;
+    if let Some(record) = request.history.as_ref().and_then(JobHistory::previous) {
+        if let Some(why) = plan.start_from_history(record, &request.config, &request.flags) {
+            tracing::info!(
+                "history: starting with {} threads: {why}",
+                plan.policy.initial_threads
+            );
+        }
+    }
     placement
         .set_limits(plan.memory_high, plan.memory_max)
         .map_err(|err| resctl_failure(format!("could not set the job's memory limits: {err}")))?;

@@ -4,6 +4,7 @@
 //! says, the [`TickReporter`] logs and records it. `resctl run` drives one; the daemon will
 //! drive one per watched cgroup.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::act::actuator::Actuator;
@@ -92,11 +93,24 @@ impl Watch {
     /// The job has ended: stops the actuator's servers, takes a last sample (the final peak
     /// and OOM counters) and hands back the reporter for the summary, with the limit in
     /// force. The pipeline's files are closed on return.
-    pub fn finish(mut self, at: Duration) -> (TickReporter, Option<u64>) {
+    pub fn finish(mut self, at: Duration) -> (TickReporter, Option<u64>, Learning) {
         let stages = self.actuator.finish();
         let last = self.sampler.sample(at);
         let observation = self.observer.observe(&last);
         self.reporter.last(&last, &observation, stages);
-        (self.reporter, self.policy.config().memory_limit)
+        let learning = Learning {
+            marginal: self.policy.marginal_memory_per_worker(),
+            throughput: self.policy.measured_throughput(),
+        };
+        (self.reporter, self.policy.config().memory_limit, learning)
     }
+}
+
+/// What the policy learned about the job by its end, for the job's history.
+#[derive(Debug, Clone, Default)]
+pub struct Learning {
+    /// Memory one more worker costs, bytes, when two counts were measured.
+    pub marginal: Option<u64>,
+    /// Units per second per worker count measured (jobs that report progress).
+    pub throughput: BTreeMap<u32, f64>,
 }

@@ -47,10 +47,15 @@ pub const SMALL_LEVELS: [&str; 9] = [
     "3",
 ];
 
-/// A resctl command with a clean environment for the job's variables.
+/// A resctl command with a clean environment for the job's variables, and no job history
+/// (a run's start count must not depend on the runs before it; tests/history.rs turns it on).
 pub fn resctl() -> Command {
     let mut command = Command::new(resctl_bin());
-    command.env_remove("RESCTL_CONFIG").env_remove("RESCTL_LOG");
+    command
+        .env_remove("RESCTL_CONFIG")
+        .env_remove("RESCTL_LOG")
+        .env_remove("RESCTL_HISTORY_DIR")
+        .env("RESCTL_NO_HISTORY", "1");
     command
 }
 
@@ -70,6 +75,15 @@ pub fn run_with_pid(command: &mut Command) -> (Output, u32) {
 /// Text of stderr.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Whether the test runs as root; says the test is skipped when not.
+pub fn running_as_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("skipped: needs root");
+    false
 }
 
 /// Text of stdout.

@@ -1,0 +1,294 @@
+//! A job that remembers: what a run learned about its job (one worker's memory, the memory
+//! that does not grow with workers, the fastest count measured, how it ended), kept per
+//! job key so that the next run of the same job starts from it instead of from the CPU
+//! count. This module is pure (the record, the key, the starting count); [`store`] keeps
+//! the records on disk.
+
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The record format's version: a record of another version is ignored (with a warning).
+pub const RECORD_VERSION: u32 = 1;
+/// Largest record read or written, bytes: a record is a few hundred bytes; anything larger
+/// was not written by resctl.
+pub const MAX_RECORD_BYTES: u64 = 64 * 1024;
+/// Longest job key kept, characters: a command line longer than this is cut (its hash, the
+/// file name, still covers all of it).
+pub const MAX_KEY_CHARS: usize = 1024;
+/// Most worker counts whose throughput a record keeps.
+pub const MAX_COUNTS: usize = 64;
+
+/// What one job's runs taught, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// [`RECORD_VERSION`].
+    pub version: u32,
+    /// The job key: `--job-key NAME`, else the command line and working folder.
+    pub key: String,
+    /// Runs recorded.
+    pub runs: u32,
+    /// When the last run ended, seconds since the epoch.
+    pub updated: u64,
+    /// Memory one more worker costs, bytes (the marginal slope, else peak ÷ workers).
+    pub per_worker: u64,
+    /// Memory the job holds whatever its worker count, bytes (peak less the workers' part).
+    pub base: u64,
+    /// The most workers the last run held, and its peak memory there.
+    pub peak_threads: u32,
+    /// The job's peak memory in the last run, bytes.
+    pub peak_memory: u64,
+    /// The fastest count measured (jobs that report progress), with its units per second.
+    pub best: Option<(u32, f64)>,
+    /// Units per second per worker count, from runs that reported progress (or a bench sweep).
+    #[serde(default)]
+    pub throughput: BTreeMap<u32, f64>,
+    /// How the last run ended: its exit code, and OOM kills seen.
+    pub exit_code: i32,
+    /// OOM kills in the last run.
+    pub oom_kills: u64,
+}
+
+/// What a finished run learned, before it is merged into the job's record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learned {
+    /// The policy's marginal memory per worker, when two counts were measured.
+    pub marginal: Option<u64>,
+    /// The job's peak memory, bytes.
+    pub peak_memory: u64,
+    /// The most workers the job had.
+    pub peak_threads: u32,
+    /// Units per second per measured count.
+    pub throughput: BTreeMap<u32, f64>,
+    /// The job's exit code.
+    pub exit_code: i32,
+    /// OOM kills in the job's cgroup.
+    pub oom_kills: u64,
+}
+
+impl JobRecord {
+    /// The record after a run that `learned` this, merged over `previous` (the same key's
+    /// earlier record, if any); `None` when the run measured nothing worth keeping (no
+    /// memory seen).
+    pub fn after_run(
+        key: &str,
+        previous: Option<&JobRecord>,
+        learned: &Learned,
+        now: u64,
+    ) -> Option<JobRecord> {
+        if learned.peak_memory == 0 || learned.peak_threads == 0 {
+            return None;
+        }
+        let threads = u64::from(learned.peak_threads);
+        // Peak ÷ workers overstates one worker (it counts the base too): a safe estimate
+        // when nothing better was measured.
+        let per_worker = learned
+            .marginal
+            .unwrap_or(learned.peak_memory / threads)
+            .max(1);
+        let base = learned
+            .peak_memory
+            .saturating_sub(per_worker.saturating_mul(threads));
+        let mut throughput = previous.map(|p| p.throughput.clone()).unwrap_or_default();
+        for (&count, &rate) in &learned.throughput {
+            if rate.is_finite() && rate >= 0.0 {
+                throughput.insert(count, rate);
+            }
+        }
+        while throughput.len() > MAX_COUNTS {
+            throughput.pop_last();
+        }
+        let best = fastest(&throughput);
+        Some(JobRecord {
+            version: RECORD_VERSION,
+            key: bounded_key(key),
+            runs: previous.map_or(0, |p| p.runs).saturating_add(1),
+            updated: now,
+            per_worker,
+            base,
+            peak_threads: learned.peak_threads,
+            peak_memory: learned.peak_memory,
+            best,
+            throughput,
+            exit_code: learned.exit_code,
+            oom_kills: learned.oom_kills,
+        })
+    }
+
+    /// The worker count a run of this job should start with, between `min` and `max`,
+    /// when its memory must stay below `ceiling` bytes (the high level less the
+    /// hysteresis), and why: as many workers as fit (`base + n × per_worker < ceiling`),
+    /// no more than the fastest measured count. A job the kernel OOM-killed last time
+    /// starts one below the count it had then.
+    pub fn start_count(&self, ceiling: u64, min: u32, max: u32) -> (u32, String) {
+        let room = ceiling.saturating_sub(self.base);
+        let fitting = (room / self.per_worker.max(1)).min(u64::from(u32::MAX)) as u32;
+        let mut count = fitting;
+        let mut why = format!(
+            "{fitting} workers of {} over a base of {} fit below {}",
+            crate::units::format_size(self.per_worker),
+            crate::units::format_size(self.base),
+            crate::units::format_size(ceiling)
+        );
+        if let Some((best, _)) = self.best {
+            if best < count {
+                count = best;
+                why = format!("{why}; {best} was the fastest count measured");
+            }
+        }
+        if self.oom_kills > 0 && self.peak_threads <= count {
+            count = self.peak_threads.saturating_sub(1);
+            why = format!(
+                "{why}; the last run was OOM-killed at {}",
+                self.peak_threads
+            );
+        }
+        let clamped = count.clamp(min, max.max(min));
+        (
+            clamped,
+            format!("remembered from {} run(s): {why}", self.runs),
+        )
+    }
+}
+
+/// The fastest count (the fewest workers among equals).
+fn fastest(throughput: &BTreeMap<u32, f64>) -> Option<(u32, f64)> {
+    throughput.iter().fold(
+        None,
+        |best: Option<(u32, f64)>, (&count, &rate)| match best {
+            Some((_, fastest)) if fastest >= rate => best,
+            _ => Some((count, rate)),
+        },
+    )
+}
+
+/// The key of a job: `explicit` (`--job-key`) if given, else its command line and working
+/// folder (`make -j8 @ /src/app`), cut to [`MAX_KEY_CHARS`].
+pub fn job_key(explicit: Option<&str>, command: &[OsString], cwd: &Path) -> String {
+    match explicit {
+        Some(name) => bounded_key(name),
+        None => {
+            let words: Vec<String> = command
+                .iter()
+                .map(|word| word.to_string_lossy().into_owned())
+                .collect();
+            bounded_key(&format!("{} @ {}", words.join(" "), cwd.display()))
+        }
+    }
+}
+
+fn bounded_key(key: &str) -> String {
+    key.chars().take(MAX_KEY_CHARS).collect()
+}
+
+/// The file name of a key's record: 16 hex digits of its 64-bit FNV-1a hash (any key, any
+/// length, any bytes, gives a short, safe name; the record holds the key itself, so a
+/// collision is noticed and treated as no record).
+pub fn file_name(key: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn learned(marginal: Option<u64>, peak: u64, threads: u32) -> Learned {
+        Learned {
+            marginal,
+            peak_memory: peak,
+            peak_threads: threads,
+            throughput: BTreeMap::new(),
+            exit_code: 0,
+            oom_kills: 0,
+        }
+    }
+
+    #[test]
+    fn a_run_teaches_one_workers_memory_and_the_base() {
+        let record =
+            JobRecord::after_run("job", None, &learned(Some(60 * MIB), 280 * MIB, 4), 10).unwrap();
+        assert_eq!((record.per_worker, record.base), (60 * MIB, 40 * MIB));
+        assert_eq!(record.runs, 1);
+        // Without a marginal estimate, peak ÷ workers (the safe side: no base).
+        let record =
+            JobRecord::after_run("job", Some(&record), &learned(None, 280 * MIB, 4), 20).unwrap();
+        assert_eq!(
+            (record.per_worker, record.base, record.runs),
+            (70 * MIB, 0, 2)
+        );
+        // A run that saw no memory teaches nothing.
+        assert!(JobRecord::after_run("job", None, &learned(None, 0, 2), 0).is_none());
+    }
+
+    #[test]
+    fn the_start_count_is_what_fits_below_the_ceiling() {
+        let record =
+            JobRecord::after_run("pool", None, &learned(Some(60 * MIB), 280 * MIB, 4), 0).unwrap();
+        // (255M − 40M) ÷ 60M = 3 workers fit below a 255M ceiling.
+        let (count, why) = record.start_count(255 * MIB, 1, 8);
+        assert_eq!(count, 3, "{why}");
+        assert!(
+            why.contains("3 workers of 60M over a base of 40M fit below 255M"),
+            "{why}"
+        );
+        // Bounds still win.
+        assert_eq!(record.start_count(10_000 * MIB, 1, 8).0, 8);
+        assert_eq!(record.start_count(MIB, 2, 8).0, 2);
+    }
+
+    #[test]
+    fn the_fastest_measured_count_caps_the_start_and_an_oom_kill_lowers_it() {
+        let mut run = learned(Some(10 * MIB), 100 * MIB, 6);
+        run.throughput = BTreeMap::from([(2, 10.0), (4, 18.0), (6, 17.5)]);
+        let record = JobRecord::after_run("build", None, &run, 0).unwrap();
+        assert_eq!(record.best, Some((4, 18.0)));
+        let (count, why) = record.start_count(1000 * MIB, 1, 16);
+        assert_eq!(count, 4, "{why}");
+        let mut killed = learned(Some(100 * MIB), 400 * MIB, 4);
+        killed.oom_kills = 1;
+        let record = JobRecord::after_run("k", None, &killed, 0).unwrap();
+        let (count, why) = record.start_count(1000 * MIB, 1, 16);
+        assert_eq!(count, 3, "{why}");
+        // Rates that are not numbers are not kept.
+        let mut odd = learned(None, MIB, 1);
+        odd.throughput = BTreeMap::from([(1, f64::NAN), (2, -1.0)]);
+        assert!(JobRecord::after_run("o", None, &odd, 0)
+            .unwrap()
+            .throughput
+            .is_empty());
+    }
+
+    #[test]
+    fn keys_name_the_command_and_folder_and_are_bounded() {
+        let command = [OsString::from("make"), OsString::from("-j8")];
+        assert_eq!(
+            job_key(None, &command, Path::new("/src/app")),
+            "make -j8 @ /src/app"
+        );
+        assert_eq!(
+            job_key(Some("nightly"), &command, Path::new("/")),
+            "nightly"
+        );
+        let long = "x".repeat(MAX_KEY_CHARS * 2);
+        assert_eq!(
+            job_key(Some(&long), &command, Path::new("/")).len(),
+            MAX_KEY_CHARS
+        );
+        let name = file_name("make -j8 @ /src/app");
+        assert_eq!(name.len(), 21);
+        assert!(name.ends_with(".json") && name[..16].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(name, file_name("make -j8 @ /src/other"));
+        assert_eq!(file_name("../../etc/passwd").len(), 21, "no path in a name");
+    }
+}
