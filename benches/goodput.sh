@@ -17,7 +17,8 @@
 #   - against the best static count that survived at all, whatever level it reached (it may
 #     run within one task of memory.max): reported, not the goal.
 # Environment: TASKS (60), TASK_MEMORY (24M), TASK_TIME (1s), BUDGET (128M), MAX_WORKERS (8),
-# RESCTL_ARGS (extra options for the managed run only, e.g. "--high 90%").
+# RESCTL_ARGS (extra options for the managed run only, e.g. "--high 90%"), BASELINE_BIN (another
+# resctl binary, e.g. main's, run the same way in the same bench: a side-by-side row and ratio).
 # Never a pass/fail: numbers only.
 set -euo pipefail
 # Every run starts from the configuration, not from what earlier runs of the same job taught
@@ -60,7 +61,7 @@ run() {
         printf '\r%-12s repeat %d/%d' "$name" "$i" "$repeats" >&2
         start=$(date +%s%N)
         code=0
-        "$resctl" run --memory-max "$budget" --summary-json "$work/$name.$i.json" \
+        "${bin:-$resctl}" run --memory-max "$budget" --summary-json "$work/$name.$i.json" \
             ${resctl_options[@]+"${resctl_options[@]}"} -- \
             "${job[@]}" ${pool_options[@]+"${pool_options[@]}"} \
             >>"$work/$name.out" 2>>"$work/$name.log" || code=$?
@@ -70,6 +71,10 @@ run() {
     printf '\r%40s\r' '' >&2
 }
 
+if [[ -n ${BASELINE_BIN:-} ]]; then
+    [[ -x $BASELINE_BIN ]] || { echo "goodput.sh: BASELINE_BIN $BASELINE_BIN is not executable" >&2; exit 2; }
+    bin=$BASELINE_BIN run baseline ${extra[@]+"${extra[@]}"} --
+fi
 run resctl ${extra[@]+"${extra[@]}"} --
 for ((k = 1; k <= max_workers; k++)); do
     run "static-$k" -- --workers "$k" --ignore-file
@@ -127,6 +132,12 @@ walls, codes, highest, peak, below = load("resctl")
 label = "resctl (follows the file)" + (f" {extra}" if extra else "")
 resctl_median = statistics.median(walls) if all(c == 0 for c in codes) else None
 row(label, walls, codes, highest, peak, below)
+baseline_median = None
+if os.path.exists(os.path.join(work, "baseline")):
+    walls_b, codes_b, highest_b, peak_b, below_b = load("baseline")
+    row("baseline (BASELINE_BIN)", walls_b, codes_b, highest_b, peak_b, below_b)
+    if all(c == 0 for c in codes_b):
+        baseline_median = statistics.median(walls_b)
 best = best_below_high = None
 for k in range(1, max_workers + 1):
     walls_k, codes_k, highest_k, peak_k, below_k = load(f"static-{k}")
@@ -148,6 +159,9 @@ def compare(what, found, goal):
               f"{resctl_median:.2f} / {found[1]:.2f} = {resctl_median / found[1]:.2f}x{goal}")
 
 compare("best static below the high level", best_below_high, " (goal <= 1.10x)")
+if baseline_median is not None and resctl_median is not None:
+    print(f"resctl / baseline = {resctl_median:.2f} / {baseline_median:.2f} = "
+          f"{resctl_median / baseline_median:.2f}x (same bench, same budget)")
 compare("best static that survived, any level", best, " (reported, not the goal)")
 finals = [int(m.group(1)) for m in (re.search(r"threads \d+ at start, \d+ lowest, (\d+) at end", l)
           for l in open(os.path.join(work, "resctl.log"))) if m]

@@ -106,6 +106,14 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Keep what the sweep measured (memory per worker, the recommended count, the first
+    /// count OOM-killed) in the job's history, so `resctl run --job-key NAME` starts from it.
+    #[arg(long)]
+    pub save: bool,
+    /// The job's name in its history, with --save (default: the command line as given,
+    /// `{threads}` included, and the working folder).
+    #[arg(long, value_name = "NAME", requires = "save")]
+    pub job_key: Option<String>,
     /// The job: COMMAND [ARGS...] (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

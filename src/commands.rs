@@ -22,7 +22,7 @@ use crate::control::protocol::{Request, StatusReply};
 use crate::doctor::DoctorReport;
 use crate::exit::RESCTL_FAILED;
 use crate::history::store::{default_dir, HistoryStore, JobHistory, Lookup};
-use crate::history::{file_name, job_key, JobRecord};
+use crate::history::{file_name, job_key, JobRecord, SweepCount};
 use crate::job_text;
 use crate::report::record::read_trace;
 use crate::run::setup::facts_for_new_job;
@@ -138,16 +138,13 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> Outcome {
         .map(|spec| JobUser::resolve(spec, nix::unistd::geteuid()))
         .transpose()
         .map_err(|error| Failure::Usage(error.to_string()))?;
-    let history = if args.no_history {
-        None
-    } else {
-        let cwd = std::env::current_dir().unwrap_or_default();
-        Some(JobHistory::open(job_key(
+    let history = (!args.no_history).then(|| {
+        JobHistory::open(job_key(
             args.job_key.as_deref(),
             &args.command,
-            &cwd,
-        )))
-    };
+            &working_folder(),
+        ))
+    });
     Ok(run(RunRequest {
         history,
         flags: RunFlags {
@@ -260,6 +257,11 @@ pub fn history(command: &HistoryCommand) -> Outcome {
             print(&format!("forgot {}", job_text::escape(&key)))
         }
     }
+}
+
+/// The working folder, for a job's default key (empty if it is gone).
+fn working_folder() -> PathBuf {
+    std::env::current_dir().unwrap_or_default()
 }
 
 /// One line of `resctl history list`.
@@ -443,6 +445,21 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         "bench: each run's log and summary are in {}",
         log_dir.display()
     );
+    if args.save {
+        let counts: Vec<SweepCount> = report
+            .results
+            .iter()
+            .map(|count| SweepCount {
+                threads: count.threads,
+                ok: count.ok,
+                peak_memory: count.peak_memory,
+                oom_kills: count.runs.iter().map(|run| run.oom_kills).sum(),
+                median_secs: count.median_secs,
+            })
+            .collect();
+        let key = job_key(args.job_key.as_deref(), &args.command, &working_folder());
+        JobHistory::open(key).remember_sweep(&counts, report.recommended);
+    }
     if report.recommended.is_some() {
         Ok(0)
     } else {

@@ -6,10 +6,22 @@ mod common;
 use common::{bench_of_the_pool, resctl, stderr};
 
 #[test]
-fn recommends_the_fastest_count_that_fits_the_budget() {
+fn recommends_the_fastest_count_that_fits_the_budget_and_saves_it_for_later_runs() {
     let _own = require_v1!();
     let logs = tempfile::tempdir().unwrap();
-    let (output, _) = bench_of_the_pool(&["--log-dir".as_ref(), logs.path().as_os_str()]);
+    let history = tempfile::tempdir().unwrap();
+    let mut with_history = resctl();
+    with_history.env("RESCTL_HISTORY_DIR", history.path());
+    let (output, _) = bench_of_the_pool(
+        with_history,
+        &[
+            "--log-dir".as_ref(),
+            logs.path().as_os_str(),
+            "--save".as_ref(),
+            "--job-key".as_ref(),
+            "pool-sweep".as_ref(),
+        ],
+    );
     // Every run left its log and summary.
     for threads in [1, 2, 4] {
         assert!(logs
@@ -23,6 +35,48 @@ fn recommends_the_fastest_count_that_fits_the_budget() {
     }
     let err = stderr(&output);
     assert!(err.contains("bench: run 3/3: 4 threads"), "{err}");
+    assert!(err.contains("history: kept"), "{err}");
+
+    // The sweep's record: 2 (recommended) is the fastest, 4 was OOM-killed, one worker
+    // costs about its 30M task.
+    let shown = resctl()
+        .env("RESCTL_HISTORY_DIR", history.path())
+        .args(["history", "show", "pool-sweep"])
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let record: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(record["best"][0], 2, "{record}");
+    assert_eq!(record["peak_threads"], 4, "{record}");
+    assert!(record["oom_kills"].as_u64().unwrap() >= 1, "{record}");
+    let per_worker = record["per_worker"].as_u64().unwrap();
+    assert!((20 << 20..=60 << 20).contains(&per_worker), "{record}");
+
+    // A run of the job under that key starts at the sweep's count, not the CPUs' (this
+    // test's pool is told 3 workers at most, more than 2 CPUs would give on small hosts).
+    let run = resctl()
+        .env("RESCTL_HISTORY_DIR", history.path())
+        .env_remove("RESCTL_NO_HISTORY")
+        .args(["run", "--memory-max", "200M", "--max-threads", "3"])
+        .args(["--job-key", "pool-sweep", "--"])
+        .arg(common::example("worker_pool"))
+        .args([
+            "--tasks",
+            "2",
+            "--task-memory",
+            "1M",
+            "--task-time",
+            "100ms",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    assert!(
+        err.contains("history: starting with 2 threads")
+            && err.contains("2 was the fastest count measured"),
+        "{err}"
+    );
 }
 
 #[test]

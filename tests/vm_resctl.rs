@@ -227,7 +227,7 @@ fn journald_gets_the_runs_messages_with_resctl_fields() {
 #[ignore = "needs VM"]
 fn bench_sweeps_static_counts_in_their_own_scopes_and_recommends_what_fits() {
     vm_cgroup();
-    bench_of_the_pool(&[]);
+    bench_of_the_pool(resctl(), &[]);
 }
 
 #[test]

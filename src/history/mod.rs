@@ -102,7 +102,9 @@ impl JobRecord {
         while throughput.len() > MAX_COUNTS {
             throughput.pop_last();
         }
-        let best = fastest(&throughput);
+        // A sweep's fastest count (it measures wall time, not units) stays until runs that
+        // report progress measure their own.
+        let best = fastest(&throughput).or(previous.and_then(|p| p.best));
         Some(JobRecord {
             version: RECORD_VERSION,
             key: bounded_key(key),
@@ -152,6 +154,85 @@ impl JobRecord {
             clamped,
             format!("remembered from {} run(s): {why}", self.runs),
         )
+    }
+}
+
+/// One count of a static sweep (`resctl bench --save`), as the history needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SweepCount {
+    /// Worker count.
+    pub threads: u32,
+    /// Whether every run at this count exited 0 with no OOM kill.
+    pub ok: bool,
+    /// Highest peak memory of its runs, bytes.
+    pub peak_memory: u64,
+    /// OOM kills in its runs.
+    pub oom_kills: u64,
+    /// Median wall time, seconds.
+    pub median_secs: f64,
+}
+
+impl JobRecord {
+    /// The record after a static sweep, merged over `previous`; `None` when no count
+    /// succeeded. One worker costs the steepest rise of the peak between successive counts
+    /// that succeeded (the safe side), else peak ÷ workers; the base is what is left at the
+    /// smallest count. The fastest count is `recommended` (its runs per second); the
+    /// smallest count the kernel OOM-killed is kept as the last run's OOM kill, so a run
+    /// starts below it.
+    pub fn from_sweep(
+        key: &str,
+        previous: Option<&JobRecord>,
+        counts: &[SweepCount],
+        recommended: Option<u32>,
+        now: u64,
+    ) -> Option<JobRecord> {
+        let mut succeeded: Vec<&SweepCount> = counts
+            .iter()
+            .filter(|count| count.ok && count.threads > 0 && count.peak_memory > 0)
+            .collect();
+        succeeded.sort_by_key(|count| count.threads);
+        let (first, last) = (*succeeded.first()?, *succeeded.last()?);
+        let steepest = succeeded
+            .windows(2)
+            .map(|pair| {
+                let rise = pair[1].peak_memory.saturating_sub(pair[0].peak_memory);
+                rise / u64::from(pair[1].threads - pair[0].threads).max(1)
+            })
+            .max();
+        let per_worker = steepest
+            .unwrap_or(first.peak_memory / u64::from(first.threads))
+            .max(1);
+        let base = first
+            .peak_memory
+            .saturating_sub(per_worker.saturating_mul(u64::from(first.threads)));
+        let best = recommended.and_then(|threads| {
+            counts
+                .iter()
+                .find(|count| count.threads == threads && count.median_secs > 0.0)
+                .map(|count| (threads, 1.0 / count.median_secs))
+        });
+        let killed = counts
+            .iter()
+            .filter(|count| count.oom_kills > 0)
+            .min_by_key(|count| count.threads);
+        let (peak_threads, peak_memory, oom_kills) = match killed {
+            Some(count) => (count.threads, count.peak_memory, count.oom_kills),
+            None => (last.threads, last.peak_memory, 0),
+        };
+        Some(JobRecord {
+            version: RECORD_VERSION,
+            key: bounded_key(key),
+            runs: previous.map_or(0, |p| p.runs).saturating_add(1),
+            updated: now,
+            per_worker,
+            base,
+            peak_threads,
+            peak_memory,
+            best: best.or(previous.and_then(|p| p.best)),
+            throughput: previous.map(|p| p.throughput.clone()).unwrap_or_default(),
+            exit_code: 0,
+            oom_kills,
+        })
     }
 }
 
@@ -212,6 +293,42 @@ mod tests {
             exit_code: 0,
             oom_kills: 0,
         }
+    }
+
+    fn swept(threads: u32, ok: bool, peak_mib: u64, oom_kills: u64, secs: f64) -> SweepCount {
+        SweepCount {
+            threads,
+            ok,
+            peak_memory: peak_mib * MIB,
+            oom_kills,
+            median_secs: secs,
+        }
+    }
+
+    #[test]
+    fn a_sweep_teaches_the_steepest_rise_the_fastest_count_and_the_first_oom() {
+        let counts = [
+            swept(1, true, 150, 0, 40.0),
+            swept(2, true, 200, 0, 21.0),
+            swept(4, true, 330, 0, 12.0),
+            swept(6, false, 390, 2, 30.0),
+        ];
+        let record = JobRecord::from_sweep("job", None, &counts, Some(4), 5).unwrap();
+        // Rises: 50M from 1 to 2, 65M a worker from 2 to 4: the steeper one.
+        assert_eq!((record.per_worker, record.base), (65 * MIB, 85 * MIB));
+        assert_eq!(record.best, Some((4, 1.0 / 12.0)));
+        assert_eq!((record.peak_threads, record.oom_kills), (6, 2));
+        // 6 was OOM-killed: a run starts below it, at the fastest count here.
+        assert_eq!(record.start_count(10_000 * MIB, 1, 8).0, 4);
+        // A later run without progress keeps the sweep's fastest count.
+        let after = JobRecord::after_run("job", Some(&record), &learned(None, 330 * MIB, 4), 9);
+        assert_eq!(after.unwrap().best, Some((4, 1.0 / 12.0)));
+        // Nothing succeeded: nothing to keep.
+        let failed = [swept(8, false, 500, 1, 3.0)];
+        assert_eq!(JobRecord::from_sweep("job", None, &failed, None, 5), None);
+        // One count: peak ÷ workers.
+        let one = JobRecord::from_sweep("job", None, &[swept(2, true, 200, 0, 9.0)], Some(2), 5);
+        assert_eq!(one.unwrap().per_worker, 100 * MIB);
     }
 
     #[test]

@@ -220,25 +220,62 @@ impl JobHistory {
     /// Keeps what the run `learned` for the next run (a failure is a warning: the job has
     /// ended, its history is only a help).
     pub fn remember(&self, learned: &super::Learned) {
-        let Some(store) = &self.store else {
-            return;
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        let Some(record) = JobRecord::after_run(&self.key, self.previous.as_ref(), learned, now)
-        else {
-            return;
-        };
-        match store.save(&record) {
-            Ok(()) => tracing::debug!(
-                "history: kept {} per worker for the next run of '{}'",
-                crate::units::format_size(record.per_worker),
-                crate::job_text::escape(&self.key)
-            ),
-            Err(err) => tracing::warn!("history: not kept: {err}"),
+        let record = JobRecord::after_run(&self.key, self.previous.as_ref(), learned, now());
+        if let Some(record) = self.keep(record) {
+            tracing::debug!("history: kept {}", describe(&record));
         }
     }
+
+    /// Keeps what a static sweep (`resctl bench --save`) measured: `counts`, and the count
+    /// it `recommended`.
+    pub fn remember_sweep(&self, counts: &[super::SweepCount], recommended: Option<u32>) {
+        let record = JobRecord::from_sweep(
+            &self.key,
+            self.previous.as_ref(),
+            counts,
+            recommended,
+            now(),
+        );
+        if record.is_none() {
+            tracing::warn!("history: no count succeeded: nothing to keep");
+        }
+        if let Some(record) = self.keep(record) {
+            tracing::info!(
+                "history: kept {}; `resctl run --job-key '{}' -- ...` starts from it",
+                describe(&record),
+                crate::job_text::escape(&self.key)
+            );
+        }
+    }
+
+    /// Writes `record`, if any; the record once written (a failure is a warning).
+    fn keep(&self, record: Option<JobRecord>) -> Option<JobRecord> {
+        let (store, record) = (self.store.as_ref()?, record?);
+        match store.save(&record) {
+            Ok(()) => Some(record),
+            Err(err) => {
+                tracing::warn!("history: not kept: {err}");
+                None
+            }
+        }
+    }
+}
+
+/// "30M per worker over a base of 1M for 'KEY'", escaped.
+fn describe(record: &JobRecord) -> String {
+    format!(
+        "{} per worker over a base of {} for '{}'",
+        crate::units::format_size(record.per_worker),
+        crate::units::format_size(record.base),
+        crate::job_text::escape(&record.key)
+    )
+}
+
+/// Seconds since the epoch (0 if the clock is before it).
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Reads one record file: `None` when it does not exist; an error naming the file when it

@@ -94,6 +94,14 @@ pub const SETTLE: Duration = Duration::from_secs(3);
 /// that count by more than this: the workers' memory is still rising (tasks that grow over
 /// minutes), so the count's real cost is not known yet. 5 % is the hysteresis margin.
 pub const RISING_TOLERANCE: f64 = 0.05;
+/// A lighter phase: the peak at a count over the last two settle times below this share of
+/// its peak earlier in the cooldown (a pool past its heavy tasks). Growth then plans from
+/// the phase's own peak and slope at once, instead of waiting out the heavy peak's cooldown.
+pub const LIGHTER_PHASE: f64 = 0.75;
+/// How long memory must have stayed below [`LIGHTER_PHASE`] of the earlier peak before a
+/// lighter phase is believed (capped at half the cooldown): long enough that a pool of
+/// mixed task sizes whose large tasks are merely rarer is not mistaken for one.
+pub const LIGHTER_PHASE_WINDOW: Duration = Duration::from_secs(10);
 /// Samples older than this do not count for the marginal memory per worker: a job's tasks
 /// change (light models first, heavy ones later) and what a worker costs now is what counts.
 pub const WORKER_MEMORY_WINDOW: Duration = Duration::from_secs(5 * 60);

@@ -13,6 +13,7 @@ mod format;
 pub(crate) mod leak;
 mod level;
 pub(crate) mod observation;
+mod ramp;
 mod workers;
 
 #[cfg(test)]
@@ -30,6 +31,7 @@ use format::{bytes, duration};
 pub use leak::{LeakCheck, LeakRule, MemoryTrend};
 use leak::{LeakDetector, LeakSettings};
 use level::{LevelTracker, Timing, Unit};
+use ramp::{ramp_step, RampInputs};
 use workers::{Throughput, WorkerMemory};
 
 /// The levels of one tick.
@@ -77,6 +79,9 @@ pub struct Policy {
     unrecorded_peak: Option<u64>,
     last_reclaim: Option<Duration>,
     last_progress: Option<(Duration, u64)>,
+    /// Start of the job's current lighter phase, once memory at a count fell well below
+    /// its earlier peak there ([`defaults::LIGHTER_PHASE`]); growth plans from it.
+    phase_since: Option<Duration>,
     worker_memory: WorkerMemory,
     throughput: Throughput,
     leak: LeakDetector,
@@ -144,6 +149,7 @@ impl Policy {
             unrecorded_peak: None,
             last_reclaim: None,
             last_progress: None,
+            phase_since: None,
             worker_memory: WorkerMemory::default(),
             throughput: Throughput::default(),
             leak,
@@ -336,6 +342,7 @@ impl Policy {
         } else if !after_reduction {
             self.unrecorded_peak = self.unrecorded_peak.max(observation.memory_peak_since_last);
         }
+        self.detect_lighter_phase(at);
         if let Some(units) = observation.progress_units {
             if let Some((previous_at, previous_units)) = self.last_progress {
                 if units >= previous_units && at > previous_at && previous_at >= settled_from {
@@ -345,6 +352,35 @@ impl Policy {
             }
             self.last_progress = Some((at, units));
         }
+    }
+
+    /// Notes the start of a lighter phase: the peak at this count over the last
+    /// [`defaults::LIGHTER_PHASE_WINDOW`] (all of it at this count, settled) stayed below
+    /// [`defaults::LIGHTER_PHASE`] of its peak earlier in the cooldown and in this phase.
+    fn detect_lighter_phase(&mut self, at: Duration) {
+        let window = defaults::LIGHTER_PHASE_WINDOW.min(self.config.cooldown / 2);
+        let recent_from = at.saturating_sub(window);
+        if self.count_since.saturating_add(self.settle()) > recent_from {
+            return;
+        }
+        let from = self.phase_start(at);
+        let threads = self.threads;
+        let (Some(earlier), Some(recent)) = (
+            self.worker_memory.peak(threads, from, recent_from),
+            self.worker_memory.peak(threads, recent_from, Duration::MAX),
+        ) else {
+            return;
+        };
+        if (recent as f64) < earlier as f64 * defaults::LIGHTER_PHASE {
+            self.phase_since = Some(recent_from);
+        }
+    }
+
+    /// Start of the samples growth plans from: the last cooldown, or the current lighter
+    /// phase if that began later.
+    fn phase_start(&self, at: Duration) -> Duration {
+        at.saturating_sub(self.config.cooldown)
+            .max(self.phase_since.unwrap_or(Duration::ZERO))
     }
 
     /// Bytes to reclaim when memory crossed the cleanup level going up, once per cooldown.
@@ -389,12 +425,49 @@ impl Policy {
                     )
                 }
             }
-            Level::High => self.reduce(at, Level::High, 2, false),
+            Level::High => {
+                let (step, why) = self.high_memory_step(observation, levels);
+                let (reduced, reason) = self.reduce(at, Level::High, step, false);
+                let why = if reduced < threads {
+                    why
+                } else {
+                    String::new()
+                };
+                (reduced, format!("{reason}{why}"))
+            }
             Level::Moderate if levels.pressure == Level::Moderate => {
                 self.reduce(at, Level::Moderate, 1, true)
             }
             Level::Moderate | Level::Normal => self.decide_growth(at, observation, levels),
         }
+    }
+
+    /// Workers a reduction at the high level takes away, and why when more than the usual
+    /// two: when memory is at high, as many as bring the job's memory, scaled by workers,
+    /// below the growth ceiling (a heavier phase is re-planned in one step, not two workers
+    /// per cooldown).
+    fn high_memory_step(&self, observation: &Observation, levels: Levels) -> (u32, String) {
+        const USUAL: u32 = 2;
+        let memory = observation.highest_memory();
+        let threads = self.threads;
+        if levels.memory < Level::High || memory == 0 {
+            return (USUAL, String::new());
+        }
+        let ceiling = self.config.growth_ceiling();
+        let fitting = (u128::from(threads) * u128::from(ceiling) / u128::from(memory))
+            .min(u128::from(u32::MAX)) as u32;
+        let step = threads.saturating_sub(fitting);
+        if step <= USUAL {
+            return (USUAL, String::new());
+        }
+        (
+            step,
+            format!(
+                " ({} per worker: {fitting} fit below {})",
+                bytes(memory / u64::from(threads.max(1))),
+                bytes(ceiling)
+            ),
+        )
     }
 
     /// Takes `step` workers away because of `level`, unless at the minimum or cooling down.
@@ -483,11 +556,9 @@ impl Policy {
         // to through a reduction, after which growth waits a cooldown.
         let settle = self.settle();
         let latest_from = at.saturating_sub(settle);
-        let earlier = self.worker_memory.peak(
-            threads,
-            at.saturating_sub(self.config.cooldown),
-            latest_from,
-        );
+        let earlier = self
+            .worker_memory
+            .peak(threads, self.phase_start(at), latest_from);
         let latest = self.worker_memory.peak(threads, latest_from, Duration::MAX);
         let Some(earlier) = earlier else {
             return hold(format!(
@@ -507,7 +578,10 @@ impl Policy {
             ));
         }
         let peak = earlier.max(latest);
-        if let Some(since) = self.last_reduction {
+        // A lighter phase that began after the reduction re-plans at once: the memory that
+        // caused the reduction is gone.
+        let phase_since = self.phase_since.unwrap_or(Duration::ZERO);
+        if let Some(since) = self.last_reduction.filter(|&since| since >= phase_since) {
             let elapsed = at.saturating_sub(since);
             if elapsed < self.config.cooldown {
                 return hold(format!(
@@ -524,7 +598,8 @@ impl Policy {
                 duration(min_span)
             ));
         }
-        let (per_worker, basis) = match self.worker_memory.marginal() {
+        let marginal = self.worker_memory.marginal_since(phase_since);
+        let (per_worker, basis) = match marginal {
             Some(marginal) => (marginal, "per worker"),
             None => (
                 peak / u64::from(threads.max(1)),
@@ -547,19 +622,39 @@ impl Policy {
                 bytes(per_worker)
             ));
         }
-        let target = threads + 1;
+        let ramp = ramp_step(RampInputs {
+            threads,
+            max_threads: self.config.max_threads,
+            room: ceiling - peak,
+            per_worker,
+            measured_counts: self.worker_memory.counts_since(phase_since),
+            measures_each_count: self.last_progress.is_some(),
+            runnable_per_core: observation.runnable_per_core,
+        });
+        let target = threads + ramp.step;
         if let Some((slower, best)) = self.throughput.slower_on_the_way(target, min_span) {
             return hold(format!(
                 ": {} threads measured slower ({:.1} units/s) than {} ({:.1} units/s)",
                 slower.threads, slower.units_per_sec, best.threads, best.units_per_sec
             ));
         }
+        let phase = match self.phase_since {
+            Some(since) if since > at.saturating_sub(self.config.cooldown) => format!(
+                "; a lighter phase for {}: its peak, not the cooldown's",
+                duration(at.saturating_sub(since))
+            ),
+            _ => String::new(),
+        };
+        let added = match ramp.step {
+            1 => bytes(per_worker),
+            step => format!("{step} × {}", bytes(per_worker)),
+        };
         (
             target,
             format!(
-                "{prefix}: {threads} → {target} threads (peak {} + {} {basis} < {ceiling_text})",
+                "{prefix}: {threads} → {target} threads (peak {} + {added} {basis} < {ceiling_text}{}{phase})",
                 bytes(peak),
-                bytes(per_worker)
+                ramp.limited_by
             ),
         )
     }

@@ -238,12 +238,11 @@ fn critical_spike_is_entered_at_once() {
         memory_at(at, if spike { 3600 * MIB } else { 1000 * MIB })
     });
     assert_eq!(changes(&decisions)[0], (20, 8, 1));
-    // Memory is back at 1000 MiB: after a cooldown from the reduction the count grows back
-    // one worker per measured step.
-    assert_eq!(
-        changes(&decisions)[1..],
-        [(50, 1, 2), (57, 2, 3), (64, 3, 4), (71, 4, 5), (78, 5, 6)]
-    );
+    // Memory is back at 1000 MiB: after a cooldown from the reduction the count ramps back
+    // in the steps the headroom allows: the slope of the spike at 8 (3600 MiB) and 1000 MiB
+    // at 1 is 371 MiB per worker, 4 of which fit below 2850 MiB; at 5 the slope is lower
+    // and the count goes to the maximum.
+    assert_eq!(changes(&decisions)[1..], [(50, 1, 5), (57, 5, 8)]);
     assert!(
         decisions[40]
             .reason
@@ -319,20 +318,19 @@ fn cpu_saturation_blocks_growth() {
         .reason
         .ends_with("(run queue 1.50 per core > 1.00)"));
 
-    // Control: the same job with idle CPUs grows by one per measured count to the maximum
-    // (3 s to settle — none for the starting count — then 3 s of samples to see that
-    // memory no longer rises).
+    // Control: the same job with idle CPUs grows to the maximum, each step as far as the
+    // run queue allows (3 s to settle — none for the starting count — then 3 s of samples
+    // to see that memory no longer rises): one worker until two counts are measured, then
+    // as many as the run queue allows (0.5 per core at 3 workers: 6), then the maximum
+    // (memory does not follow the workers: peak ÷ workers is the estimate).
     let idle = run(50.0, false, Some(0.5));
-    assert_eq!(
-        changes(&idle),
-        vec![
-            (4, 2, 3),
-            (11, 3, 4),
-            (18, 4, 5),
-            (25, 5, 6),
-            (32, 6, 7),
-            (39, 7, 8)
-        ]
+    assert_eq!(changes(&idle), vec![(4, 2, 3), (11, 3, 6), (18, 6, 8)]);
+    assert!(
+        idle[4]
+            .reason
+            .ends_with("one at a time until two counts have measured the memory per worker)"),
+        "{}",
+        idle[4].reason
     );
 
     // CPU PSI "some", when configured, is contention: at its moderate level it shrinks by
@@ -404,15 +402,13 @@ fn recovery_grows_by_measured_headroom_below_high() {
     // 8 workers = 1700 MiB ≥ critical: sequential at once; a cooldown after the reduction
     // the count grows one worker per measured step while peak + one worker stays below high
     // less 5 % (950 MiB): the 200 MiB slope of the peaks at 8 workers (the first sample,
-    // which needs no settling) and at 1; at 4 workers 900 MiB + 200 MiB would not fit.
-    assert_eq!(
-        changes(&decisions),
-        vec![(0, 8, 1), (30, 1, 2), (37, 2, 3), (44, 3, 4)]
-    );
+    // which needs no settling) and at 1 lets 3 more fit in one step (300 + 600 MiB); at 4
+    // workers 900 MiB + 200 MiB would not fit.
+    assert_eq!(changes(&decisions), vec![(0, 8, 1), (30, 1, 4)]);
     assert!(
-        decisions[30]
-            .reason
-            .ends_with("1 → 2 threads (peak 300M + 200M per worker < 950M (high 1000M less 5 %))"),
+        decisions[30].reason.ends_with(
+            "1 → 4 threads (peak 300M + 3 × 200M per worker < 950M (high 1000M less 5 %))"
+        ),
         "{}",
         decisions[30].reason
     );
@@ -432,6 +428,74 @@ fn recovery_grows_by_measured_headroom_below_high() {
         policy.step(observation);
     }
     assert_eq!(policy.marginal_memory_per_worker(), None);
+}
+
+/// 100 MiB + `per_worker` MiB per worker, the per-worker memory changing with the phase
+/// the time falls in (`phases`: start second and MiB per worker, in order).
+fn phased_model(phases: &'static [(u64, u64)]) -> impl FnMut(Duration, u32) -> Observation {
+    move |at, threads| {
+        let per_worker = phases
+            .iter()
+            .rev()
+            .find(|&&(start, _)| at.as_secs() >= start)
+            .map_or(0, |&(_, per_worker)| per_worker);
+        memory_at(at, (100 + per_worker * u64::from(threads)) * MIB)
+    }
+}
+
+#[test]
+fn a_heavier_phase_is_replanned_in_one_step() {
+    // Light tasks (50 MiB) let 8 workers run; at 60 s they turn heavy (150 MiB): 1300 MiB
+    // at 8 is above high (1000) but below critical (2000). The count whose memory fits
+    // below 950 MiB, scaled by workers, is 5 (8 × 950 / 1300 = 5.8): one step 8 → 5, not
+    // the usual 8 → 6 and another 2 a cooldown later.
+    let config = PolicyConfig {
+        initial_threads: 2,
+        ..memory_levels_mib(500, 1000, 2000)
+    };
+    let (_, decisions) = simulate(config, 200, phased_model(&[(0, 50), (60, 150)]));
+    let changes = changes(&decisions);
+    let heavy: Vec<_> = changes.iter().filter(|change| change.0 >= 60).collect();
+    assert_eq!(heavy.len(), 1, "{changes:?}");
+    assert_eq!((heavy[0].1, heavy[0].2), (8, 5), "{changes:?}");
+    let reason = &decisions[heavy[0].0 as usize].reason;
+    assert!(
+        reason.ends_with("8 → 5 threads (162M per worker: 5 fit below 950M)"),
+        "{reason}"
+    );
+    // 5 workers of 150 MiB stay below the high level: no further change.
+    assert!(
+        decisions[150..]
+            .iter()
+            .all(|decision| decision.threads == 5 && decision.memory_level < Level::High),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn a_lighter_phase_grows_without_waiting_out_the_heavy_peak() {
+    // Heavy tasks (300 MiB) at first: 8 workers are critical, sequential at once, then 2
+    // fit. At 40 s the tasks turn light (50 MiB): once memory at 2 workers has stayed
+    // below 75 % of its heavy peak for 10 s, growth plans from the light phase alone,
+    // without waiting for the heavy peak to leave the 30 s window.
+    let config = memory_levels_mib(950, 1000, 1500);
+    let (_, decisions) = simulate(config, 200, phased_model(&[(0, 300), (40, 50)]));
+    // Then 2 → 3 at once (one worker: the phase has one count measured), 3 → 8 once two
+    // counts have measured 50 MiB per worker. The heavy peak alone would hold 2 until 70 s.
+    assert_eq!(
+        changes(&decisions),
+        vec![(0, 8, 1), (30, 1, 2), (50, 2, 3), (57, 3, 8)]
+    );
+    let reason = &decisions[50].reason;
+    assert!(
+        reason.ends_with("a lighter phase for 10s: its peak, not the cooldown's)"),
+        "{reason}"
+    );
+    // The light phase ends at the maximum, below the high level.
+    assert_eq!(decisions[200].threads, 8);
+    assert!(decisions[100..]
+        .iter()
+        .all(|decision| decision.memory_level < Level::High));
 }
 
 #[test]
@@ -482,14 +546,11 @@ fn peaks_between_samples_enter_the_level_they_reach() {
 
 #[test]
 fn growth_into_moderate_stays_there_without_flapping() {
-    // With high at 1000 MiB and moderate at 800 MiB, the 4th worker (900 MiB) enters
-    // moderate, which only stops growth: the count stays at 4 for the next half hour.
+    // With high at 1000 MiB and moderate at 800 MiB, 4 workers (900 MiB) enter moderate,
+    // which only stops growth: the count stays at 4 for the next half hour.
     let config = memory_levels_mib(800, 1000, 1500);
     let (_, decisions) = simulate(config, 1800, per_worker_model);
-    assert_eq!(
-        changes(&decisions),
-        vec![(0, 8, 1), (30, 1, 2), (37, 2, 3), (44, 3, 4)]
-    );
+    assert_eq!(changes(&decisions), vec![(0, 8, 1), (30, 1, 4)]);
     assert!(decisions[50..]
         .iter()
         .all(|d| d.memory_level == Level::Moderate && d.threads == 4));

@@ -64,8 +64,27 @@ impl WorkerMemory {
     /// when the slope is not positive (more workers using less memory says nothing about
     /// the cost of a worker).
     pub fn marginal(&self) -> Option<u64> {
+        self.marginal_since(Duration::ZERO)
+    }
+
+    /// How many distinct worker counts were sampled at `from` or later.
+    pub fn counts_since(&self, from: Duration) -> usize {
+        let mut counts: Vec<u32> = self
+            .samples
+            .iter()
+            .filter(|&&(at, _, _)| at >= from)
+            .map(|&(_, threads, _)| threads)
+            .collect();
+        counts.sort_unstable();
+        counts.dedup();
+        counts.len()
+    }
+
+    /// [`marginal`](Self::marginal) over the samples taken at `from` or later (one phase
+    /// of a job whose tasks changed).
+    pub fn marginal_since(&self, from: Duration) -> Option<u64> {
         let mut peaks: BTreeMap<u32, u64> = BTreeMap::new();
-        for &(_, threads, memory) in &self.samples {
+        for &(_, threads, memory) in self.samples.iter().filter(|&&(at, _, _)| at >= from) {
             let peak = peaks.entry(threads).or_insert(memory);
             *peak = (*peak).max(memory);
         }

@@ -207,11 +207,15 @@ const POOL_JOB: [&str; 6] = [
     "1500ms",
 ];
 
-/// `resctl bench` of the demo pool at 1, 2 and 4 workers of 30M in 100M (`extra` are more
-/// bench options, e.g. `--log-dir`), checked: 1 and 2 succeed, 4 is OOM-killed, 2 is
-/// recommended. Returns resctl's output and the JSON report.
-pub fn bench_of_the_pool(extra: &[&std::ffi::OsStr]) -> (Output, serde_json::Value) {
-    let output = resctl()
+/// `resctl bench` of the demo pool at 1, 2 and 4 workers of 30M in 100M through `resctl`
+/// (a [`resctl()`] command, its environment set; `extra` are more bench options, e.g.
+/// `--log-dir`), checked: 1 and 2 succeed, 4 is OOM-killed, 2 is recommended. Returns
+/// resctl's output and the JSON report.
+pub fn bench_of_the_pool(
+    mut resctl: Command,
+    extra: &[&std::ffi::OsStr],
+) -> (Output, serde_json::Value) {
+    let output = resctl
         .args([
             "bench",
             "--threads",
