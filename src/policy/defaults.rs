@@ -102,6 +102,14 @@ pub const LIGHTER_PHASE: f64 = 0.75;
 /// lighter phase is believed (capped at half the cooldown): long enough that a pool of
 /// mixed task sizes whose large tasks are merely rarer is not mistaken for one.
 pub const LIGHTER_PHASE_WINDOW: Duration = Duration::from_secs(10);
+/// A job's memory per worker is predictable when its counts' peaks lie within this share of
+/// one worker's memory of the line through them, and the peak at the current count moved
+/// no more than that between the last two settle times: growth then plans to the limit
+/// less a learned margin instead of to the high level.
+pub const PREDICTABLE_SPREAD: f64 = 0.25;
+/// The learned margin is at least this many times the spread (and at least one worker's
+/// memory, and the hysteresis share of the limit).
+pub const MARGIN_SPREADS: u64 = 3;
 /// Samples older than this do not count for the marginal memory per worker: a job's tasks
 /// change (light models first, heavy ones later) and what a worker costs now is what counts.
 pub const WORKER_MEMORY_WINDOW: Duration = Duration::from_secs(5 * 60);

@@ -34,6 +34,15 @@ use level::{LevelTracker, Timing, Unit};
 use ramp::{ramp_step, RampInputs};
 use workers::{Throughput, WorkerMemory};
 
+/// Growth's ceiling from a job whose memory per worker is predictable (see
+/// `Policy::learned_plan`).
+struct LearnedPlan {
+    /// Bytes growth plans to stay below.
+    ceiling: u64,
+    /// The ceiling and where it came from, for reasons.
+    text: String,
+}
+
 /// The levels of one tick.
 #[derive(Debug, Clone, Copy)]
 struct Levels {
@@ -376,6 +385,55 @@ impl Policy {
         }
     }
 
+    /// Growth's ceiling when the job's memory per worker is predictable
+    /// ([`defaults::PREDICTABLE_SPREAD`]: the counts' peaks on a line, the current count's
+    /// peak the same from one settle time to the next) and a hard limit is known: the limit less a margin
+    /// learned from the job — at least one worker's memory, [`defaults::MARGIN_SPREADS`]
+    /// times the spread, and the hysteresis share of the limit — and never above critical
+    /// less the hysteresis. `None` (the high level plans) otherwise, or when that would be
+    /// lower than the high level's plan.
+    fn learned_plan(&self, at: Duration) -> Option<LearnedPlan> {
+        let limit = self
+            .config
+            .memory_limit
+            .filter(|&limit| limit != NO_LIMIT)?;
+        let phase_since = self.phase_since.unwrap_or(Duration::ZERO);
+        let fit = self.worker_memory.fit_since(phase_since)?;
+        // How far the peak at this count moves from one settle time to the next, once two
+        // are measured (right after growth only the counts before it are).
+        let moved = self
+            .worker_memory
+            .peak_spread(
+                self.threads,
+                self.phase_start(at),
+                at.saturating_add(Duration::from_nanos(1)),
+                self.settle(),
+            )
+            .unwrap_or(0);
+        let spread = fit.residual.max(moved);
+        if spread as f64 > fit.slope as f64 * defaults::PREDICTABLE_SPREAD {
+            return None;
+        }
+        let margin = fit
+            .slope
+            .max(spread.saturating_mul(defaults::MARGIN_SPREADS))
+            .max((limit as f64 * self.config.hysteresis) as u64);
+        let critical = (self.config.memory_critical as f64 * (1.0 - self.config.hysteresis)) as u64;
+        let ceiling = limit.saturating_sub(margin).min(critical);
+        (ceiling > self.config.growth_ceiling()).then(|| LearnedPlan {
+            ceiling,
+            text: format!(
+                "{} (limit {} less a learned margin of {}: {} per worker over {} counts, spread {})",
+                bytes(ceiling),
+                bytes(limit),
+                bytes(margin),
+                bytes(fit.slope),
+                fit.counts,
+                bytes(spread)
+            ),
+        })
+    }
+
     /// Start of the samples growth plans from: the last cooldown, or the current lighter
     /// phase if that began later.
     fn phase_start(&self, at: Duration) -> Duration {
@@ -426,6 +484,20 @@ impl Policy {
                 }
             }
             Level::High => {
+                let within_plan = levels.pressure < Level::High && levels.memory == Level::High;
+                if let Some(plan) = self
+                    .learned_plan(at)
+                    .filter(|plan| within_plan && observation.highest_memory() < plan.ceiling)
+                {
+                    let cause = self.cause(at, Level::High, false);
+                    return (
+                        threads,
+                        format!(
+                            "{cause}: holding {threads} threads, within the learned plan below {}",
+                            plan.text
+                        ),
+                    );
+                }
                 let (step, why) = self.high_memory_step(observation, levels);
                 let (reduced, reason) = self.reduce(at, Level::High, step, false);
                 let why = if reduced < threads {
@@ -606,14 +678,10 @@ impl Policy {
                 "per worker (peak ÷ workers; no marginal estimate yet)",
             ),
         };
-        let high = self.config.memory_high.min(self.config.memory_critical);
-        let ceiling = self.config.growth_ceiling();
-        let ceiling_text = format!(
-            "{} (high {} less {:.0} %)",
-            bytes(ceiling),
-            bytes(high),
-            self.config.hysteresis * 100.0
-        );
+        let (ceiling, ceiling_text) = match self.learned_plan(at) {
+            Some(plan) => (plan.ceiling, plan.text),
+            None => (self.config.growth_ceiling(), self.level_plan_text()),
+        };
         let projected = peak.saturating_add(per_worker);
         if projected >= ceiling {
             return hold(format!(
@@ -656,6 +724,16 @@ impl Policy {
                 bytes(peak),
                 ramp.limited_by
             ),
+        )
+    }
+
+    /// The high level's growth ceiling, described.
+    fn level_plan_text(&self) -> String {
+        format!(
+            "{} (high {} less {:.0} %)",
+            bytes(self.config.growth_ceiling()),
+            bytes(self.config.memory_high.min(self.config.memory_critical)),
+            self.config.hysteresis * 100.0
         )
     }
 

@@ -498,6 +498,84 @@ fn a_lighter_phase_grows_without_waiting_out_the_heavy_peak() {
         .all(|decision| decision.memory_level < Level::High));
 }
 
+/// The goodput bench's budget: levels 64 / 96 / 112 MiB of a 128 MiB limit, 2 workers at start.
+fn budget_128m(limit: Option<u64>) -> PolicyConfig {
+    PolicyConfig {
+        memory_limit: limit,
+        initial_threads: 2,
+        ..memory_levels_mib(64, 96, 112)
+    }
+}
+
+/// Half a MiB of base and `per_worker(at)` MiB per worker.
+fn pool_model(per_worker: impl Fn(u64) -> f64) -> impl FnMut(Duration, u32) -> Observation {
+    move |at, threads| memory_at(at, mib(0.5 + per_worker(at.as_secs()) * f64::from(threads)))
+}
+
+#[test]
+fn a_predictable_job_plans_to_the_limit_less_a_learned_margin() {
+    // 24 MiB per worker, always: after 2 and 3 workers the line is exact, so growth plans
+    // for 128 MiB less one worker (104 MiB), not for the high level less 5 % (91.2 MiB):
+    // 4 workers (96.5 MiB) run at the high level, held there by the plan.
+    let (_, decisions) = simulate(budget_128m(Some(128 * MIB)), 120, pool_model(|_| 24.0));
+    assert_eq!(changes(&decisions), vec![(4, 2, 3), (11, 3, 4)]);
+    assert!(
+        decisions[11].reason.ends_with(
+            "3 → 4 threads (peak 72.5M + 24M per worker < 104M (limit 128M less a learned margin of 24M: 24M per worker over 2 counts, spread 0B))"
+        ),
+        "{}",
+        decisions[11].reason
+    );
+    assert_eq!(decisions[60].memory_level, Level::High);
+    assert!(
+        decisions[60]
+            .reason
+            .contains("holding 4 threads, within the learned plan below 104M"),
+        "{}",
+        decisions[60].reason
+    );
+    // Without a hard limit there is nothing to plan to: the high level plans, 3 workers.
+    let (_, unlimited) = simulate(budget_128m(None), 120, pool_model(|_| 24.0));
+    assert_eq!(changes(&unlimited), vec![(4, 2, 3)]);
+    assert!(unlimited[60]
+        .reason
+        .ends_with("would reach 91.2M (high 96M less 5 %)"));
+}
+
+#[test]
+fn an_unpredictable_job_keeps_the_level_plan() {
+    // Tasks of 24 MiB for 5 s, then 16 MiB for 5 s: the peak at a count moves by a third of
+    // a worker between settle times, so growth plans for the high level, as without a limit.
+    let alternating = |second: u64| if second % 10 < 5 { 24.0 } else { 16.0 };
+    let (_, decisions) = simulate(budget_128m(Some(128 * MIB)), 300, pool_model(alternating));
+    assert!(
+        decisions
+            .iter()
+            .all(|decision| !decision.reason.contains("learned")),
+        "{:?}",
+        changes(&decisions)
+    );
+    assert!(decisions.iter().all(|decision| decision.threads <= 3));
+}
+
+#[test]
+fn memory_above_the_learned_plan_is_reduced() {
+    // As above, until the tasks grow to 27 MiB at 100 s: 108.5 MiB at 4 workers is above
+    // the 104 MiB plan (and the peaks no longer lie on one line): 4 → 2, never critical.
+    let growing = |second: u64| if second < 100 { 24.0 } else { 27.0 };
+    let (_, decisions) = simulate(budget_128m(Some(128 * MIB)), 200, pool_model(growing));
+    let changes = changes(&decisions);
+    assert_eq!(&changes[..2], &[(4, 2, 3), (11, 3, 4)], "{changes:?}");
+    let reduction = changes.iter().find(|change| change.0 >= 100);
+    assert!(
+        reduction.is_some_and(|&(at, from, to)| at <= 104 && from == 4 && to == 2),
+        "{changes:?}"
+    );
+    assert!(decisions
+        .iter()
+        .all(|decision| decision.memory_level < Level::Critical));
+}
+
 #[test]
 fn peaks_between_samples_count_through_the_kernel_high_water_mark() {
     // Workers in step with the sampling interval: every sample sees 100 MiB + 150 MiB per

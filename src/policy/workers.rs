@@ -67,6 +67,33 @@ impl WorkerMemory {
         self.marginal_since(Duration::ZERO)
     }
 
+    /// How far the peak at `threads` workers moves from one `width` of time to the next
+    /// over `from..until` (the highest less the lowest of the peaks of consecutive windows
+    /// of `width`, counted back from `until`); `None` with fewer than two windows sampled.
+    pub fn peak_spread(
+        &self,
+        threads: u32,
+        from: Duration,
+        until: Duration,
+        width: Duration,
+    ) -> Option<u64> {
+        if width.is_zero() {
+            return None;
+        }
+        let mut peaks: BTreeMap<u128, u64> = BTreeMap::new();
+        for &(at, count, memory) in &self.samples {
+            if count != threads || at < from || at >= until {
+                continue;
+            }
+            let window = until.saturating_sub(at).as_nanos() / width.as_nanos();
+            let peak = peaks.entry(window).or_insert(memory);
+            *peak = (*peak).max(memory);
+        }
+        let highest = peaks.values().max()?;
+        let lowest = peaks.values().min()?;
+        (peaks.len() >= 2).then(|| highest - lowest)
+    }
+
     /// How many distinct worker counts were sampled at `from` or later.
     pub fn counts_since(&self, from: Duration) -> usize {
         let mut counts: Vec<u32> = self
@@ -83,6 +110,12 @@ impl WorkerMemory {
     /// [`marginal`](Self::marginal) over the samples taken at `from` or later (one phase
     /// of a job whose tasks changed).
     pub fn marginal_since(&self, from: Duration) -> Option<u64> {
+        self.fit_since(from).map(|fit| fit.slope)
+    }
+
+    /// The line through each count's peak over the samples taken at `from` or later: its
+    /// slope (the marginal memory per worker) and how far the peaks lie from it.
+    pub fn fit_since(&self, from: Duration) -> Option<MarginalFit> {
         let mut peaks: BTreeMap<u32, u64> = BTreeMap::new();
         for &(_, threads, memory) in self.samples.iter().filter(|&&(at, _, _)| at >= from) {
             let peak = peaks.entry(threads).or_insert(memory);
@@ -95,9 +128,37 @@ impl WorkerMemory {
             fit.add(i128::from(threads), i128::from(peak.min(MAX_PEAK)));
         }
         let (slope, _) = fit.line()?;
-        // Saturating float→int cast; NaN/∞ are filtered first.
-        (slope.is_finite() && slope > 0.0).then(|| slope.round() as u64)
+        if !(slope.is_finite() && slope > 0.0) {
+            return None;
+        }
+        let count = peaks.len() as f64;
+        let mean_threads = peaks.keys().map(|&t| f64::from(t)).sum::<f64>() / count;
+        let mean_peak = peaks.values().map(|&p| p.min(MAX_PEAK) as f64).sum::<f64>() / count;
+        let residual = peaks
+            .iter()
+            .map(|(&threads, &peak)| {
+                let line = mean_peak + slope * (f64::from(threads) - mean_threads);
+                (peak.min(MAX_PEAK) as f64 - line).abs()
+            })
+            .fold(0.0, f64::max);
+        // Saturating float→int casts; NaN/∞ were filtered above.
+        Some(MarginalFit {
+            slope: slope.round() as u64,
+            residual: residual.round() as u64,
+            counts: peaks.len(),
+        })
     }
+}
+
+/// The marginal memory per worker and how well the counts' peaks follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MarginalFit {
+    /// Bytes one more worker adds to the peak (least squares over the counts' peaks).
+    pub slope: u64,
+    /// The largest distance of a count's peak from the line, bytes (0 with two counts).
+    pub residual: u64,
+    /// Distinct counts the line was fitted over.
+    pub counts: usize,
 }
 
 /// Work done per worker count, from the job's cumulative progress units.
