@@ -5,7 +5,7 @@
 //! nothing here touches the kernel, so every rule is testable on made-up facts.
 
 use crate::history::JobRecord;
-use crate::policy::PolicyConfig;
+use crate::policy::{PolicyConfig, RememberedWorkers};
 
 use super::budget::Budget;
 use super::{Config, ConfigError, Position};
@@ -112,6 +112,7 @@ pub fn resolve(
         memory_cleanup: levels.cleanup,
         memory_limit,
         memory_rules: Some(rules),
+        remembered: None,
         cpu_moderate: config.cpu.moderate,
         cpu_high: config.cpu.high,
         cpu_critical: config.cpu.critical,
@@ -158,15 +159,24 @@ impl RunPlan {
         config: &Config,
         flags: &RunFlags,
     ) -> Option<String> {
+        let policy = &mut self.policy;
+        if record.per_worker > 0 {
+            policy.remembered = Some(RememberedWorkers {
+                per_worker: record.per_worker,
+                base: record.base,
+            });
+        }
         if flags.threads.is_some() || config.threads.initial.is_some() {
             return None;
         }
-        let policy = &mut self.policy;
-        let (count, why) = record.start_count(
-            policy.growth_ceiling(),
-            policy.min_threads,
-            policy.max_threads,
-        );
+        // With a hard limit, the remembered line plans like a measured one (one worker's
+        // memory kept free below the limit); the run drops it if its memory disagrees.
+        let ceiling = policy
+            .limit_plan_ceiling(record.per_worker)
+            .map_or(policy.growth_ceiling(), |ceiling| {
+                ceiling.max(policy.growth_ceiling())
+            });
+        let (count, why) = record.start_count(ceiling, policy.min_threads, policy.max_threads);
         policy.initial_threads = count;
         Some(why)
     }
@@ -213,6 +223,54 @@ mod tests {
         config.limits.memory_max = Some(Limit::Percent(50.0));
         let plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
         assert_eq!(plan.memory_max, Some(12 * 1024 * MIB));
+    }
+
+    #[test]
+    fn history_plans_to_the_limit_less_one_remembered_worker() {
+        let record = |per_worker: u64| JobRecord {
+            version: crate::history::RECORD_VERSION,
+            key: "pool".to_owned(),
+            runs: 1,
+            updated: 0,
+            per_worker,
+            base: MIB / 2,
+            peak_threads: 4,
+            peak_memory: 97 * MIB,
+            best: None,
+            throughput: Default::default(),
+            exit_code: 0,
+            oom_kills: 0,
+        };
+        let mut config = Config::default();
+        config.limits.memory_max = Some(Limit::Bytes(128 * MIB));
+        // 128M less 24M: 4 workers of 24M fit below 104M (the high level's 91.2M: 3).
+        let mut plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        let why = plan.start_from_history(&record(24 * MIB), &config, &RunFlags::default());
+        assert_eq!(plan.policy.initial_threads, 4, "{why:?}");
+        assert!(why.is_some_and(|why| why.ends_with("fit below 104M")));
+        assert_eq!(
+            plan.policy.remembered,
+            Some(RememberedWorkers {
+                per_worker: 24 * MIB,
+                base: MIB / 2
+            })
+        );
+        // Without a hard limit (the host's memory is the budget) the high level plans.
+        let mut unlimited = resolve(&Config::default(), &host(), &RunFlags::default()).unwrap();
+        let ceiling = unlimited.policy.growth_ceiling();
+        unlimited.start_from_history(&record(ceiling / 2), &config, &RunFlags::default());
+        assert_eq!(unlimited.policy.initial_threads, 1);
+        // An explicit count wins, and the line is still remembered.
+        let fixed = RunFlags {
+            threads: Some(2),
+            jobserver: None,
+        };
+        let mut plan = resolve(&config, &host(), &fixed).unwrap();
+        assert!(plan
+            .start_from_history(&record(24 * MIB), &config, &fixed)
+            .is_none());
+        assert_eq!(plan.policy.initial_threads, 2);
+        assert!(plan.policy.remembered.is_some());
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct PolicyConfig {
     /// before limits were re-read): the levels above stay as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_rules: Option<MemoryLevelRules>,
+    /// What the job's history remembers of its memory per worker, if anything: the policy
+    /// plans from it until this run has measured two counts of its own, as long as the
+    /// count it runs at agrees with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remembered: Option<RememberedWorkers>,
     /// CPU level "moderate", percent of the CPUs the job may use.
     pub cpu_moderate: f64,
     /// CPU level "high", percent; at or above it the thread count does not grow.
@@ -72,6 +77,15 @@ pub struct PolicyConfig {
     pub leak_min_fit: f64,
 }
 
+/// A job's memory line from its history: `base + workers × per_worker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RememberedWorkers {
+    /// Memory one more worker cost, bytes.
+    pub per_worker: u64,
+    /// Memory that did not grow with workers, bytes.
+    pub base: u64,
+}
+
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
@@ -81,6 +95,7 @@ impl Default for PolicyConfig {
             memory_cleanup: defaults::MEMORY_CLEANUP,
             memory_limit: None,
             memory_rules: None,
+            remembered: None,
             cpu_moderate: defaults::CPU_MODERATE,
             cpu_high: defaults::CPU_HIGH,
             cpu_critical: defaults::CPU_CRITICAL,
@@ -269,6 +284,18 @@ impl PolicyConfig {
     pub fn growth_ceiling(&self) -> u64 {
         let high = self.memory_high.min(self.memory_critical);
         (high as f64 * (1.0 - self.hysteresis)) as u64
+    }
+
+    /// The ceiling of a plan to the hard limit that keeps `margin` bytes free (at least the
+    /// hysteresis share of the limit), never above critical less the hysteresis; `None`
+    /// without a hard limit.
+    pub fn limit_plan_ceiling(&self, margin: u64) -> Option<u64> {
+        let limit = self
+            .memory_limit
+            .filter(|&limit| limit != crate::units::NO_LIMIT)?;
+        let margin = margin.max((limit as f64 * self.hysteresis) as u64);
+        let critical = (self.memory_critical as f64 * (1.0 - self.hysteresis)) as u64;
+        Some(limit.saturating_sub(margin).min(critical))
     }
 
     /// The memory thresholds of this configuration.

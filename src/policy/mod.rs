@@ -23,6 +23,7 @@ use std::time::Duration;
 
 pub use config::{
     LevelRule, MemoryLevelRules, MemoryLevels, MemoryThresholds, PolicyConfig, PolicyConfigError,
+    RememberedWorkers,
 };
 pub use level::Level;
 pub use observation::{Decision, LeakVerdict, Observation, NO_LIMIT};
@@ -32,7 +33,7 @@ pub use leak::{LeakCheck, LeakRule, MemoryTrend};
 use leak::{LeakDetector, LeakSettings};
 use level::{LevelTracker, Timing, Unit};
 use ramp::{ramp_step, RampInputs};
-use workers::{Throughput, WorkerMemory};
+use workers::{MarginalFit, Throughput, WorkerMemory};
 
 /// Growth's ceiling from a job whose memory per worker is predictable (see
 /// `Policy::learned_plan`).
@@ -397,8 +398,7 @@ impl Policy {
             .config
             .memory_limit
             .filter(|&limit| limit != NO_LIMIT)?;
-        let phase_since = self.phase_since.unwrap_or(Duration::ZERO);
-        let fit = self.worker_memory.fit_since(phase_since)?;
+        let fit = self.worker_fit(at)?;
         // How far the peak at this count moves from one settle time to the next, once two
         // are measured (right after growth only the counts before it are).
         let moved = self
@@ -418,19 +418,48 @@ impl Policy {
             .slope
             .max(spread.saturating_mul(defaults::MARGIN_SPREADS))
             .max((limit as f64 * self.config.hysteresis) as u64);
-        let critical = (self.config.memory_critical as f64 * (1.0 - self.config.hysteresis)) as u64;
-        let ceiling = limit.saturating_sub(margin).min(critical);
+        let ceiling = self.config.limit_plan_ceiling(margin)?;
         (ceiling > self.config.growth_ceiling()).then(|| LearnedPlan {
             ceiling,
             text: format!(
-                "{} (limit {} less a learned margin of {}: {} per worker over {} counts, spread {})",
+                "{} (limit {} less a learned margin of {}: {} per worker {}, spread {})",
                 bytes(ceiling),
                 bytes(limit),
                 bytes(margin),
                 bytes(fit.slope),
-                fit.counts,
+                match fit.counts {
+                    0 => "remembered".to_owned(),
+                    counts => format!("over {counts} counts"),
+                },
                 bytes(spread)
             ),
+        })
+    }
+
+    /// The line of memory against workers growth plans from: this phase's own fit over two
+    /// counts or more; else, before any phase change, the job's remembered line
+    /// ([`PolicyConfig::remembered`], `counts` 0) with the distance of this count's peak
+    /// from it as its residual.
+    fn worker_fit(&self, at: Duration) -> Option<MarginalFit> {
+        let phase_since = self.phase_since.unwrap_or(Duration::ZERO);
+        if let Some(fit) = self.worker_memory.fit_since(phase_since) {
+            return Some(fit);
+        }
+        let remembered = self
+            .config
+            .remembered
+            .filter(|remembered| self.phase_since.is_none() && remembered.per_worker > 0)?;
+        let threads = self.threads;
+        let peak = self
+            .worker_memory
+            .peak(threads, self.phase_start(at), Duration::MAX)?;
+        let line = remembered
+            .base
+            .saturating_add(remembered.per_worker.saturating_mul(u64::from(threads)));
+        Some(MarginalFit {
+            slope: remembered.per_worker,
+            residual: peak.abs_diff(line),
+            counts: 0,
         })
     }
 
@@ -670,7 +699,11 @@ impl Policy {
                 duration(min_span)
             ));
         }
-        let marginal = self.worker_memory.marginal_since(phase_since);
+        // A remembered line counts only while this count's peak agrees with it.
+        let fit = self.worker_fit(at).filter(|fit| {
+            fit.counts > 0 || fit.residual as f64 <= fit.slope as f64 * defaults::PREDICTABLE_SPREAD
+        });
+        let marginal = fit.map(|fit| fit.slope);
         let (per_worker, basis) = match marginal {
             Some(marginal) => (marginal, "per worker"),
             None => (
@@ -695,7 +728,10 @@ impl Policy {
             max_threads: self.config.max_threads,
             room: ceiling - peak,
             per_worker,
-            measured_counts: self.worker_memory.counts_since(phase_since),
+            measured_counts: match fit {
+                Some(fit) if fit.counts == 0 => 2,
+                _ => self.worker_memory.counts_since(phase_since),
+            },
             measures_each_count: self.last_progress.is_some(),
             runnable_per_core: observation.runnable_per_core,
         });

@@ -543,6 +543,37 @@ fn a_predictable_job_plans_to_the_limit_less_a_learned_margin() {
 }
 
 #[test]
+fn a_remembered_line_plans_from_the_first_count() {
+    // A second run starts at the 3 workers its history gave it. Its memory there (72.5 MiB)
+    // lies on the remembered line (0.5 MiB + 24 MiB per worker), so the plan to the limit
+    // holds at once: 3 → 4 after the first measurement, not one count later.
+    let remembered = |per_worker_mib: u64| PolicyConfig {
+        initial_threads: 3,
+        remembered: Some(RememberedWorkers {
+            per_worker: per_worker_mib * MIB,
+            base: MIB / 2,
+        }),
+        ..budget_128m(Some(128 * MIB))
+    };
+    let (_, decisions) = simulate(remembered(24), 60, pool_model(|_| 24.0));
+    assert_eq!(changes(&decisions), vec![(4, 3, 4)]);
+    assert!(
+        decisions[4]
+            .reason
+            .contains("< 104M (limit 128M less a learned margin of 24M: 24M per worker remembered, spread 0B))"),
+        "{}",
+        decisions[4].reason
+    );
+    // A line the job no longer follows (10 MiB per worker remembered) is not used: the
+    // high level plans, and 3 workers stay.
+    let (_, decisions) = simulate(remembered(10), 60, pool_model(|_| 24.0));
+    assert_eq!(changes(&decisions), vec![]);
+    assert!(decisions
+        .iter()
+        .all(|decision| !decision.reason.contains("remembered")));
+}
+
+#[test]
 fn an_unpredictable_job_keeps_the_level_plan() {
     // Tasks of 24 MiB for 5 s, then 16 MiB for 5 s: the peak at a count moves by a third of
     // a worker between settle times, so growth plans for the high level, as without a limit.
