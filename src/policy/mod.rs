@@ -77,6 +77,8 @@ pub struct Policy {
     last_at: Option<Duration>,
     /// When the current worker count took effect (or the first observation).
     count_since: Duration,
+    /// Time of the first observation.
+    first_at: Duration,
     /// When the worker count last changed.
     last_change: Option<Duration>,
     /// When the worker count last went down.
@@ -152,6 +154,7 @@ impl Policy {
             psi,
             last_at: None,
             count_since: Duration::ZERO,
+            first_at: Duration::ZERO,
             last_change: None,
             last_reduction: None,
             calm_since: None,
@@ -175,6 +178,7 @@ impl Policy {
             .map_or(observation.at, |last| observation.at.max(last));
         if self.last_at.is_none() {
             self.count_since = at;
+            self.first_at = at;
         }
         if let Some(limit) = observation.memory_limit {
             self.follow_limit((limit != NO_LIMIT).then_some(limit));
@@ -732,6 +736,8 @@ impl Policy {
                 Some(fit) if fit.counts == 0 => 2,
                 _ => self.worker_memory.counts_since(phase_since),
             },
+            phase_age: at.saturating_sub(self.first_at.max(phase_since)),
+            settled_phase: self.config.cooldown,
             measures_each_count: self.last_progress.is_some(),
             runnable_per_core: observation.runnable_per_core,
         });

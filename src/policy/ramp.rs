@@ -5,10 +5,17 @@
 //! workers) it adds one worker, and a job that reports progress still climbs one count at a time, as each
 //! count's throughput is measured before the next.
 //!
+//! And for the first cooldown of a phase the step is one worker: a phase seen for a few
+//! seconds says nothing of the next one. Measured: a light-then-heavy pool started at one
+//! worker (a second run whose history said so) jumped 2 → 8 on light tasks' 8.4M slope and
+//! was OOM-killed 3 times of 3 when the heavy tasks came; one at a time it was not.
+//!
 //! One worker without a slope, not doubling: doubling 2 → 4 on the first measurement got a
 //! light-then-heavy pool (`benches/goodput.sh`, `TASK_MEMORY=8M,36M`) OOM-killed 3 times of
 //! 3 — the added workers start their tasks together, and 4 heavy tasks do not fit where 3
 //! do — while one at a time it finished every time.
+
+use std::time::Duration;
 
 use super::defaults;
 
@@ -28,6 +35,11 @@ pub struct RampInputs {
     pub measured_counts: usize,
     /// Whether the job reports progress (each count is measured for throughput).
     pub measures_each_count: bool,
+    /// How long the job's current phase has lasted (since its start or its last lighter
+    /// phase).
+    pub phase_age: Duration,
+    /// How long a phase must have lasted before a step adds more than one worker.
+    pub settled_phase: Duration,
     /// Runnable threads per CPU now, if known.
     pub runnable_per_core: Option<f64>,
 }
@@ -62,6 +74,12 @@ pub fn ramp_step(inputs: RampInputs) -> RampStep {
         step = 1;
         limited_by =
             "; one at a time until two counts have measured the memory per worker".to_owned();
+    } else if inputs.phase_age < inputs.settled_phase && step > 1 {
+        step = 1;
+        limited_by = format!(
+            "; one at a time for the first {} of the job's phase",
+            super::format::duration(inputs.settled_phase)
+        );
     }
     if let Some(runnable) = inputs
         .runnable_per_core
@@ -97,6 +115,8 @@ mod tests {
             room: 650 * MIB,
             per_worker: 200 * MIB,
             measured_counts: 2,
+            phase_age: Duration::from_secs(60),
+            settled_phase: Duration::from_secs(30),
             measures_each_count: false,
             runnable_per_core: None,
         }

@@ -320,11 +320,14 @@ fn cpu_saturation_blocks_growth() {
 
     // Control: the same job with idle CPUs grows to the maximum, each step as far as the
     // run queue allows (3 s to settle — none for the starting count — then 3 s of samples
-    // to see that memory no longer rises): one worker until two counts are measured, then
-    // as many as the run queue allows (0.5 per core at 3 workers: 6), then the maximum
-    // (memory does not follow the workers: peak ÷ workers is the estimate).
+    // to see that memory no longer rises): one worker per step for the first 30 s, then
+    // the rest in one step (memory does not follow the workers: peak ÷ workers is the
+    // estimate, and the run queue allows it).
     let idle = run(50.0, false, Some(0.5));
-    assert_eq!(changes(&idle), vec![(4, 2, 3), (11, 3, 6), (18, 6, 8)]);
+    assert_eq!(
+        changes(&idle),
+        vec![(4, 2, 3), (11, 3, 4), (18, 4, 5), (25, 5, 6), (32, 6, 8)]
+    );
     assert!(
         idle[4]
             .reason
@@ -444,6 +447,48 @@ fn phased_model(phases: &'static [(u64, u64)]) -> impl FnMut(Duration, u32) -> O
 }
 
 #[test]
+fn a_short_light_phase_does_not_ramp_into_a_heavy_one() {
+    // 8 MiB tasks for 12 s, then 36 MiB, from one worker, in the 128 MiB budget. Jumping by
+    // the light slope (2 → 8 at 10 s) would hold 8 heavy tasks (288 MiB) two seconds later;
+    // one worker per step for the phase's first 30 s holds 3 (108.5 MiB), below the limit.
+    let config = PolicyConfig {
+        initial_threads: 1,
+        ..budget_128m(Some(128 * MIB))
+    };
+    let light_then_heavy = |second: u64| if second < 12 { 8.0 } else { 36.0 };
+    let (observations, decisions) = simulate(config, 120, pool_model(light_then_heavy));
+    let highest = observations
+        .iter()
+        .map(|o| o.memory_bytes)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        highest < 128 * MIB,
+        "{} {:?}",
+        highest / MIB,
+        changes(&decisions)
+    );
+    let second_step = decisions
+        .iter()
+        .filter(|decision| decision.changed())
+        .nth(1)
+        .unwrap_or_else(|| panic!("{:?}", changes(&decisions)));
+    assert_eq!(
+        (second_step.previous_threads, second_step.threads),
+        (2, 3),
+        "{:?}",
+        changes(&decisions)
+    );
+    assert!(
+        second_step
+            .reason
+            .contains("one at a time for the first 30s of the job's phase"),
+        "{}",
+        second_step.reason
+    );
+}
+
+#[test]
 fn a_heavier_phase_is_replanned_in_one_step() {
     // Light tasks (50 MiB) let 8 workers run; at 60 s they turn heavy (150 MiB): 1300 MiB
     // at 8 is above high (1000) but below critical (2000). The count whose memory fits
@@ -480,11 +525,19 @@ fn a_lighter_phase_grows_without_waiting_out_the_heavy_peak() {
     // without waiting for the heavy peak to leave the 30 s window.
     let config = memory_levels_mib(950, 1000, 1500);
     let (_, decisions) = simulate(config, 200, phased_model(&[(0, 300), (40, 50)]));
-    // Then 2 → 3 at once (one worker: the phase has one count measured), 3 → 8 once two
-    // counts have measured 50 MiB per worker. The heavy peak alone would hold 2 until 70 s.
+    // Then 2 → 3 at once (one worker: the phase has one count measured), one worker per
+    // step for the phase's first 30 s, then the rest in one step. The heavy peak alone
+    // would hold 2 until 70 s.
     assert_eq!(
         changes(&decisions),
-        vec![(0, 8, 1), (30, 1, 2), (50, 2, 3), (57, 3, 8)]
+        vec![
+            (0, 8, 1),
+            (30, 1, 2),
+            (50, 2, 3),
+            (57, 3, 4),
+            (64, 4, 5),
+            (71, 5, 8)
+        ]
     );
     let reason = &decisions[50].reason;
     assert!(
