@@ -172,9 +172,9 @@ impl RunPlan {
         // With a hard limit, the remembered line plans like a measured one (one worker's
         // memory kept free below the limit); the run drops it if its memory disagrees.
         let ceiling = policy
-            .limit_plan_ceiling(record.per_worker)
-            .map_or(policy.growth_ceiling(), |ceiling| {
-                ceiling.max(policy.growth_ceiling())
+            .limit_plan(record.per_worker)
+            .map_or(policy.growth_ceiling(), |plan| {
+                plan.ceiling.max(policy.growth_ceiling())
             });
         let (count, why) = record.start_count(ceiling, policy.min_threads, policy.max_threads);
         policy.initial_threads = count;

@@ -122,8 +122,9 @@ impl JobRecord {
     }
 
     /// The worker count a run of this job should start with, between `min` and `max`,
-    /// when its memory must stay below `ceiling` bytes (the growth plan's ceiling), and why: as many workers as fit (`base + n × per_worker < ceiling`),
-    /// no more than the fastest measured count. A job the kernel OOM-killed last time
+    /// when its memory must stay below `ceiling` bytes (the growth plan's ceiling), and
+    /// why: as many workers as fit (`base + n × per_worker < ceiling`), no more than the
+    /// fastest measured count. A job the kernel OOM-killed last time
     /// starts one below the count it had then.
     pub fn start_count(&self, ceiling: u64, min: u32, max: u32) -> (u32, String) {
         let room = ceiling.saturating_sub(self.base);

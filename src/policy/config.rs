@@ -77,6 +77,17 @@ pub struct PolicyConfig {
     pub leak_min_fit: f64,
 }
 
+/// Growth planned to the hard limit ([`PolicyConfig::limit_plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitPlan {
+    /// The hard limit, bytes.
+    pub limit: u64,
+    /// Bytes kept free below it.
+    pub margin: u64,
+    /// Bytes growth plans to stay below.
+    pub ceiling: u64,
+}
+
 /// A job's memory line from its history: `base + workers × per_worker`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RememberedWorkers {
@@ -286,16 +297,20 @@ impl PolicyConfig {
         (high as f64 * (1.0 - self.hysteresis)) as u64
     }
 
-    /// The ceiling of a plan to the hard limit that keeps `margin` bytes free (at least the
-    /// hysteresis share of the limit), never above critical less the hysteresis; `None`
+    /// A plan to the hard limit that keeps `margin` bytes free (at least the hysteresis
+    /// share of the limit), its ceiling never above critical less the hysteresis; `None`
     /// without a hard limit.
-    pub fn limit_plan_ceiling(&self, margin: u64) -> Option<u64> {
+    pub fn limit_plan(&self, margin: u64) -> Option<LimitPlan> {
         let limit = self
             .memory_limit
             .filter(|&limit| limit != crate::units::NO_LIMIT)?;
         let margin = margin.max((limit as f64 * self.hysteresis) as u64);
         let critical = (self.memory_critical as f64 * (1.0 - self.hysteresis)) as u64;
-        Some(limit.saturating_sub(margin).min(critical))
+        Some(LimitPlan {
+            limit,
+            margin,
+            ceiling: limit.saturating_sub(margin).min(critical),
+        })
     }
 
     /// The memory thresholds of this configuration.

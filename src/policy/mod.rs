@@ -22,8 +22,8 @@ mod tests;
 use std::time::Duration;
 
 pub use config::{
-    LevelRule, MemoryLevelRules, MemoryLevels, MemoryThresholds, PolicyConfig, PolicyConfigError,
-    RememberedWorkers,
+    LevelRule, LimitPlan, MemoryLevelRules, MemoryLevels, MemoryThresholds, PolicyConfig,
+    PolicyConfigError, RememberedWorkers,
 };
 pub use level::Level;
 pub use observation::{Decision, LeakVerdict, Observation, NO_LIMIT};
@@ -390,19 +390,16 @@ impl Policy {
         }
     }
 
-    /// Growth's ceiling when the job's memory per worker is predictable
-    /// ([`defaults::PREDICTABLE_SPREAD`]: the counts' peaks on a line, the current count's
-    /// peak the same from one settle time to the next) and a hard limit is known: the limit less a margin
-    /// learned from the job — at least one worker's memory, [`defaults::MARGIN_SPREADS`]
-    /// times the spread, and the hysteresis share of the limit — and never above critical
-    /// less the hysteresis. `None` (the high level plans) otherwise, or when that would be
-    /// lower than the high level's plan.
-    fn learned_plan(&self, at: Duration) -> Option<LearnedPlan> {
-        let limit = self
-            .config
-            .memory_limit
-            .filter(|&limit| limit != NO_LIMIT)?;
-        let fit = self.worker_fit(at)?;
+    /// Growth's ceiling when the job's memory per worker — `fit`, from
+    /// [`worker_fit`](Self::worker_fit) — is predictable ([`defaults::PREDICTABLE_SPREAD`]:
+    /// the counts' peaks on a line, the current count's peak the same from one settle time
+    /// to the next) and a hard limit is known: the limit less a margin learned from the
+    /// job — at least one worker's memory, [`defaults::MARGIN_SPREADS`] times the spread,
+    /// and the hysteresis share of the limit — and never above critical less the
+    /// hysteresis ([`PolicyConfig::limit_plan`]). `None` (the high level plans) otherwise,
+    /// or when that would be lower than the high level's plan.
+    fn learned_plan(&self, at: Duration, fit: Option<MarginalFit>) -> Option<LearnedPlan> {
+        let fit = fit?;
         // How far the peak at this count moves from one settle time to the next, once two
         // are measured (right after growth only the counts before it are).
         let moved = self
@@ -415,21 +412,20 @@ impl Policy {
             )
             .unwrap_or(0);
         let spread = fit.residual.max(moved);
-        if spread as f64 > fit.slope as f64 * defaults::PREDICTABLE_SPREAD {
+        if !fit.predictable_with(spread) {
             return None;
         }
-        let margin = fit
-            .slope
-            .max(spread.saturating_mul(defaults::MARGIN_SPREADS))
-            .max((limit as f64 * self.config.hysteresis) as u64);
-        let ceiling = self.config.limit_plan_ceiling(margin)?;
-        (ceiling > self.config.growth_ceiling()).then(|| LearnedPlan {
-            ceiling,
+        let plan = self.config.limit_plan(
+            fit.slope
+                .max(spread.saturating_mul(defaults::MARGIN_SPREADS)),
+        )?;
+        (plan.ceiling > self.config.growth_ceiling()).then(|| LearnedPlan {
+            ceiling: plan.ceiling,
             text: format!(
                 "{} (limit {} less a learned margin of {}: {} per worker {}, spread {})",
-                bytes(ceiling),
-                bytes(limit),
-                bytes(margin),
+                bytes(plan.ceiling),
+                bytes(plan.limit),
+                bytes(plan.margin),
                 bytes(fit.slope),
                 match fit.counts {
                     0 => "remembered".to_owned(),
@@ -519,7 +515,7 @@ impl Policy {
             Level::High => {
                 let within_plan = levels.pressure < Level::High && levels.memory == Level::High;
                 if let Some(plan) = self
-                    .learned_plan(at)
+                    .learned_plan(at, self.worker_fit(at))
                     .filter(|plan| within_plan && observation.highest_memory() < plan.ceiling)
                 {
                     let cause = self.cause(at, Level::High, false);
@@ -704,9 +700,9 @@ impl Policy {
             ));
         }
         // A remembered line counts only while this count's peak agrees with it.
-        let fit = self.worker_fit(at).filter(|fit| {
-            fit.counts > 0 || fit.residual as f64 <= fit.slope as f64 * defaults::PREDICTABLE_SPREAD
-        });
+        let fit = self
+            .worker_fit(at)
+            .filter(|fit| fit.counts > 0 || fit.predictable_with(fit.residual));
         let marginal = fit.map(|fit| fit.slope);
         let (per_worker, basis) = match marginal {
             Some(marginal) => (marginal, "per worker"),
@@ -715,7 +711,9 @@ impl Policy {
                 "per worker (peak ÷ workers; no marginal estimate yet)",
             ),
         };
-        let (ceiling, ceiling_text) = match self.learned_plan(at) {
+        // A fit left out above would not be predictable to the plan either (its spread is
+        // at least its residual).
+        let (ceiling, ceiling_text) = match self.learned_plan(at, fit) {
             Some(plan) => (plan.ceiling, plan.text),
             None => (self.config.growth_ceiling(), self.level_plan_text()),
         };

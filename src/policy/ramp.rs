@@ -1,9 +1,9 @@
 //! The fast ramp: how many workers one growth step adds. Instead of one worker per measured
 //! step, growth goes in one step to the count the headroom allows — the memory below the
-//! growth ceiling over the memory per worker, and the CPUs the run queue leaves — with two
+//! growth ceiling over the memory per worker, and the CPUs the run queue leaves — with
 //! brakes: until two counts have been measured (one count seen, per worker = peak ÷
-//! workers) it adds one worker, and a job that reports progress still climbs one count at a time, as each
-//! count's throughput is measured before the next.
+//! workers) it adds one worker, and a job that reports progress still climbs one count at
+//! a time, as each count's throughput is measured before the next.
 //!
 //! And for the first cooldown of a phase the step is one worker: a phase seen for a few
 //! seconds says nothing of the next one. Measured: a light-then-heavy pool started at one

@@ -64,7 +64,7 @@ impl WorkerMemory {
     /// when the slope is not positive (more workers using less memory says nothing about
     /// the cost of a worker).
     pub fn marginal(&self) -> Option<u64> {
-        self.marginal_since(Duration::ZERO)
+        self.fit_since(Duration::ZERO).map(|fit| fit.slope)
     }
 
     /// How far the peak at `threads` workers moves from one `width` of time to the next
@@ -105,12 +105,6 @@ impl WorkerMemory {
         counts.sort_unstable();
         counts.dedup();
         counts.len()
-    }
-
-    /// [`marginal`](Self::marginal) over the samples taken at `from` or later (one phase
-    /// of a job whose tasks changed).
-    pub fn marginal_since(&self, from: Duration) -> Option<u64> {
-        self.fit_since(from).map(|fit| fit.slope)
     }
 
     /// The line through each count's peak over the samples taken at `from` or later: its
@@ -159,6 +153,14 @@ pub(crate) struct MarginalFit {
     pub residual: u64,
     /// Distinct counts the line was fitted over.
     pub counts: usize,
+}
+
+impl MarginalFit {
+    /// Whether `spread` bytes of scatter around the line still make the job's memory per
+    /// worker predictable ([`defaults::PREDICTABLE_SPREAD`] of one worker's memory).
+    pub fn predictable_with(&self, spread: u64) -> bool {
+        spread as f64 <= self.slope as f64 * defaults::PREDICTABLE_SPREAD
+    }
 }
 
 /// Work done per worker count, from the job's cumulative progress units.
