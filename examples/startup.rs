@@ -15,9 +15,11 @@
 //!   a child cgroup, fork, move the child in
 //!   (write "0" to `cgroup.procs` between fork and exec, as resctl does), exec `true`, wait,
 //!   rmdir — what any tool must pay, without resctl;
-//! - `systemd-run --scope --quiet true` where systemd runs (resctl re-executes itself in such a
-//!   scope on v2 hosts with systemd);
+//! - `systemd-run --scope --quiet true` where systemd runs (resctl asks systemd for such a
+//!   scope over D-Bus on v2 hosts with systemd);
 //! - `resctl run --monitor-only -- true` and `resctl run -- true`;
+//! - where systemd runs, `resctl run -- true` without a reachable system bus, so that it
+//!   falls back to re-executing itself under `systemd-run --scope` (the way before D-Bus);
 //! - where systemd runs and a cgroup parent is known, `resctl run --cgroup-parent P -- true`,
 //!   which places the job without re-executing in a systemd scope.
 //!
@@ -99,8 +101,17 @@ fn run() -> Result<(), String> {
         "resctl run -- true",
         command(&[&resctl_text, "run", "--", "/bin/true"]),
     ));
+    if systemd_runs {
+        entries.push(entry(
+            "resctl run -- true (no bus: systemd-run)",
+            command_with_env(
+                &[("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")],
+                &[&resctl_text, "run", "--", "/bin/true"],
+            ),
+        ));
+    }
     if let Some(parent) = parent.as_ref().filter(|_| systemd_runs) {
-        // Where systemd runs, `resctl run` re-executes itself in a scope; under an explicit
+        // Where systemd runs, `resctl run` is moved into a scope; under an explicit
         // parent it does not: the difference is the scope's cost, the rest is resctl's own.
         let parent_text = parent.display().to_string();
         entries.push(entry(
@@ -137,10 +148,20 @@ fn entry(name: &str, run: Box<dyn Fn() -> Result<(), String>>) -> Entry {
 
 /// Runs `argv` to completion; an exit status other than 0 is an error.
 fn command(argv: &[&str]) -> Box<dyn Fn() -> Result<(), String>> {
+    command_with_env(&[], argv)
+}
+
+/// [`command`] with extra environment variables.
+fn command_with_env(env: &[(&str, &str)], argv: &[&str]) -> Box<dyn Fn() -> Result<(), String>> {
     let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     Box::new(move || {
         let status = Command::new(&argv[0])
             .args(&argv[1..])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -201,7 +222,7 @@ fn own_v1_memory_cgroup() -> Option<PathBuf> {
 
 fn median(sorted: &[f64]) -> f64 {
     let middle = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[middle - 1] + sorted[middle]) / 2.0
     } else {
         sorted[middle]

@@ -29,6 +29,7 @@ pub mod report;
 pub mod run;
 pub mod safe_fs;
 pub mod sample;
+pub mod systemd;
 #[cfg(test)]
 mod test_support;
 pub mod units;

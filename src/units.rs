@@ -264,7 +264,7 @@ pub fn format_elapsed(duration: Duration) -> String {
         format!("{seconds}s")
     } else if seconds < 60 {
         format!("{:.2}s", duration.as_secs_f64())
-    } else if seconds < 3600 && seconds % 60 == 0 {
+    } else if seconds < 3600 && seconds.is_multiple_of(60) {
         format!("{}m", seconds / 60)
     } else if seconds < 3600 {
         format!("{}m{}s", seconds / 60, seconds % 60)

@@ -23,9 +23,17 @@ fn under_test_cgroup() -> Vec<String> {
 /// `resctl run OPTIONS -- cat /proc/self/cgroup`, which must succeed: resctl's output and
 /// pid, and the job's cgroup v2 path.
 fn job_cgroup(options: &[String]) -> (std::process::Output, u32, String) {
+    job_cgroup_of(&mut resctl(), options)
+}
+
+/// [`job_cgroup`] with a prepared `resctl` command (its environment).
+fn job_cgroup_of(
+    resctl: &mut std::process::Command,
+    options: &[String],
+) -> (std::process::Output, u32, String) {
     let (output, pid) =
         run_with_pid(
-            resctl()
+            resctl
                 .arg("run")
                 .args(options)
                 .args(["--", "cat", "/proc/self/cgroup"]),
@@ -92,6 +100,32 @@ fn by_default_the_job_gets_a_delegated_scope_in_resctl_slice() {
         !scope.exists(),
         "systemd did not collect {}",
         scope.display()
+    );
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn the_scope_is_asked_for_over_dbus_and_systemd_run_is_the_fallback_without_a_bus() {
+    vm_cgroup();
+    let scope_of = |pid: u32| format!("/resctl.slice/resctl-{pid}.scope/resctl-{pid}/job");
+    let (output, pid, line) = job_cgroup_of(resctl().env("RESCTL_LOG", "resctl=debug"), &[]);
+    assert_eq!(line, scope_of(pid), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("systemd-run"),
+        "the bus was there, yet: {}",
+        stderr(&output)
+    );
+    let (output, pid, line) = job_cgroup_of(
+        resctl()
+            .env("RESCTL_LOG", "resctl=debug")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus"),
+        &[],
+    );
+    assert_eq!(line, scope_of(pid), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("creating the scope with systemd-run"),
+        "{}",
+        stderr(&output)
     );
 }
 

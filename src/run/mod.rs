@@ -36,8 +36,8 @@ use crate::units::format_size;
 use self::command::resolve_program;
 use self::protect::Protection;
 use self::setup::{
-    describe_placement, maybe_reexec_in_scope, place_job, resctl_failure, spawn_job, watch_job,
-    Channels, Outputs, Placed, StartFailure,
+    describe_placement, enter_scope, place_job, resctl_failure, spawn_job, watch_job, Channels,
+    Outputs, Placed, StartFailure,
 };
 use self::signals::Forwarder;
 use self::user::JobUser;
@@ -122,7 +122,7 @@ impl Run {
         let host = detect(Path::new(PROC_ROOT), Path::new("/")).map_err(|err| {
             resctl_failure(format!("could not inspect this host's cgroups: {err}"))
         })?;
-        maybe_reexec_in_scope(&host, request)?;
+        let host = enter_scope(host, request)?;
         // From here on SIGINT, SIGTERM and SIGHUP are caught: before the job runs they stop
         // the start (below), while it starts they are delivered to it once it runs.
         let forwarder = Forwarder::install()

@@ -1,16 +1,18 @@
 //! On a systemd host the job's cgroup lives in a transient scope that systemd
-//! creates with `Delegate=yes` in the requested slice: resctl re-executes
-//! itself under `systemd-run --scope`, which registers the scope and then execs
-//! resctl inside it (same pid, so signals and the exit status pass through).
-//! Inside, resctl owns the scope's subtree and places the job there.
-//!
-//! This is the fallback that `../shared/docs/crates.md` lists; a direct D-Bus
-//! `StartTransientUnit` call is not implemented yet.
+//! creates with `Delegate=yes` in the requested slice. resctl asks for it over
+//! D-Bus (`StartTransientUnit` with its own pid, [`enter`]) and goes on in the
+//! same process once systemd has moved it there. Where the system bus cannot be
+//! reached (systemd without a bus daemon), it re-executes itself under
+//! `systemd-run --scope` instead, which talks to systemd's private socket and
+//! then execs resctl inside the scope (same pid, so signals and the exit status
+//! pass through). Inside, resctl owns the scope's subtree and places the job there.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+
+use crate::systemd::manager::{start_delegated_scope, Bus, ManagerError, ScopeRequest};
 
 /// Set in the environment of the re-executed resctl: the scope's unit name.
 pub const ENV_IN_SCOPE: &str = "RESCTL_SCOPE";
@@ -28,6 +30,28 @@ pub fn inside_own_scope() -> bool {
 /// The scope's unit name: unique per run.
 pub fn unit_name(pid: u32) -> String {
     format!("resctl-{pid}.scope")
+}
+
+/// Moves this process into a new delegated scope `resctl-<pid>.scope` in `slice` over
+/// D-Bus, returning once systemd has done so.
+///
+/// # Errors
+///
+/// [`ManagerError::Unreachable`] when there is no system bus (try [`reexec_in_scope`]);
+/// any other error means systemd itself said no.
+pub fn enter(slice: &str) -> Result<(), ManagerError> {
+    let pid = std::process::id();
+    let unit = unit_name(pid);
+    let description = format!("resctl run (pid {pid})");
+    start_delegated_scope(
+        &Bus::System,
+        &ScopeRequest {
+            unit: &unit,
+            slice,
+            description: &description,
+            pid,
+        },
+    )
 }
 
 /// The `systemd-run` command line that re-executes resctl in a delegated scope.

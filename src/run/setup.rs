@@ -13,7 +13,7 @@ use crate::act::jobserver::{self, AuthForm, Jobserver};
 use crate::act::jobserver_form;
 use crate::act::pressure_protocol;
 use crate::act::runtime_dir::{JobOwner, RuntimeDir};
-use crate::cgroup::detect::{HostCgroups, Layout};
+use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupKind, LimitChain};
 use crate::config::resolve::{resolve, HostFacts, RunPlan};
 use crate::control::protocol::ENV_SOCKET;
@@ -27,6 +27,7 @@ use crate::report::tick::TickReporter;
 use crate::safe_fs::OutputFile;
 use crate::sample::job::{JobSampler, JobScope};
 use crate::sample::procfs::{clock_ticks_per_second, ProcReader};
+use crate::systemd::manager::ManagerError;
 
 use super::observe::Observer;
 use super::watch::Watch;
@@ -437,9 +438,11 @@ pub fn watch_job(
     (watch, runtime)
 }
 
-/// On a systemd host, re-executes resctl inside a delegated scope of its own (only returns
-/// on failure); elsewhere, or when already placed, returns at once.
-pub fn maybe_reexec_in_scope(host: &HostCgroups, request: &RunRequest) -> Result<(), StartFailure> {
+/// On a systemd host, moves resctl into a delegated scope of its own and returns the host's
+/// cgroups as seen from there; elsewhere, or when already placed, returns `host` as it is.
+/// Where the system bus cannot be reached it re-executes resctl under `systemd-run --scope`
+/// (and only returns on failure).
+pub fn enter_scope(host: HostCgroups, request: &RunRequest) -> Result<HostCgroups, StartFailure> {
     let delegated = host.v2_own.as_deref().is_some_and(scope::is_delegated);
     let wants_scope = request.cgroup_parent.is_none()
         && !request.monitor_only
@@ -456,12 +459,26 @@ pub fn maybe_reexec_in_scope(host: &HostCgroups, request: &RunRequest) -> Result
                 request.config.slice
             );
         }
-        return Ok(());
+        return Ok(host);
     }
-    Err(resctl_failure(scope::reexec_in_scope(
-        &request.config.slice,
-        &request.reexec_args,
-    )))
+    let slice = &request.config.slice;
+    match scope::enter(slice) {
+        Ok(()) => detect(Path::new(PROC_ROOT), Path::new("/")).map_err(|err| {
+            resctl_failure(format!(
+                "could not inspect this host's cgroups in the new scope: {err}"
+            ))
+        }),
+        Err(ManagerError::Unreachable(reason)) => {
+            tracing::debug!("{reason}; creating the scope with systemd-run");
+            Err(resctl_failure(scope::reexec_in_scope(
+                slice,
+                &request.reexec_args,
+            )))
+        }
+        Err(err) => Err(resctl_failure(format!(
+            "could not create a scope in {slice}: {err}"
+        ))),
+    }
 }
 
 /// Where the job runs, in words.

@@ -177,7 +177,7 @@ impl JobSampler {
                     Err(err) => self.last_error = Some(err.to_string()),
                 }
             }
-            let list_due = self.ticks % PROCESS_LIST_EVERY == 0 || self.pids.is_empty();
+            let list_due = self.ticks.is_multiple_of(PROCESS_LIST_EVERY) || self.pids.is_empty();
             if gone_pid.is_none() && list_due {
                 match dir.pids() {
                     Ok(pids) => self.pids = pids,
@@ -196,7 +196,7 @@ impl JobSampler {
             JobScope::Cgroup { .. } => std::mem::take(&mut self.pids),
             JobScope::Descendants(root) => self.proc.descendants(*root),
         };
-        let with_threads = self.ticks % THREAD_DETAIL_EVERY == 0;
+        let with_threads = self.ticks.is_multiple_of(THREAD_DETAIL_EVERY);
         self.ticks += 1;
         let processes = self.proc.sample_processes_with(&pids, with_threads);
         // Processes that ended drop out of the list until the next listing.

@@ -1,0 +1,272 @@
+//! The systemd manager's D-Bus interface (`org.freedesktop.systemd1.Manager`), reached on
+//! the system bus through zbus, driven to completion on the calling thread (`block_on`).
+//!
+//! [`start_delegated_scope`] is `systemd-run --scope -p Delegate=yes` without a fork and
+//! an exec: it moves the calling process into a new transient scope and returns once
+//! systemd reports the scope's start job done. The connection is closed before it returns,
+//! so no bus thread outlives the call (the job is forked afterwards).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use zbus::export::futures_core::Stream;
+use zbus::{OwnedObjectPath, Variant};
+
+/// How long systemd may take to answer a call or finish the scope's start job.
+pub const MANAGER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a scope could not be had over D-Bus.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// No connection to the system bus (no bus daemon, no socket, no permission): a caller
+    /// may try another way (`systemd-run`, which reaches systemd's private socket).
+    #[error("could not reach systemd on the system bus: {0}")]
+    Unreachable(String),
+    /// systemd answered the call with an error (invalid name, slice, permission).
+    #[error("systemd refused: {0}")]
+    Refused(String),
+    /// The scope's start job ended with another result than `done`.
+    #[error("systemd's job to start {unit} ended '{result}'")]
+    JobFailed {
+        /// The unit.
+        unit: String,
+        /// systemd's job result (`failed`, `canceled`, `timeout`, `dependency`, ...).
+        result: String,
+    },
+    /// No answer in time.
+    #[error("systemd did not finish starting {0} within {MANAGER_TIMEOUT:?}")]
+    TimedOut(String),
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+trait Manager {
+    /// `StartTransientUnit(s name, s mode, a(sv) properties, a(sa(sv)) aux) -> o job`.
+    #[allow(clippy::type_complexity)]
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, Variant<'_>)],
+        aux: &[(&str, Vec<(&str, Variant<'_>)>)],
+    ) -> zbus::Result<OwnedObjectPath>;
+
+    /// `JobRemoved(u id, o job, s unit, s result)`.
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: zbus::ObjectPath<'_>,
+        unit: &str,
+        result: &str,
+    ) -> zbus::Result<()>;
+}
+
+/// Which bus systemd is reached on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The system bus (`DBUS_SYSTEM_BUS_ADDRESS`, else `/run/dbus/system_bus_socket`).
+    System,
+    /// A D-Bus address such as `unix:path=/run/...` (tests, and later the user bus).
+    Address(String),
+}
+
+/// What the new scope is.
+#[derive(Debug, Clone)]
+pub struct ScopeRequest<'a> {
+    /// The unit name, ending in `.scope`, unique per run.
+    pub unit: &'a str,
+    /// The slice it goes into (systemd creates a missing slice on demand).
+    pub slice: &'a str,
+    /// One line for `systemctl status`.
+    pub description: &'a str,
+    /// The process moved into it (`PIDs`).
+    pub pid: u32,
+}
+
+/// Creates a transient scope with `Delegate=yes` in `slice`, moves `pid` into it and waits
+/// for the start job to finish.
+///
+/// # Errors
+///
+/// [`ManagerError`]: unreachable bus, refused call, failed job, timeout.
+pub fn start_delegated_scope(bus: &Bus, request: &ScopeRequest<'_>) -> Result<(), ManagerError> {
+    let unit = request.unit.to_string();
+    let outcome = zbus::block_on(first_of(
+        start_and_wait(bus, request),
+        Timer::after(MANAGER_TIMEOUT),
+    ));
+    match outcome {
+        Some(result) => result,
+        None => Err(ManagerError::TimedOut(unit)),
+    }
+}
+
+async fn start_and_wait(bus: &Bus, request: &ScopeRequest<'_>) -> Result<(), ManagerError> {
+    let builder = match bus {
+        Bus::System => zbus::connection::Builder::system(),
+        Bus::Address(address) => zbus::connection::Builder::address(address.as_str()),
+    };
+    let connection = builder
+        .method_timeout(MANAGER_TIMEOUT)
+        .build()
+        .await
+        .map_err(|err| ManagerError::Unreachable(err.to_string()))?;
+    let manager = ManagerProxy::new(&connection)
+        .await
+        .map_err(|err| ManagerError::Unreachable(err.to_string()))?;
+    // The match goes in before the call: the job may end before the reply is read.
+    let mut removed = manager
+        .receive_job_removed()
+        .await
+        .map_err(|err| ManagerError::Unreachable(err.to_string()))?;
+    let properties = [
+        ("Slice", Variant::from(request.slice)),
+        ("Delegate", Variant::from(true)),
+        ("PIDs", Variant::from(vec![request.pid])),
+        ("CollectMode", Variant::from("inactive-or-failed")),
+        ("Description", Variant::from(request.description)),
+    ];
+    let job = manager
+        .start_transient_unit(request.unit, "fail", &properties, &[])
+        .await
+        .map_err(|err| ManagerError::Refused(err.to_string()))?;
+    loop {
+        let Some(signal) = next(&mut removed).await else {
+            return Err(ManagerError::Unreachable(
+                "the connection closed before the scope's start job ended".to_string(),
+            ));
+        };
+        let Ok(args) = signal.args() else { continue };
+        if args.job().as_str() != job.as_str() {
+            continue;
+        }
+        return match *args.result() {
+            "done" => Ok(()),
+            other => Err(ManagerError::JobFailed {
+                unit: request.unit.to_string(),
+                result: other.to_string(),
+            }),
+        };
+    }
+}
+
+/// The next item of a stream.
+async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+}
+
+/// Runs `work` until it finishes (`Some`) or `timer` fires first (`None`).
+async fn first_of<F: Future>(work: F, timer: Timer) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    let mut timer = std::pin::pin!(timer);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// A future that is ready after a duration, woken by a short-lived thread (zbus's own
+/// runtime exposes no timer).
+struct Timer {
+    duration: Duration,
+    state: Option<Arc<TimerState>>,
+}
+
+#[derive(Default)]
+struct TimerState {
+    fired: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Timer {
+    fn after(duration: Duration) -> Timer {
+        Timer {
+            duration,
+            state: None,
+        }
+    }
+}
+
+impl Future for Timer {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let duration = self.duration;
+        let state = self.state.get_or_insert_with(|| {
+            let state = Arc::new(TimerState::default());
+            let fire = Arc::clone(&state);
+            std::thread::spawn(move || {
+                std::thread::sleep(duration);
+                fire.fired.store(true, Ordering::Release);
+                if let Some(waker) = fire.waker.lock().ok().and_then(|mut w| w.take()) {
+                    waker.wake();
+                }
+            });
+            state
+        });
+        if state.fired.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if let Ok(mut waker) = state.waker.lock() {
+            *waker = Some(cx.waker().clone());
+        }
+        // The thread may have fired between the check and storing the waker.
+        if state.fired.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timer_ends_work_that_never_finishes() {
+        let outcome = zbus::block_on(first_of(
+            std::future::pending::<()>(),
+            Timer::after(Duration::from_millis(20)),
+        ));
+        assert_eq!(outcome, None);
+    }
+
+    #[test]
+    fn finished_work_wins_over_the_timer() {
+        let outcome = zbus::block_on(first_of(async { 7 }, Timer::after(Duration::from_secs(60))));
+        assert_eq!(outcome, Some(7));
+    }
+
+    #[test]
+    fn no_bus_is_unreachable_not_refused() {
+        // A bus address that cannot exist: connecting fails before any call is made.
+        let bus = Bus::Address("unix:path=/nonexistent/resctl-test-bus".to_string());
+        let result = start_delegated_scope(
+            &bus,
+            &ScopeRequest {
+                unit: "resctl-test.scope",
+                slice: "resctl.slice",
+                description: "test",
+                pid: std::process::id(),
+            },
+        );
+        assert!(
+            matches!(result, Err(ManagerError::Unreachable(_))),
+            "{result:?}"
+        );
+    }
+}
