@@ -20,7 +20,8 @@
 #     <= 1.05x for later runs, which start from the job's history ("resctl, later runs").
 # Environment: TASKS (60), TASK_MEMORY (24M), TASK_TIME (1s), BUDGET (128M), MAX_WORKERS (8),
 # RESCTL_ARGS (extra options for the managed run only, e.g. "--high 90%"), BASELINE_BIN (another
-# resctl binary, e.g. main's, run the same way in the same bench: a side-by-side row and ratio).
+# resctl binary, e.g. main's, run the same way in the same bench, first and later runs: side-by-side
+# rows and ratios).
 # Never a pass/fail: numbers only.
 set -euo pipefail
 # Every run starts from the configuration, not from what earlier runs of the same job taught
@@ -78,14 +79,21 @@ if [[ -n ${BASELINE_BIN:-} ]]; then
     bin=$BASELINE_BIN run baseline ${extra[@]+"${extra[@]}"} --
 fi
 run resctl ${extra[@]+"${extra[@]}"} --
-# Later runs of the same job: one run teaches a private history, then each repeat starts
-# from it (and adds to it), as a user's second and later runs would.
-history_dir="$work/history"
-mkdir -m 700 "$history_dir"
-RESCTL_NO_HISTORY=0 RESCTL_HISTORY_DIR=$history_dir "$resctl" run --memory-max "$budget" \
-    --job-key goodput ${extra[@]+"${extra[@]}"} -- "${job[@]}" >/dev/null 2>"$work/history-seed.log" || true
-RESCTL_NO_HISTORY=0 RESCTL_HISTORY_DIR=$history_dir run resctl-history --job-key goodput \
-    ${extra[@]+"${extra[@]}"} --
+# later_runs NAME BIN: later runs of the same job: one run teaches a private history, then
+# each repeat starts from it (and adds to it), as a user's second and later runs would.
+later_runs() {
+    local name=$1 binary=$2 history_dir="$work/history-$1"
+    mkdir -m 700 "$history_dir"
+    RESCTL_NO_HISTORY=0 RESCTL_HISTORY_DIR=$history_dir "$binary" run --memory-max "$budget" \
+        --job-key goodput ${extra[@]+"${extra[@]}"} -- "${job[@]}" >/dev/null \
+        2>"$work/$name-seed.log" || true
+    RESCTL_NO_HISTORY=0 RESCTL_HISTORY_DIR=$history_dir bin=$binary run "$name" \
+        --job-key goodput ${extra[@]+"${extra[@]}"} --
+}
+later_runs resctl-history "$resctl"
+if [[ -n ${BASELINE_BIN:-} ]]; then
+    later_runs baseline-history "$BASELINE_BIN"
+fi
 for ((k = 1; k <= max_workers; k++)); do
     run "static-$k" -- --workers "$k" --ignore-file
 done
@@ -151,6 +159,12 @@ if os.path.exists(os.path.join(work, "baseline")):
     row("baseline (BASELINE_BIN)", walls_b, codes_b, highest_b, peak_b, below_b)
     if all(c == 0 for c in codes_b):
         baseline_median = statistics.median(walls_b)
+    walls_bh, codes_bh, highest_bh, peak_bh, below_bh = load("baseline-history")
+    row("baseline, later runs (history)", walls_bh, codes_bh, highest_bh, peak_bh, below_bh)
+    if history_median is not None and all(c == 0 for c in codes_bh):
+        baseline_history_median = statistics.median(walls_bh)
+        print(f"{'':<55}later runs / baseline's later runs = {history_median:.2f} / "
+              f"{baseline_history_median:.2f} = {history_median / baseline_history_median:.2f}x")
 best = best_below_high = None
 for k in range(1, max_workers + 1):
     walls_k, codes_k, highest_k, peak_k, below_k = load(f"static-{k}")

@@ -113,6 +113,7 @@ pub fn resolve(
         memory_limit,
         memory_rules: Some(rules),
         remembered: None,
+        memory_throttle: limits.memory_high,
         cpu_moderate: config.cpu.moderate,
         cpu_high: config.cpu.high,
         cpu_critical: config.cpu.critical,
@@ -238,6 +239,7 @@ mod tests {
             peak_memory: 97 * MIB,
             best: None,
             throughput: Default::default(),
+            peaks: Default::default(),
             exit_code: 0,
             oom_kills: 0,
         };

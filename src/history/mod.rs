@@ -47,6 +47,10 @@ pub struct JobRecord {
     /// Units per second per worker count, from runs that reported progress (or a bench sweep).
     #[serde(default)]
     pub throughput: BTreeMap<u32, f64>,
+    /// The highest memory seen at each worker count, bytes: over the whole of the last run
+    /// that held that count (every phase of it), or the sweep's runs at that count.
+    #[serde(default)]
+    pub peaks: BTreeMap<u32, u64>,
     /// How the last run ended: its exit code, and OOM kills seen.
     pub exit_code: i32,
     /// OOM kills in the last run.
@@ -58,6 +62,8 @@ pub struct JobRecord {
 pub struct Learned {
     /// The policy's marginal memory per worker, when two counts were measured.
     pub marginal: Option<u64>,
+    /// The highest settled memory at each worker count over the run, bytes.
+    pub peaks: BTreeMap<u32, u64>,
     /// The job's peak memory, bytes.
     pub peak_memory: u64,
     /// The most workers the job had.
@@ -102,6 +108,10 @@ impl JobRecord {
         while throughput.len() > MAX_COUNTS {
             throughput.pop_last();
         }
+        let peaks = merged_peaks(
+            previous,
+            learned.peaks.iter().map(|(&count, &peak)| (count, peak)),
+        );
         // A sweep's fastest count (it measures wall time, not units) stays until runs that
         // report progress measure their own.
         let best = fastest(&throughput).or(previous.and_then(|p| p.best));
@@ -116,6 +126,7 @@ impl JobRecord {
             peak_memory: learned.peak_memory,
             best,
             throughput,
+            peaks,
             exit_code: learned.exit_code,
             oom_kills: learned.oom_kills,
         })
@@ -127,15 +138,21 @@ impl JobRecord {
     /// fastest measured count. A job the kernel OOM-killed last time
     /// starts one below the count it had then.
     pub fn start_count(&self, ceiling: u64, min: u32, max: u32) -> (u32, String) {
-        let room = ceiling.saturating_sub(self.base);
-        let fitting = (room / self.per_worker.max(1)).min(u64::from(u32::MAX)) as u32;
+        let (fitting, mut why) = match self.fitting_by_peaks(ceiling) {
+            Some(fit) => fit,
+            None => {
+                let room = ceiling.saturating_sub(self.base);
+                let fitting = (room / self.per_worker.max(1)).min(u64::from(u32::MAX)) as u32;
+                let why = format!(
+                    "{fitting} workers of {} over a base of {} fit below {}",
+                    crate::units::format_size(self.per_worker),
+                    crate::units::format_size(self.base),
+                    crate::units::format_size(ceiling)
+                );
+                (fitting, why)
+            }
+        };
         let mut count = fitting;
-        let mut why = format!(
-            "{fitting} workers of {} over a base of {} fit below {}",
-            crate::units::format_size(self.per_worker),
-            crate::units::format_size(self.base),
-            crate::units::format_size(ceiling)
-        );
         if let Some((best, _)) = self.best {
             if best < count {
                 count = best;
@@ -154,6 +171,47 @@ impl JobRecord {
             clamped,
             format!("remembered from {} run(s): {why}", self.runs),
         )
+    }
+}
+
+impl JobRecord {
+    /// The most workers whose remembered peak stayed below `ceiling`, judged by what each
+    /// count cost at its heaviest (the highest peak at that count or any lower one, so a
+    /// heavy phase met at a few workers also bounds more), and beyond the highest count
+    /// measured by that peak plus [`per_worker`](Self::per_worker) for each worker more.
+    /// `None` without remembered peaks (a record from before they were kept).
+    fn fitting_by_peaks(&self, ceiling: u64) -> Option<(u32, String)> {
+        let (&highest, _) = self.peaks.last_key_value()?;
+        let mut envelope = 0u64;
+        let mut fitting = 0u32;
+        for (&count, &peak) in &self.peaks {
+            envelope = envelope.max(peak);
+            if envelope >= ceiling {
+                break;
+            }
+            fitting = count;
+        }
+        let mut why = format!(
+            "{fitting} workers peaked below {} in earlier runs",
+            crate::units::format_size(ceiling)
+        );
+        if fitting == highest {
+            let room = ceiling.saturating_sub(envelope);
+            // Strictly below the ceiling: peak + extra × per_worker < ceiling.
+            let extra =
+                (room.saturating_sub(1) / self.per_worker.max(1)).min(u64::from(u32::MAX)) as u32;
+            if extra > 0 {
+                fitting = fitting.saturating_add(extra);
+                why = format!(
+                    "{highest} workers peaked at {} in earlier runs; {extra} more of {} each fit \
+                     below {}",
+                    crate::units::format_size(envelope),
+                    crate::units::format_size(self.per_worker),
+                    crate::units::format_size(ceiling)
+                );
+            }
+        }
+        Some((fitting, why))
     }
 }
 
@@ -230,10 +288,32 @@ impl JobRecord {
             peak_memory,
             best: best.or(previous.and_then(|p| p.best)),
             throughput: previous.map(|p| p.throughput.clone()).unwrap_or_default(),
+            peaks: merged_peaks(
+                previous,
+                succeeded
+                    .iter()
+                    .map(|count| (count.threads, count.peak_memory)),
+            ),
             exit_code: 0,
             oom_kills,
         })
     }
+}
+
+/// The previous record's per-count peaks with those measured now in their place (a count
+/// measured again says what it costs now), the lowest [`MAX_COUNTS`] counts kept.
+fn merged_peaks(
+    previous: Option<&JobRecord>,
+    measured: impl Iterator<Item = (u32, u64)>,
+) -> BTreeMap<u32, u64> {
+    let mut peaks = previous.map(|p| p.peaks.clone()).unwrap_or_default();
+    for (count, peak) in measured.filter(|&(count, peak)| count > 0 && peak > 0) {
+        peaks.insert(count, peak);
+    }
+    while peaks.len() > MAX_COUNTS {
+        peaks.pop_last();
+    }
+    peaks
 }
 
 /// The fastest count (the fewest workers among equals).
@@ -287,6 +367,7 @@ mod tests {
     fn learned(marginal: Option<u64>, peak: u64, threads: u32) -> Learned {
         Learned {
             marginal,
+            peaks: BTreeMap::new(),
             peak_memory: peak,
             peak_threads: threads,
             throughput: BTreeMap::new(),
@@ -362,6 +443,38 @@ mod tests {
         // Bounds still win.
         assert_eq!(record.start_count(10_000 * MIB, 1, 8).0, 8);
         assert_eq!(record.start_count(MIB, 2, 8).0, 2);
+    }
+
+    #[test]
+    fn remembered_peaks_per_count_judge_the_start_by_each_counts_heaviest_phase() {
+        // Light tasks at 1 and 2 workers, then a heavy phase at 3: the line through the
+        // counts (92M a worker) says one worker; the count's own peaks say three fit.
+        let mut run = learned(Some(92 * MIB), 120 * MIB, 3);
+        run.peaks = BTreeMap::from([(1, 30 * MIB), (2, 40 * MIB), (3, 120 * MIB)]);
+        let record = JobRecord::after_run("phased", None, &run, 0).unwrap();
+        let (count, why) = record.start_count(125 * MIB, 1, 8);
+        assert_eq!(count, 3, "{why}");
+        assert!(why.contains("3 workers peaked below 125M"), "{why}");
+        // A ceiling the heavy phase at 3 reached: 2, whose peak stayed below.
+        let (count, why) = record.start_count(110 * MIB, 1, 8);
+        assert_eq!(count, 2, "{why}");
+        // A heavy phase met at 2 bounds 3 as well (the envelope), even if 3 only ran light.
+        let mut run = learned(Some(40 * MIB), 100 * MIB, 3);
+        run.peaks = BTreeMap::from([(1, 30 * MIB), (2, 100 * MIB), (3, 60 * MIB)]);
+        let record = JobRecord::after_run("heavy-at-2", None, &run, 0).unwrap();
+        assert_eq!(record.start_count(95 * MIB, 1, 8).0, 1);
+        // Room above the highest count measured: more workers at one worker's memory each,
+        // strictly below the ceiling.
+        assert_eq!(record.start_count(181 * MIB, 1, 8).0, 5);
+        assert_eq!(record.start_count(180 * MIB, 1, 8).0, 4);
+        // A later run that measured a count again replaces what that count cost.
+        let mut later = learned(Some(40 * MIB), 50 * MIB, 2);
+        later.peaks = BTreeMap::from([(2, 50 * MIB)]);
+        let merged = JobRecord::after_run("heavy-at-2", Some(&record), &later, 1).unwrap();
+        assert_eq!(
+            merged.peaks,
+            BTreeMap::from([(1, 30 * MIB), (2, 50 * MIB), (3, 60 * MIB)])
+        );
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub struct PolicyConfig {
     /// tightest `memory.max` on its cgroup and the cgroups above it. It may change while the
     /// job runs ([`Observation::memory_limit`](super::Observation::memory_limit)).
     pub memory_limit: Option<u64>,
+    /// The `memory.high` resctl sets on the job's own cgroup (`--memory-high`), bytes: the
+    /// kernel throttles the job above it, so a plan to the limit ends there when it is
+    /// below the hard limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_throttle: Option<u64>,
     /// How the memory levels follow the limit when it changes; `None` (traces recorded
     /// before limits were re-read): the levels above stay as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +112,7 @@ impl Default for PolicyConfig {
             memory_limit: None,
             memory_rules: None,
             remembered: None,
+            memory_throttle: None,
             cpu_moderate: defaults::CPU_MODERATE,
             cpu_high: defaults::CPU_HIGH,
             cpu_critical: defaults::CPU_CRITICAL,
@@ -297,13 +303,17 @@ impl PolicyConfig {
         (high as f64 * (1.0 - self.hysteresis)) as u64
     }
 
-    /// A plan to the hard limit that keeps `margin` bytes free (at least the hysteresis
-    /// share of the limit), its ceiling never above critical less the hysteresis; `None`
-    /// without a hard limit.
+    /// A plan to the hard limit — or to the job's own `memory.high` where that is lower —
+    /// that keeps `margin` bytes free (at least the hysteresis share of the limit), its
+    /// ceiling never above critical less the hysteresis; `None` without a hard limit.
     pub fn limit_plan(&self, margin: u64) -> Option<LimitPlan> {
         let limit = self
             .memory_limit
             .filter(|&limit| limit != crate::units::NO_LIMIT)?;
+        let limit = self
+            .memory_throttle
+            .filter(|&throttle| throttle > 0)
+            .map_or(limit, |throttle| throttle.min(limit));
         let margin = margin.max((limit as f64 * self.hysteresis) as u64);
         let critical = (self.memory_critical as f64 * (1.0 - self.hysteresis)) as u64;
         Some(LimitPlan {
@@ -519,6 +529,37 @@ mod tests {
         let mut fixed = PolicyConfig::default();
         assert!(fixed.follow_limit(Some(1)));
         assert_eq!(fixed.memory_moderate, defaults::MEMORY_MODERATE);
+    }
+
+    #[test]
+    fn the_limit_plan_ends_at_the_jobs_own_memory_high_when_that_is_lower() {
+        let config = PolicyConfig {
+            memory_limit: Some(1000),
+            memory_moderate: 500,
+            memory_high: 750,
+            memory_critical: 1000,
+            hysteresis: 0.05,
+            ..PolicyConfig::default()
+        };
+        let plan = config.limit_plan(100).unwrap();
+        assert_eq!((plan.limit, plan.ceiling), (1000, 900));
+        let throttled = PolicyConfig {
+            memory_throttle: Some(600),
+            ..config.clone()
+        };
+        let plan = throttled.limit_plan(100).unwrap();
+        assert_eq!((plan.limit, plan.ceiling), (600, 500));
+        // A memory.high above the hard limit changes nothing; no hard limit, no plan.
+        let loose = PolicyConfig {
+            memory_throttle: Some(5000),
+            ..config.clone()
+        };
+        assert_eq!(loose.limit_plan(100).unwrap().limit, 1000);
+        let unlimited = PolicyConfig {
+            memory_limit: None,
+            ..throttled
+        };
+        assert_eq!(unlimited.limit_plan(100), None);
     }
 
     #[test]

@@ -257,6 +257,11 @@ impl Policy {
         self.worker_memory.marginal()
     }
 
+    /// The highest settled memory seen at each worker count over the whole run, bytes.
+    pub fn peaks_per_count(&self) -> std::collections::BTreeMap<u32, u64> {
+        self.worker_memory.run_peaks().clone()
+    }
+
     /// Units per second of each worker count measured long enough, for jobs that report
     /// progress.
     pub fn measured_throughput(&self) -> std::collections::BTreeMap<u32, f64> {

@@ -17,11 +17,23 @@ const MAX_PEAK: u64 = 1 << 48;
 pub(crate) struct WorkerMemory {
     /// (time, worker count, memory in bytes), oldest first.
     samples: VecDeque<(Duration, u32, u64)>,
+    /// The highest settled memory at each count over the whole run (every phase), for the
+    /// job's history: what a count cost at its heaviest, not only in the last window.
+    run_peaks: BTreeMap<u32, u64>,
 }
+
+/// Most counts [`WorkerMemory::run_peaks`] keeps (the lowest ones), so a hostile count
+/// cannot grow it without bound.
+const MAX_RUN_PEAK_COUNTS: usize = 256;
 
 impl WorkerMemory {
     /// Records one settled sample of the job's memory at `threads` workers, taken at `at`.
     pub fn record(&mut self, at: Duration, threads: u32, memory_bytes: u64) {
+        let peak = self.run_peaks.entry(threads).or_insert(memory_bytes);
+        *peak = (*peak).max(memory_bytes);
+        if self.run_peaks.len() > MAX_RUN_PEAK_COUNTS {
+            self.run_peaks.pop_last();
+        }
         let window = defaults::WORKER_MEMORY_WINDOW;
         while self
             .samples
@@ -43,6 +55,11 @@ impl WorkerMemory {
             self.samples.pop_front();
         }
         self.samples.push_back((at, threads, memory_bytes));
+    }
+
+    /// The highest settled memory at each count over the whole run.
+    pub fn run_peaks(&self) -> &BTreeMap<u32, u64> {
+        &self.run_peaks
     }
 
     /// Highest settled memory at `threads` workers sampled in `from..until`.
@@ -278,6 +295,25 @@ mod tests {
         assert_eq!(
             memory.peak(3, Duration::ZERO, Duration::from_secs(1)),
             Some(50)
+        );
+    }
+
+    #[test]
+    fn run_peaks_keep_each_counts_heaviest_sample_beyond_the_window() {
+        let mut memory = WorkerMemory::default();
+        memory.record(Duration::from_secs(1), 3, 30);
+        memory.record(Duration::from_secs(2), 3, 90);
+        memory.record(Duration::from_secs(3), 2, 40);
+        let late = defaults::WORKER_MEMORY_WINDOW * 3;
+        memory.record(late, 3, 50);
+        assert_eq!(memory.peak(3, Duration::ZERO, Duration::MAX), Some(50));
+        assert_eq!(
+            memory
+                .run_peaks()
+                .iter()
+                .map(|(&k, &v)| (k, v))
+                .collect::<Vec<_>>(),
+            vec![(2, 40), (3, 90)]
         );
     }
 

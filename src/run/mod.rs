@@ -288,6 +288,7 @@ fn finish(
     if let Some(history) = &after.history {
         history.remember(&Learned {
             marginal: learning.marginal,
+            peaks: learning.peaks,
             peak_memory: summary.peak_memory,
             peak_threads: summary.threads_highest,
             throughput: learning.throughput,

@@ -100,6 +100,7 @@ impl Watch {
         self.reporter.last(&last, &observation, stages);
         let learning = Learning {
             marginal: self.policy.marginal_memory_per_worker(),
+            peaks: self.policy.peaks_per_count(),
             throughput: self.policy.measured_throughput(),
         };
         (self.reporter, self.policy.config().memory_limit, learning)
@@ -111,6 +112,8 @@ impl Watch {
 pub struct Learning {
     /// Memory one more worker costs, bytes, when two counts were measured.
     pub marginal: Option<u64>,
+    /// The highest settled memory at each worker count over the run, bytes.
+    pub peaks: BTreeMap<u32, u64>,
     /// Units per second per worker count measured (jobs that report progress).
     pub throughput: BTreeMap<u32, f64>,
 }
