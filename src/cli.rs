@@ -56,6 +56,12 @@ pub enum Command {
     /// (`resctl bench -- make -j{threads}`). Exit status: 0 with a recommendation,
     /// 1 when no count succeeded in every run, 125 when the command cannot run.
     Bench(Box<BenchArgs>),
+    /// Watch the configuration's slices as a systemd service (systemd/resctl.service):
+    /// their levels in the journal, their limits held through systemd, SIGHUP reloads.
+    ///
+    /// Not built yet (said at start): jobs registering with the daemon to be shrunk,
+    /// freezing at critical, `resctl status` for slices, metrics.
+    Daemon(DaemonArgs),
     /// What earlier runs learned per job (one worker's memory, the fastest count), which
     /// the next run of the same job starts from.
     #[command(subcommand)]
@@ -312,6 +318,20 @@ pub enum ConfigCommand {
         #[arg(long, value_name = "DIR", requires = "resolved")]
         cgroup_parent: Option<PathBuf>,
     },
+}
+
+/// `resctl daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// YAML configuration file whose `slices:` section says what to watch.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "RESCTL_CONFIG",
+        default_value = crate::daemon::DEFAULT_DAEMON_CONFIG
+    )]
+    pub config: PathBuf,
 }
 
 /// `resctl doctor`.

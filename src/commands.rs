@@ -11,8 +11,8 @@ use crate::act::jobserver::AuthForm;
 use crate::bench::runner::{run_all, BenchError, BenchPlan};
 use crate::cgroup::detect::detect;
 use crate::cli::{
-    BenchArgs, ConfigSource, DoctorArgs, HistoryCommand, JobserverStyle, RecommendArgs, ReplayArgs,
-    RunArgs,
+    BenchArgs, ConfigSource, DaemonArgs, DoctorArgs, HistoryCommand, JobserverStyle, RecommendArgs,
+    ReplayArgs, RunArgs,
 };
 use crate::config::explain::Explanation;
 use crate::config::resolve::{resolve, RunFlags};
@@ -306,6 +306,13 @@ fn find_record(store: &HistoryStore, key: &str) -> Result<JobRecord, Failure> {
         job_text::escape(key),
         store.dir().display()
     )))
+}
+
+/// `resctl daemon`: runs until SIGTERM; its own exit code (0, or 125 when it cannot start).
+pub fn daemon(args: &DaemonArgs) -> Outcome {
+    Ok(crate::daemon::run(&crate::daemon::DaemonOptions {
+        config: args.config.clone(),
+    }))
 }
 
 /// `resctl doctor`.

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod doctor;
 pub mod exit;
 pub mod history;

@@ -53,6 +53,7 @@ fn main() {
         Command::Progress(args) => commands::progress(args.units),
         Command::Bench(args) => commands::bench(&args),
         Command::History(command) => commands::history(&command),
+        Command::Daemon(args) => commands::daemon(&args),
     };
     std::process::exit(commands::exit_code(outcome));
 }

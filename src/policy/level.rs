@@ -124,6 +124,11 @@ impl LevelTracker {
         }
     }
 
+    /// The thresholds for moderate, high and critical (`None`: off).
+    pub fn thresholds(&self) -> [Option<f64>; 3] {
+        self.thresholds
+    }
+
     /// Replaces the thresholds (the job's limit changed); the levels' timers are kept, so a
     /// level that still holds under the new thresholds stays entered.
     pub fn set_thresholds(&mut self, thresholds: [Option<f64>; 3]) {

@@ -3,8 +3,10 @@
 //!
 //! [`start_delegated_scope`] is `systemd-run --scope -p Delegate=yes` without a fork and
 //! an exec: it moves the calling process into a new transient scope and returns once
-//! systemd reports the scope's start job done. The connection is closed before it returns,
-//! so no bus thread outlives the call (the job is forked afterwards).
+//! systemd reports the scope's start job done. [`slice_memory`] and [`set_slice_memory`]
+//! read and set a slice's `MemoryHigh=`/`MemoryMax=` (runtime properties: systemd writes
+//! the cgroup files, never resctl). Every call opens its own connection and closes it
+//! before it returns, so no bus thread outlives it (a job may be forked afterwards).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -58,6 +60,17 @@ trait Manager {
         aux: &[(&str, Vec<(&str, Variant<'_>)>)],
     ) -> zbus::Result<OwnedObjectPath>;
 
+    /// `LoadUnit(s name) -> o unit`: the unit's object, loading it if needed.
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    /// `SetUnitProperties(s name, b runtime, a(sv) properties)`.
+    fn set_unit_properties(
+        &self,
+        name: &str,
+        runtime: bool,
+        properties: &[(&str, Variant<'_>)],
+    ) -> zbus::Result<()>;
+
     /// `JobRemoved(u id, o job, s unit, s result)`.
     #[zbus(signal)]
     fn job_removed(
@@ -67,6 +80,109 @@ trait Manager {
         unit: &str,
         result: &str,
     ) -> zbus::Result<()>;
+}
+
+/// A slice unit's memory properties (`org.freedesktop.systemd1.Slice`).
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Slice",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Slice {
+    /// `MemoryHigh`, bytes; `u64::MAX` is infinity.
+    #[zbus(property)]
+    fn memory_high(&self) -> zbus::Result<u64>;
+
+    /// `MemoryMax`, bytes; `u64::MAX` is infinity.
+    #[zbus(property)]
+    fn memory_max(&self) -> zbus::Result<u64>;
+}
+
+/// A slice's `MemoryHigh=` and `MemoryMax=`, bytes; `u64::MAX` is systemd's infinity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryProperties {
+    /// `MemoryHigh=`.
+    pub high: u64,
+    /// `MemoryMax=`.
+    pub max: u64,
+}
+
+/// Reads a slice's memory properties as systemd has them now (its unit file and drop-ins,
+/// and runtime changes).
+///
+/// # Errors
+///
+/// [`ManagerError`]: unreachable bus, refused call, timeout.
+pub fn slice_memory(bus: &Bus, slice: &str) -> Result<MemoryProperties, ManagerError> {
+    with_manager(bus, slice, |connection, manager| async move {
+        let path = manager.load_unit(slice).await.map_err(refused)?;
+        let unit = SliceProxy::builder(&connection)
+            .path(path)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(refused)?;
+        Ok(MemoryProperties {
+            high: unit.memory_high().await.map_err(refused)?,
+            max: unit.memory_max().await.map_err(refused)?,
+        })
+    })
+}
+
+/// Sets a slice's `MemoryHigh=` and `MemoryMax=` at run time (`systemctl set-property
+/// --runtime`: a drop-in under /run that is gone at reboot); systemd writes the cgroup files.
+///
+/// # Errors
+///
+/// [`ManagerError`]: unreachable bus, refused call, timeout.
+pub fn set_slice_memory(
+    bus: &Bus,
+    slice: &str,
+    memory: MemoryProperties,
+) -> Result<(), ManagerError> {
+    with_manager(bus, slice, |_, manager| async move {
+        let properties = [
+            ("MemoryHigh", Variant::from(memory.high)),
+            ("MemoryMax", Variant::from(memory.max)),
+        ];
+        manager
+            .set_unit_properties(slice, true, &properties)
+            .await
+            .map_err(refused)
+    })
+}
+
+fn refused(err: zbus::Error) -> ManagerError {
+    ManagerError::Refused(err.to_string())
+}
+
+/// Connects to `bus`, hands `work` the connection and the manager's proxy, and runs it to
+/// completion within [`MANAGER_TIMEOUT`]; the connection is closed on return.
+fn with_manager<'a, T, F, Fut>(bus: &'a Bus, unit: &str, work: F) -> Result<T, ManagerError>
+where
+    F: FnOnce(zbus::Connection, ManagerProxy<'static>) -> Fut,
+    Fut: Future<Output = Result<T, ManagerError>> + 'a,
+{
+    let task = async move {
+        let connection = connect(bus).await?;
+        let manager = ManagerProxy::new(&connection)
+            .await
+            .map_err(|err| ManagerError::Unreachable(err.to_string()))?;
+        work(connection, manager).await
+    };
+    zbus::block_on(first_of(task, Timer::after(MANAGER_TIMEOUT)))
+        .unwrap_or_else(|| Err(ManagerError::TimedOut(unit.to_string())))
+}
+
+async fn connect(bus: &Bus) -> Result<zbus::Connection, ManagerError> {
+    let builder = match bus {
+        Bus::System => zbus::connection::Builder::system(),
+        Bus::Address(address) => zbus::connection::Builder::address(address.as_str()),
+    };
+    builder
+        .method_timeout(MANAGER_TIMEOUT)
+        .build()
+        .await
+        .map_err(|err| ManagerError::Unreachable(err.to_string()))
 }
 
 /// Which bus systemd is reached on.
@@ -98,30 +214,15 @@ pub struct ScopeRequest<'a> {
 ///
 /// [`ManagerError`]: unreachable bus, refused call, failed job, timeout.
 pub fn start_delegated_scope(bus: &Bus, request: &ScopeRequest<'_>) -> Result<(), ManagerError> {
-    let unit = request.unit.to_string();
-    let outcome = zbus::block_on(first_of(
-        start_and_wait(bus, request),
-        Timer::after(MANAGER_TIMEOUT),
-    ));
-    match outcome {
-        Some(result) => result,
-        None => Err(ManagerError::TimedOut(unit)),
-    }
+    with_manager(bus, request.unit, |_, manager| {
+        start_and_wait(manager, request)
+    })
 }
 
-async fn start_and_wait(bus: &Bus, request: &ScopeRequest<'_>) -> Result<(), ManagerError> {
-    let builder = match bus {
-        Bus::System => zbus::connection::Builder::system(),
-        Bus::Address(address) => zbus::connection::Builder::address(address.as_str()),
-    };
-    let connection = builder
-        .method_timeout(MANAGER_TIMEOUT)
-        .build()
-        .await
-        .map_err(|err| ManagerError::Unreachable(err.to_string()))?;
-    let manager = ManagerProxy::new(&connection)
-        .await
-        .map_err(|err| ManagerError::Unreachable(err.to_string()))?;
+async fn start_and_wait(
+    manager: ManagerProxy<'static>,
+    request: &ScopeRequest<'_>,
+) -> Result<(), ManagerError> {
     // The match goes in before the call: the job may end before the reply is read.
     let mut removed = manager
         .receive_job_removed()
@@ -137,7 +238,7 @@ async fn start_and_wait(bus: &Bus, request: &ScopeRequest<'_>) -> Result<(), Man
     let job = manager
         .start_transient_unit(request.unit, "fail", &properties, &[])
         .await
-        .map_err(|err| ManagerError::Refused(err.to_string()))?;
+        .map_err(refused)?;
     loop {
         let Some(signal) = next(&mut removed).await else {
             return Err(ManagerError::Unreachable(

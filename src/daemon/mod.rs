@@ -1,0 +1,414 @@
+//! `resctl daemon`: a systemd service that watches every slice of the configuration's
+//! `slices:` section with that slice's levels, holds the slice's memory limits through
+//! systemd, and logs one journald entry per decision.
+//!
+//! Each interval: **sample** every slice's cgroup (cgroupfs, [`crate::cgroup::reader`]) →
+//! **assess** and **decide** ([`slice::SliceWatch`], the same policy a job gets) → **act**
+//! (`memory.reclaim` at the cleanup level) → **report** (journald fields `RESCTL_SLICE`,
+//! `RESCTL_CGROUP`, `RESCTL_LEVEL`, `RESCTL_ACTION`, `RESCTL_REASON`; systemd's `STATUS=`
+//! and watchdog, [`notify`]). A slice's `limits:` become its `MemoryHigh=`/`MemoryMax=`
+//! as runtime properties set over D-Bus ([`limits`]); SIGHUP reloads the configuration
+//! (an invalid one is refused with FILE:LINE:COL and the old one keeps running).
+//!
+//! Not built yet, and said at start: jobs registering with the daemon and being asked to
+//! shrink, freezing the lowest-priority job at critical, `resctl status` for slices, and
+//! metrics.
+
+pub mod limits;
+pub mod notify;
+pub mod slice;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cgroup::detect::{detect, HostCgroups, Layout};
+use crate::cgroup::reader::{CgroupDir, CgroupKind, LimitChain};
+use crate::cgroup::writer;
+use crate::config::resolve::{resolve, RunFlags};
+use crate::config::Config;
+use crate::exit::RESCTL_FAILED;
+use crate::job_text;
+use crate::placement::slice_path;
+use crate::run::setup::facts_for_new_job;
+use crate::sample::procfs::clock_ticks_per_second;
+use limits::SliceLimits;
+use notify::Notifier;
+use slice::{SliceEvent, SliceWatch};
+
+/// The configuration file the service reads by default.
+pub const DEFAULT_DAEMON_CONFIG: &str = "/etc/resctl/resctl.yaml";
+
+/// What `resctl daemon` was asked.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The configuration file.
+    pub config: PathBuf,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; returns its exit code (0 on a clean stop, 125
+/// when it could not start: no cgroup v2, an invalid configuration).
+pub fn run(options: &DaemonOptions) -> i32 {
+    match Daemon::start(options) {
+        Ok(daemon) => daemon.serve(),
+        Err(message) => {
+            tracing::error!("daemon: {message}");
+            let _ = Notifier::from_env().failed(&message);
+            RESCTL_FAILED
+        }
+    }
+}
+
+/// The slices watched, their cgroups, and what the daemon set on them.
+struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    host: HostCgroups,
+    mount: PathBuf,
+    slices: BTreeMap<String, WatchedSlice>,
+    limits: SliceLimits,
+    notifier: Notifier,
+    started: Instant,
+    signals: Signals,
+}
+
+/// One slice: its watch and its cgroup, opened when it exists.
+struct WatchedSlice {
+    watch: SliceWatch,
+    dir: PathBuf,
+    reader: Option<CgroupDir>,
+    limits: Option<LimitChain>,
+}
+
+impl Daemon {
+    fn start(options: &DaemonOptions) -> Result<Daemon, String> {
+        let config = Config::load(&options.config).map_err(|err| err.to_string())?;
+        let host = detect(
+            Path::new(crate::sample::procfs::DEFAULT_PROC_ROOT),
+            Path::new("/"),
+        )
+        .map_err(|err| format!("could not inspect this host's cgroups: {err}"))?;
+        let mount = match (&host.layout, &host.v2_mount) {
+            (Layout::Unified, Some(mount)) => mount.clone(),
+            _ => {
+                return Err(format!(
+                    "the daemon needs cgroup v2 (a unified hierarchy); this host's layout is {:?} \
+                     (resctl doctor tells more)",
+                    host.layout
+                ))
+            }
+        };
+        if config.slices.is_empty() {
+            tracing::warn!(
+                "{}: no slices: section, nothing to watch (the daemon stays up for a reload)",
+                options.config.display()
+            );
+        }
+        tracing::warn!(
+            "not built yet: jobs registering with the daemon and being asked to shrink, \
+             freezing a job at critical, `resctl status` for slices, metrics; this daemon \
+             watches slices, logs their levels, reclaims at the cleanup level and holds their \
+             limits"
+        );
+        let signals = Signals::install()
+            .map_err(|err| format!("could not install signal handlers: {err}"))?;
+        let (limits, warning) = SliceLimits::open(&runtime_dir());
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        let mut daemon = Daemon {
+            config_path: options.config.clone(),
+            config: Config::default(),
+            host,
+            mount,
+            slices: BTreeMap::new(),
+            limits,
+            notifier: Notifier::from_env(),
+            started: Instant::now(),
+            signals,
+        };
+        daemon.apply(config)?;
+        Ok(daemon)
+    }
+
+    /// Takes `config`: watches its slices (keeping what was learned of slices it keeps),
+    /// sets their limits, gives removed slices their own values back.
+    fn apply(&mut self, config: Config) -> Result<(), String> {
+        let mut plans = BTreeMap::new();
+        for name in config.slices.keys() {
+            let slice_config = config.for_slice(name);
+            let facts = facts_for_new_job(&self.host, None, name)?;
+            let plan = resolve(&slice_config, &facts, &RunFlags::default())
+                .map_err(|err| format!("slice {name}: {err}"))?;
+            plans.insert(name.clone(), plan);
+        }
+        let (cpus, ticks) = (crate::run::available_cpus(), clock_ticks_per_second());
+        self.slices.retain(|name, _| plans.contains_key(name));
+        for (name, plan) in &plans {
+            match self.slices.get_mut(name) {
+                Some(watched) => watched.watch.reconfigure(plan.policy.clone()),
+                None => {
+                    let dir = self.mount.join(slice_path(name));
+                    self.slices.insert(
+                        name.clone(),
+                        WatchedSlice {
+                            watch: SliceWatch::new(name, plan.policy.clone(), cpus, ticks),
+                            dir,
+                            reader: None,
+                            limits: None,
+                        },
+                    );
+                }
+            }
+        }
+        let wanted = plans
+            .iter()
+            .map(|(name, plan)| (name.clone(), (plan.memory_high, plan.memory_max)))
+            .collect();
+        for outcome in self.limits.apply(&wanted) {
+            let (outcome, refused) = match outcome {
+                Ok(done) => (done, false),
+                Err(problem) => (problem, true),
+            };
+            let slice = &outcome.slice;
+            if refused {
+                tracing::warn!(resctl_slice = %slice, resctl_action = "limits", "{slice}: {}", outcome.what);
+            } else {
+                tracing::info!(resctl_slice = %slice, resctl_action = "limits", "{slice}: {}", outcome.what);
+            }
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    fn serve(mut self) -> i32 {
+        let interval = self.config.interval;
+        tracing::info!(
+            resctl_action = "start",
+            "daemon: watching {} slice(s) from {} every {}",
+            self.slices.len(),
+            self.config_path.display(),
+            crate::units::format_duration(interval)
+        );
+        if let Some(watchdog) = self.notifier.watchdog() {
+            if watchdog < interval * 2 {
+                tracing::warn!(
+                    "the watchdog ({}) is shorter than two sampling intervals ({}): systemd may \
+                     stop the daemon; raise WatchdogSec= or lower interval:",
+                    crate::units::format_duration(watchdog),
+                    crate::units::format_duration(interval)
+                );
+            }
+        }
+        let mut ready = false;
+        while !self.signals.stopping() {
+            if self.signals.take_reload() {
+                self.reload_config();
+            }
+            self.tick(self.started.elapsed());
+            let status = self.status_line();
+            if !ready {
+                ready = true;
+                self.notifier.ready(&status);
+            } else {
+                self.notifier.alive(&status);
+            }
+            self.signals.sleep(self.config.interval);
+        }
+        self.notifier.stopping();
+        tracing::info!(resctl_action = "stop", "daemon: stopped");
+        0
+    }
+
+    fn reload_config(&mut self) {
+        self.notifier.reloading();
+        match Config::load(&self.config_path).map_err(|err| err.to_string()) {
+            Ok(config) => match self.apply(config) {
+                Ok(()) => tracing::info!(
+                    resctl_action = "reload",
+                    "daemon: reloaded {}: {} slice(s)",
+                    self.config_path.display(),
+                    self.slices.len()
+                ),
+                Err(message) => tracing::error!(
+                    resctl_action = "reload-refused",
+                    "daemon: reload refused, the configuration in force stays: {message}"
+                ),
+            },
+            Err(message) => tracing::error!(
+                resctl_action = "reload-refused",
+                "daemon: reload refused, the configuration in force stays: {message}"
+            ),
+        }
+        self.notifier.reloaded();
+    }
+
+    /// One round over every slice: sample, assess, act, report.
+    fn tick(&mut self, at: Duration) {
+        for (name, watched) in &mut self.slices {
+            let (reading, limit) = watched.read(&self.mount);
+            let events = watched.watch.assess(at, reading, limit);
+            for event in events {
+                report(name, &watched.dir, &event);
+                if let SliceEvent::Reclaim { bytes, .. } = event {
+                    if let Err(err) = writer::reclaim(&watched.dir, CgroupKind::V2, bytes) {
+                        tracing::debug!("{name}: memory.reclaim: {err}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn status_line(&self) -> String {
+        if self.slices.is_empty() {
+            return "no slices configured".to_owned();
+        }
+        self.slices
+            .values()
+            .map(|watched| watched.watch.status())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl WatchedSlice {
+    /// Reads the slice's cgroup, opening it (and its limit chain) when it appeared; a
+    /// cgroup that cannot be read is closed, to be opened again next time.
+    fn read(
+        &mut self,
+        mount: &Path,
+    ) -> (
+        Result<crate::cgroup::stats::CgroupSample, String>,
+        Option<u64>,
+    ) {
+        if self.reader.is_none() {
+            match CgroupDir::open(&self.dir, CgroupKind::V2) {
+                Ok(reader) => {
+                    self.reader = Some(reader);
+                    self.limits = LimitChain::open(&self.dir, CgroupKind::V2, mount).ok();
+                }
+                Err(err) => return (Err(format!("{} (the slice is not active)", err)), None),
+            }
+        }
+        let sample = match self.reader.as_mut().map(CgroupDir::sample) {
+            Some(Ok(sample)) => sample,
+            Some(Err(err)) => {
+                self.reader = None;
+                self.limits = None;
+                return (Err(err.to_string()), None);
+            }
+            None => return (Err("not opened".to_owned()), None),
+        };
+        let limit = self
+            .limits
+            .as_mut()
+            .and_then(|chain| chain.read().ok().flatten());
+        (Ok(sample), limit)
+    }
+}
+
+/// One journal entry for one event, with the structured fields.
+fn report(slice: &str, dir: &Path, event: &SliceEvent) {
+    let cgroup = dir.display().to_string();
+    let action = event.action();
+    match event {
+        SliceEvent::Level { from, to, reason } => {
+            let reason = job_text::escape(reason);
+            tracing::info!(
+                resctl_slice = %slice,
+                resctl_cgroup = %cgroup,
+                resctl_level = %to,
+                resctl_action = action,
+                resctl_reason = %reason,
+                "{slice}: {from} -> {to}: {reason}"
+            );
+        }
+        SliceEvent::Reclaim { bytes, reason } => tracing::info!(
+            resctl_slice = %slice,
+            resctl_cgroup = %cgroup,
+            resctl_action = action,
+            resctl_reason = %reason,
+            "{slice}: reclaim {}: {reason}",
+            crate::units::format_size(*bytes)
+        ),
+        SliceEvent::Unreadable { reason } => {
+            let reason = job_text::escape(reason);
+            tracing::info!(
+                resctl_slice = %slice,
+                resctl_cgroup = %cgroup,
+                resctl_action = action,
+                resctl_reason = %reason,
+                "{slice}: not watched until its cgroup can be read: {reason}"
+            );
+        }
+        SliceEvent::Readable => tracing::info!(
+            resctl_slice = %slice,
+            resctl_cgroup = %cgroup,
+            resctl_action = action,
+            "{slice}: watched again"
+        ),
+    }
+}
+
+/// The daemon's runtime folder: systemd's `$RUNTIME_DIRECTORY` (`RuntimeDirectory=resctl`),
+/// else `/run/resctl`.
+fn runtime_dir() -> PathBuf {
+    std::env::var_os("RUNTIME_DIRECTORY")
+        .and_then(|dirs| {
+            std::env::split_paths(&dirs)
+                .next()
+                .filter(|dir| dir.is_absolute())
+        })
+        .unwrap_or_else(|| PathBuf::from("/run/resctl"))
+}
+
+/// The daemon's signals: SIGTERM/SIGINT set `stop`, SIGHUP sets `reload`, and each also
+/// writes a byte to a pipe that [`Signals::sleep`] waits on, so the loop sleeps a whole
+/// interval in one `poll` and still answers a signal at once.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    wake: std::os::unix::net::UnixStream,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        let (wake, ring) = std::os::unix::net::UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(signal, Arc::clone(&stop))?;
+            signal_hook::low_level::pipe::register(signal, ring.try_clone()?)?;
+        }
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))?;
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGHUP, ring)?;
+        Ok(Signals { stop, reload, wake })
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn take_reload(&self) -> bool {
+        self.reload.swap(false, Ordering::Relaxed)
+    }
+
+    /// Sleeps `interval`, or until a signal comes.
+    fn sleep(&self, interval: Duration) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        if self.stopping() || self.reload.load(Ordering::Relaxed) {
+            return;
+        }
+        let millis = u16::try_from(interval.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
+        // EINTR (a signal) or a byte: either way the loop looks at the flags next.
+        let _ = poll(&mut fds, PollTimeout::from(millis));
+        let mut drain = [0u8; 64];
+        while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+    }
+}

@@ -1,0 +1,103 @@
+//! The daemon's side of systemd's notify protocol (the `sd-notify` crate): READY=1 after
+//! the first full round of samples, STATUS= with a one-line summary, WATCHDOG=1 from the
+//! sampling loop (so a stuck loop is what the watchdog sees), RELOADING=1 around a reload,
+//! STOPPING=1. Outside a `Type=notify` service (no `NOTIFY_SOCKET`) every call does nothing.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+/// Longest STATUS= sent, bytes (a summary line, not a report).
+const MAX_STATUS_BYTES: usize = 1024;
+
+/// Sends the daemon's state to systemd.
+#[derive(Debug)]
+pub struct Notifier {
+    watchdog: Option<Duration>,
+}
+
+impl Notifier {
+    /// Reads `WATCHDOG_USEC`/`WATCHDOG_PID` from the environment.
+    pub fn from_env() -> Self {
+        Notifier {
+            watchdog: sd_notify::watchdog_enabled(),
+        }
+    }
+
+    /// The watchdog's period when systemd set one.
+    pub fn watchdog(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
+    /// Start-up is done.
+    pub fn ready(&self, status: &str) {
+        self.send(&[NotifyState::Ready, NotifyState::Status(&bounded(status))]);
+        self.alive(status);
+    }
+
+    /// One loop round is done: the status, and the watchdog's ping.
+    pub fn alive(&self, status: &str) {
+        let status = bounded(status);
+        if self.watchdog.is_some() {
+            self.send(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
+        } else {
+            self.send(&[NotifyState::Status(&status)]);
+        }
+    }
+
+    /// A reload begins.
+    pub fn reloading(&self) {
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => self.send(&[NotifyState::Reloading, now]),
+            Err(_) => self.send(&[NotifyState::Reloading]),
+        }
+    }
+
+    /// The reload is over (whether the new configuration was taken or refused).
+    pub fn reloaded(&self) {
+        self.send(&[NotifyState::Ready]);
+    }
+
+    /// The daemon is stopping.
+    pub fn stopping(&self) {
+        self.send(&[NotifyState::Stopping]);
+    }
+
+    /// The daemon could not start: the reason goes to `systemctl status`.
+    pub fn failed(&self, message: &str) -> std::io::Result<()> {
+        sd_notify::notify(&[NotifyState::Status(&bounded(message))])
+    }
+
+    fn send(&self, states: &[NotifyState<'_>]) {
+        if let Err(err) = sd_notify::notify(states) {
+            tracing::debug!("sd_notify: {err}");
+        }
+    }
+}
+
+/// `text` on one line, cut to [`MAX_STATUS_BYTES`] at a character boundary.
+fn bounded(text: &str) -> String {
+    let line: String = text.replace(['\n', '\r'], " ");
+    if line.len() <= MAX_STATUS_BYTES {
+        return line;
+    }
+    let mut end = MAX_STATUS_BYTES;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_one_bounded_line() {
+        assert_eq!(bounded("a\nb"), "a b");
+        let long = "é".repeat(2000);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_STATUS_BYTES + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
+    }
+}

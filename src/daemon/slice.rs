@@ -1,0 +1,300 @@
+//! One watched slice: its samples go through the same observe → policy steps as a job's
+//! (levels with grace and hysteresis, PSI, leak trend, reclaim at the cleanup level), and
+//! what changed comes out as [`SliceEvent`]s — one per decision, never one per sample. Pure
+//! code over samples: the daemon's loop does the reading and the acting.
+
+use std::time::Duration;
+
+use crate::cgroup::stats::CgroupSample;
+use crate::policy::{Level, Policy, PolicyConfig, NO_LIMIT};
+use crate::run::observe::Observer;
+use crate::sample::job::JobSample;
+use crate::units::format_size;
+
+/// What a slice looked like at its last sample, for the status line and `resctl status`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SliceFigures {
+    /// Memory less page cache, bytes.
+    pub memory: u64,
+    /// The cgroup's high-water mark, bytes, where the kernel keeps one.
+    pub peak: Option<u64>,
+    /// The tightest limit on the slice and above it, bytes (`None`: none).
+    pub limit: Option<u64>,
+    /// Memory PSI "some" avg10, percent.
+    pub memory_psi: Option<f64>,
+    /// The slice's level.
+    pub level: Level,
+}
+
+/// What the daemon logs and does about a slice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SliceEvent {
+    /// The slice's level changed.
+    Level {
+        /// Level before.
+        from: Level,
+        /// Level now.
+        to: Level,
+        /// Why, in words (memory, its share of the limit, the thresholds).
+        reason: String,
+    },
+    /// Reclaim this many bytes from the slice (`memory.reclaim`), memory having crossed the
+    /// cleanup level going up.
+    Reclaim {
+        /// Bytes to reclaim.
+        bytes: u64,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The slice's cgroup could not be read (not started yet, or removed): said once, until
+    /// it can be read again.
+    Unreadable {
+        /// What the reader said.
+        reason: String,
+    },
+    /// The slice's cgroup can be read again after [`SliceEvent::Unreadable`].
+    Readable,
+}
+
+impl SliceEvent {
+    /// The `RESCTL_ACTION` of the event.
+    pub fn action(&self) -> &'static str {
+        match self {
+            SliceEvent::Level { .. } => "level",
+            SliceEvent::Reclaim { .. } => "reclaim",
+            SliceEvent::Unreadable { .. } => "slice-unreadable",
+            SliceEvent::Readable => "slice-readable",
+        }
+    }
+}
+
+/// A slice and what the daemon has learned of it.
+pub struct SliceWatch {
+    name: String,
+    observer: Observer,
+    policy: Policy,
+    level: Level,
+    unreadable: bool,
+    figures: Option<SliceFigures>,
+}
+
+impl SliceWatch {
+    /// Watches slice `name` with `config` (its levels resolved against its budget).
+    pub fn new(name: &str, config: PolicyConfig, cpus: usize, ticks_per_second: u64) -> Self {
+        SliceWatch {
+            name: name.to_owned(),
+            observer: Observer::new(cpus, ticks_per_second),
+            policy: Policy::new(config),
+            level: Level::Normal,
+            unreadable: false,
+            figures: None,
+        }
+    }
+
+    /// The slice unit's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The figures of the last readable sample.
+    pub fn figures(&self) -> Option<SliceFigures> {
+        self.figures
+    }
+
+    /// Takes a new configuration (a reload) and keeps what was watched: the level entered
+    /// and its timers, the last figures, the CPU counters and the memory trend.
+    pub fn reconfigure(&mut self, config: PolicyConfig) {
+        self.policy.reconfigure(config);
+    }
+
+    /// Feeds one reading of the slice's cgroup taken at `at` (`Err`: why it could not be
+    /// read) with the tightest limit on it and above it (`None`: none); returns what changed.
+    pub fn assess(
+        &mut self,
+        at: Duration,
+        reading: Result<CgroupSample, String>,
+        limit: Option<u64>,
+    ) -> Vec<SliceEvent> {
+        let mut events = Vec::new();
+        let sample = match reading {
+            Ok(sample) => sample,
+            Err(reason) => {
+                if !self.unreadable {
+                    self.unreadable = true;
+                    events.push(SliceEvent::Unreadable { reason });
+                }
+                return events;
+            }
+        };
+        if std::mem::take(&mut self.unreadable) {
+            events.push(SliceEvent::Readable);
+        }
+        let memory_psi = sample.memory_pressure.as_ref().map(|p| p.some.avg10);
+        let peak = sample.memory_peak;
+        let observation = self.observer.observe(&JobSample {
+            at,
+            cgroup: Some(sample),
+            processes: Vec::new(),
+            host: None,
+            memory_limit: Some(limit.unwrap_or(NO_LIMIT)),
+            cgroup_gone: false,
+        });
+        let decision = self.policy.step(&observation);
+        if decision.level != self.level {
+            events.push(SliceEvent::Level {
+                from: self.level,
+                to: decision.level,
+                reason: self.describe(observation.memory_bytes, limit),
+            });
+            self.level = decision.level;
+        }
+        if let Some(bytes) = decision.reclaim {
+            events.push(SliceEvent::Reclaim {
+                bytes,
+                reason: format!(
+                    "memory {} crossed the cleanup level {}",
+                    format_size(observation.memory_bytes),
+                    format_size(self.policy.config().memory_cleanup)
+                ),
+            });
+        }
+        self.figures = Some(SliceFigures {
+            memory: observation.memory_bytes,
+            peak,
+            limit,
+            memory_psi,
+            level: self.level,
+        });
+        events
+    }
+
+    fn describe(&self, memory: u64, limit: Option<u64>) -> String {
+        let config = self.policy.config();
+        let share = limit
+            .filter(|&limit| limit > 0)
+            .map(|limit| {
+                format!(
+                    " ({:.0} % of the {} limit)",
+                    memory as f64 * 100.0 / limit as f64,
+                    format_size(limit)
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "memory {}{share}; levels moderate {}, high {}, critical {}",
+            format_size(memory),
+            format_size(config.memory_moderate),
+            format_size(config.memory_high),
+            format_size(config.memory_critical)
+        )
+    }
+
+    /// One line for systemd's STATUS=: `name level memory/limit`.
+    pub fn status(&self) -> String {
+        match self.figures {
+            Some(figures) => format!(
+                "{} {} {}{}",
+                self.name,
+                figures.level,
+                format_size(figures.memory),
+                figures
+                    .limit
+                    .map(|limit| format!("/{}", format_size(limit)))
+                    .unwrap_or_default()
+            ),
+            None => format!("{} not running", self.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn config() -> PolicyConfig {
+        PolicyConfig {
+            memory_moderate: 50 * MIB,
+            memory_high: 75 * MIB,
+            memory_critical: 90 * MIB,
+            memory_cleanup: 0,
+            grace: Duration::from_secs(2),
+            ..PolicyConfig::default()
+        }
+    }
+
+    fn reading(memory_mib: u64) -> Result<CgroupSample, String> {
+        Ok(CgroupSample {
+            memory_current: Some(memory_mib * MIB),
+            ..CgroupSample::default()
+        })
+    }
+
+    fn levels(events: &[SliceEvent]) -> Vec<(Level, Level)> {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                SliceEvent::Level { from, to, .. } => Some((*from, *to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_level_is_one_event_when_entered_after_its_grace_not_one_per_sample() {
+        let mut slice = SliceWatch::new("build.slice", config(), 2, 100);
+        let mut seen = Vec::new();
+        for second in 0..10 {
+            let memory = if second < 3 { 10 } else { 80 };
+            seen.extend(slice.assess(
+                Duration::from_secs(second),
+                reading(memory),
+                Some(100 * MIB),
+            ));
+        }
+        assert_eq!(levels(&seen), vec![(Level::Normal, Level::High)]);
+        let SliceEvent::Level { reason, .. } = &seen[0] else {
+            panic!("{seen:?}")
+        };
+        assert!(reason.contains("80M (80 % of the 100M limit)"), "{reason}");
+        assert_eq!(slice.figures().map(|f| f.level), Some(Level::High));
+        assert_eq!(slice.status(), "build.slice high 80M/100M");
+    }
+
+    #[test]
+    fn an_unreadable_slice_is_said_once_and_its_return_once() {
+        let mut slice = SliceWatch::new("etl.slice", config(), 2, 100);
+        assert_eq!(slice.status(), "etl.slice not running");
+        let first = slice.assess(Duration::ZERO, Err("no such cgroup".into()), None);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].action(), "slice-unreadable");
+        assert!(slice
+            .assess(Duration::from_secs(1), Err("no such cgroup".into()), None)
+            .is_empty());
+        let back = slice.assess(Duration::from_secs(2), reading(10), None);
+        assert_eq!(back, vec![SliceEvent::Readable]);
+        assert_eq!(slice.figures().map(|f| f.limit), Some(None));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_level_entered_and_the_figures() {
+        let mut slice = SliceWatch::new("build.slice", config(), 2, 100);
+        for second in 0..5 {
+            slice.assess(Duration::from_secs(second), reading(95), Some(100 * MIB));
+        }
+        assert_eq!(slice.figures().map(|f| f.level), Some(Level::Critical));
+        slice.reconfigure(PolicyConfig {
+            memory_critical: 120 * MIB,
+            ..config()
+        });
+        assert_eq!(slice.figures().map(|f| f.level), Some(Level::Critical));
+        // Under the new levels 95M is high: one event, once critical has been left for the
+        // transition period.
+        let mut seen = Vec::new();
+        for second in 5..30 {
+            seen.extend(slice.assess(Duration::from_secs(second), reading(95), Some(100 * MIB)));
+        }
+        assert_eq!(levels(&seen), vec![(Level::Critical, Level::High)]);
+    }
+}

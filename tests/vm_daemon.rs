@@ -1,0 +1,280 @@
+//! `resctl daemon` as the systemd service `systemd/resctl.service` on a real cgroup v2 +
+//! systemd + journald host: the VM test bed (`tests/vm/run.sh`). Every test is
+//! `#[ignore = "needs VM"]`; the VM runner runs them with `--include-ignored`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{example, resctl_bin, stdout, vm_cgroup};
+
+const SLICE: &str = "resctl-vmd.slice";
+const CONFIG: &str = "/run/resctl-vmd/resctl.yaml";
+const UNIT_DIR: &str = "/run/systemd/system";
+
+/// A configuration whose one slice has a 300M budget and its levels in bytes.
+fn good_config() -> String {
+    format!(
+        "interval: 500ms\ngrace: 1s\nslices:\n  {SLICE}:\n    limits: {{ memory_max: 300M }}\n    \
+         memory: {{ moderate: 40M, high: 60M, critical: 250M }}\n"
+    )
+}
+
+fn systemctl(args: &[&str]) -> std::process::Output {
+    Command::new("systemctl").args(args).output().unwrap()
+}
+
+fn show(unit: &str, property: &str) -> String {
+    let output = systemctl(&["show", "-P", property, unit]);
+    stdout(&output).trim().to_owned()
+}
+
+/// Installs the shipped unit under /run with a drop-in that runs the binary under test
+/// with the test's configuration (and a short watchdog), and starts it.
+fn start_daemon(config: &str) {
+    std::fs::create_dir_all(Path::new(CONFIG).parent().unwrap()).unwrap();
+    std::fs::write(CONFIG, config).unwrap();
+    let unit = include_str!("../systemd/resctl.service");
+    std::fs::write(Path::new(UNIT_DIR).join("resctl.service"), unit).unwrap();
+    let dropin = Path::new(UNIT_DIR).join("resctl.service.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("test.conf"),
+        format!(
+            "[Service]\nExecStart=\nExecStart={} daemon --config {CONFIG}\nWatchdogSec=4s\n\
+             Restart=no\n",
+            resctl_bin().display()
+        ),
+    )
+    .unwrap();
+    assert!(systemctl(&["daemon-reload"]).status.success());
+    let started = systemctl(&["start", "resctl.service"]);
+    assert!(
+        started.status.success(),
+        "systemctl start: {}\n{}",
+        String::from_utf8_lossy(&started.stderr),
+        daemon_log()
+    );
+}
+
+fn stop_daemon() {
+    let _ = systemctl(&["stop", "resctl.service"]);
+    let _ = systemctl(&["reset-failed", "resctl.service"]);
+}
+
+fn daemon_log() -> String {
+    let output = Command::new("journalctl")
+        .args(["--no-pager", "-o", "cat", "-u", "resctl.service"])
+        .output()
+        .unwrap();
+    stdout(&output)
+}
+
+fn daemon_entries() -> Vec<serde_json::Value> {
+    let output = Command::new("journalctl")
+        .args(["--no-pager", "-o", "json", "-u", "resctl.service"])
+        .output()
+        .unwrap();
+    stdout(&output)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Waits up to `seconds` for `check`.
+fn wait_for(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    check()
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn the_daemon_is_ready_through_notify_holds_the_slice_budget_and_logs_levels() {
+    vm_cgroup();
+    stop_daemon();
+    start_daemon(&good_config());
+    assert_eq!(show("resctl.service", "ActiveState"), "active");
+    let status = show("resctl.service", "StatusText");
+    assert!(status.contains(SLICE), "STATUS= {status:?}");
+    // The slice's budget is held through systemd: a runtime MemoryMax=.
+    assert!(
+        wait_for(10, || show(SLICE, "MemoryMax")
+            == (300u64 << 20).to_string()),
+        "MemoryMax={} {}",
+        show(SLICE, "MemoryMax"),
+        daemon_log()
+    );
+    // A pool of 3 × 30M in the slice passes its high level (60M): one entry with the fields.
+    let pool = Command::new("systemd-run")
+        .args(["--scope", "--quiet", &format!("--slice={SLICE}")])
+        .arg(example("worker_pool"))
+        .args([
+            "--tasks",
+            "12",
+            "--task-memory",
+            "30M",
+            "--task-time",
+            "1s",
+            "--workers",
+            "3",
+            "--ignore-file",
+        ])
+        .output()
+        .unwrap();
+    assert!(pool.status.success(), "{pool:?}");
+    let high = wait_for(10, || {
+        daemon_entries().iter().any(|entry| {
+            entry["RESCTL_SLICE"] == SLICE
+                && entry["RESCTL_ACTION"] == "level"
+                && entry["RESCTL_LEVEL"] == "high"
+                && entry["RESCTL_CGROUP"]
+                    .as_str()
+                    .is_some_and(|c| c.ends_with(SLICE))
+                && entry["RESCTL_REASON"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("of the 300M limit"))
+        })
+    });
+    assert!(high, "no 'high' entry for {SLICE}:\n{}", daemon_log());
+    // One entry per decision, not per sample: far fewer level entries than samples.
+    let levels = daemon_entries()
+        .iter()
+        .filter(|entry| entry["RESCTL_ACTION"] == "level")
+        .count();
+    assert!((1..=6).contains(&levels), "{levels} level entries");
+    stop_daemon();
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn sighup_refuses_an_invalid_config_with_its_position_and_gives_removed_slices_their_values() {
+    vm_cgroup();
+    stop_daemon();
+    start_daemon(&good_config());
+    assert!(wait_for(10, || show(SLICE, "MemoryMax")
+        == (300u64 << 20).to_string()));
+    let pid = show("resctl.service", "MainPID");
+    // An invalid file: the daemon stays up on the old one and says where.
+    std::fs::write(CONFIG, "interval: 500ms\nslices:\n  bad: [\n").unwrap();
+    assert!(systemctl(&["reload", "resctl.service"]).status.success());
+    assert!(
+        wait_for(10, || daemon_log().contains("reload refused")),
+        "{}",
+        daemon_log()
+    );
+    let log = daemon_log();
+    assert!(
+        log.contains(&format!("{CONFIG}:")),
+        "no FILE:LINE:COL in {log}"
+    );
+    assert_eq!(show("resctl.service", "ActiveState"), "active");
+    assert_eq!(
+        show("resctl.service", "MainPID"),
+        pid,
+        "the daemon restarted"
+    );
+    assert_eq!(show(SLICE, "MemoryMax"), (300u64 << 20).to_string());
+    // The slice leaves the configuration: its own value (infinity) comes back.
+    std::fs::write(CONFIG, "interval: 500ms\n").unwrap();
+    assert!(systemctl(&["reload", "resctl.service"]).status.success());
+    assert!(
+        wait_for(10, || show(SLICE, "MemoryMax") == "infinity"),
+        "MemoryMax={}\n{}",
+        show(SLICE, "MemoryMax"),
+        daemon_log()
+    );
+    assert!(
+        daemon_log().contains("given back its own"),
+        "{}",
+        daemon_log()
+    );
+    stop_daemon();
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn a_stopped_sampling_loop_is_caught_by_systemds_watchdog() {
+    vm_cgroup();
+    stop_daemon();
+    start_daemon(&good_config());
+    let pid = show("resctl.service", "MainPID");
+    let stopped = Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    assert!(stopped.success());
+    // WatchdogSec=4s in the test's drop-in: systemd kills the service (SIGABRT) once the
+    // pings stop.
+    let caught = wait_for(20, || {
+        show("resctl.service", "Result") == "watchdog" || daemon_journal_has("Watchdog timeout")
+    });
+    assert!(caught, "Result={}", show("resctl.service", "Result"));
+    stop_daemon();
+}
+
+fn daemon_journal_has(text: &str) -> bool {
+    let output = Command::new("journalctl")
+        .args(["--no-pager", "-o", "cat", "-u", "resctl.service"])
+        .output()
+        .unwrap();
+    stdout(&output).contains(text)
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn the_units_verify_and_the_service_is_hardened() {
+    vm_cgroup();
+    let scratch = PathBuf::from("/run/resctl-vmd/verify");
+    std::fs::create_dir_all(&scratch).unwrap();
+    // The shipped ExecStart= points at the installed binary; verify the units as installed,
+    // with the binary under test in its place.
+    for (name, text) in [
+        ("resctl.service", include_str!("../systemd/resctl.service")),
+        ("resctl.slice", include_str!("../systemd/resctl.slice")),
+        (
+            "pipelines.slice",
+            include_str!("../systemd/pipelines.slice"),
+        ),
+    ] {
+        let text = text.replace("/usr/local/bin/resctl", &resctl_bin().display().to_string());
+        std::fs::write(scratch.join(name), text).unwrap();
+    }
+    for name in ["resctl.service", "resctl.slice", "pipelines.slice"] {
+        let verify = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(scratch.join(name))
+            .output()
+            .unwrap();
+        let complaints = String::from_utf8_lossy(&verify.stderr);
+        assert!(
+            verify.status.success() && !complaints.contains(name),
+            "systemd-analyze verify {name}: {complaints}"
+        );
+    }
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--no-pager", "--offline=yes"])
+        .arg(scratch.join("resctl.service"))
+        .output()
+        .unwrap();
+    let text = stdout(&security);
+    let exposure = text
+        .lines()
+        .find_map(|line| line.split("Overall exposure level for ").nth(1))
+        .and_then(|rest| rest.split(':').nth(1))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no exposure level in {text}"));
+    // The figure goes back with the run's results (share/results/) for the closing note.
+    if let Some(share) = std::env::var_os("RESCTL_SHARE") {
+        let _ = std::fs::write(
+            PathBuf::from(share).join("results/systemd-analyze-security.txt"),
+            &text,
+        );
+    }
+    assert!(exposure <= 2.5, "exposure {exposure}:\n{text}");
+}
