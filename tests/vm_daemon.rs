@@ -64,7 +64,14 @@ fn stop_daemon() {
     let _ = systemctl(&["reset-failed", "resctl.service"]);
 }
 
+/// Asks journald to write out what it holds (it may lag seconds behind under load), so a
+/// read that follows sees every entry sent before.
+fn journal_sync() {
+    let _ = Command::new("journalctl").arg("--sync").status();
+}
+
 fn daemon_log() -> String {
+    journal_sync();
     let output = Command::new("journalctl")
         .args(["--no-pager", "-o", "cat", "-u", "resctl.service"])
         .output()
@@ -73,6 +80,7 @@ fn daemon_log() -> String {
 }
 
 fn daemon_entries() -> Vec<serde_json::Value> {
+    journal_sync();
     let output = Command::new("journalctl")
         .args(["--no-pager", "-o", "json", "-u", "resctl.service"])
         .output()
@@ -130,7 +138,7 @@ fn the_daemon_is_ready_through_notify_holds_the_slice_budget_and_logs_levels() {
         .output()
         .unwrap();
     assert!(pool.status.success(), "{pool:?}");
-    let high = wait_for(10, || {
+    let high = wait_for(30, || {
         daemon_entries().iter().any(|entry| {
             entry["RESCTL_SLICE"] == SLICE
                 && entry["RESCTL_ACTION"] == "level"
@@ -218,11 +226,7 @@ fn a_stopped_sampling_loop_is_caught_by_systemds_watchdog() {
 }
 
 fn daemon_journal_has(text: &str) -> bool {
-    let output = Command::new("journalctl")
-        .args(["--no-pager", "-o", "cat", "-u", "resctl.service"])
-        .output()
-        .unwrap();
-    stdout(&output).contains(text)
+    daemon_log().contains(text)
 }
 
 #[test]
@@ -277,4 +281,108 @@ fn the_units_verify_and_the_service_is_hardened() {
         );
     }
     assert!(exposure <= 2.5, "exposure {exposure}:\n{text}");
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn the_job_unit_runs_resctl_and_the_job_without_root_and_is_active_once_the_job_runs() {
+    vm_cgroup();
+    let unit = "resctl-job@vmtest.service";
+    let _ = systemctl(&["stop", unit]);
+    std::fs::create_dir_all("/etc/resctl/jobs").unwrap();
+    let script = Path::new("/etc/resctl/jobs/vmtest");
+    std::fs::write(
+        script,
+        "#!/bin/sh\necho \"job uid $(id -u) in $(cat /proc/self/cgroup) at $(pwd)\"\nsleep 4\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if !Path::new("/etc/resctl/resctl.yaml").exists() {
+        std::fs::write("/etc/resctl/resctl.yaml", "interval: 500ms\n").unwrap();
+    }
+    std::fs::write(
+        Path::new(UNIT_DIR).join("resctl-job@.service"),
+        include_str!("../systemd/resctl-job@.service"),
+    )
+    .unwrap();
+    let dropin = Path::new(UNIT_DIR).join("resctl-job@.service.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("test.conf"),
+        format!(
+            "[Service]\nExecStart=\nExecStart={} run --config /etc/resctl/resctl.yaml -- \
+             /etc/resctl/jobs/%i\n",
+            resctl_bin().display()
+        ),
+    )
+    .unwrap();
+    assert!(systemctl(&["daemon-reload"]).status.success());
+    // Type=notify: `systemctl start` returns once resctl said READY=1, with the job running.
+    let started = systemctl(&["start", unit]);
+    let log = || {
+        journal_sync();
+        let output = Command::new("journalctl")
+            .args(["--no-pager", "-o", "cat", "-u", unit])
+            .output()
+            .unwrap();
+        stdout(&output)
+    };
+    assert!(
+        started.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&started.stderr),
+        log()
+    );
+    assert_eq!(show(unit, "ActiveState"), "active", "{}", log());
+    assert!(
+        wait_for(5, || show(unit, "StatusText").contains(" threads, memory ")),
+        "StatusText={:?}",
+        show(unit, "StatusText")
+    );
+    assert!(
+        wait_for(30, || show(unit, "ActiveState") == "inactive"),
+        "{}",
+        log()
+    );
+    assert_eq!(show(unit, "Result"), "success", "{}", log());
+    let text = log();
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("job uid "))
+        .unwrap_or_else(|| panic!("no job output in {text}"));
+    let uid: u32 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|uid| uid.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert_ne!(uid, 0, "the job ran as root: {line}");
+    assert!(
+        line.contains("/resctl.slice/resctl-job@vmtest.service/resctl-")
+            && line.contains("/job at /var/lib/")
+            && line.ends_with("resctl-job/vmtest"),
+        "{line}"
+    );
+    // The unit's exposure, reported with the service's (an instance: a template is not
+    // analysed).
+    let scratch = PathBuf::from("/run/resctl-vmd/verify");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let instance = scratch.join("resctl-job@vmtest.service");
+    std::fs::write(
+        &instance,
+        include_str!("../systemd/resctl-job@.service")
+            .replace("/usr/local/bin/resctl", &resctl_bin().display().to_string()),
+    )
+    .unwrap();
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--no-pager", "--offline=yes"])
+        .arg(&instance)
+        .output()
+        .unwrap();
+    if let Some(share) = std::env::var_os("RESCTL_SHARE") {
+        let _ = std::fs::write(
+            PathBuf::from(share).join("results/systemd-analyze-security-job.txt"),
+            &security.stdout,
+        );
+    }
 }

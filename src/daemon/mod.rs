@@ -6,7 +6,7 @@
 //! **assess** and **decide** ([`slice::SliceWatch`], the same policy a job gets) → **act**
 //! (`memory.reclaim` at the cleanup level) → **report** (journald fields `RESCTL_SLICE`,
 //! `RESCTL_CGROUP`, `RESCTL_LEVEL`, `RESCTL_ACTION`, `RESCTL_REASON`; systemd's `STATUS=`
-//! and watchdog, [`notify`]). A slice's `limits:` become its `MemoryHigh=`/`MemoryMax=`
+//! and watchdog, [`crate::report::notify`]). A slice's `limits:` become its `MemoryHigh=`/`MemoryMax=`
 //! as runtime properties set over D-Bus ([`limits`]); SIGHUP reloads the configuration
 //! (an invalid one is refused with FILE:LINE:COL and the old one keeps running).
 //!
@@ -15,7 +15,6 @@
 //! metrics.
 
 pub mod limits;
-pub mod notify;
 pub mod slice;
 
 use std::collections::BTreeMap;
@@ -32,10 +31,10 @@ use crate::config::Config;
 use crate::exit::RESCTL_FAILED;
 use crate::job_text;
 use crate::placement::slice_path;
+use crate::report::notify::Notifier;
 use crate::run::setup::facts_for_new_job;
 use crate::sample::procfs::clock_ticks_per_second;
 use limits::SliceLimits;
-use notify::Notifier;
 use slice::{SliceEvent, SliceWatch};
 
 /// The configuration file the service reads by default.
@@ -274,8 +273,10 @@ impl Daemon {
 }
 
 impl WatchedSlice {
-    /// Reads the slice's cgroup, opening it (and its limit chain) when it appeared; a
-    /// cgroup that cannot be read is closed, to be opened again next time.
+    /// Reads the slice's cgroup, opening it when it appeared; a cgroup that cannot be read
+    /// is closed, to be opened again next time. Its limit chain is opened apart, and again
+    /// every tick until it opens: systemd creates a slice's cgroup before it enables the
+    /// memory controller there, so `memory.max` may come a moment after the folder.
     fn read(
         &mut self,
         mount: &Path,
@@ -285,11 +286,8 @@ impl WatchedSlice {
     ) {
         if self.reader.is_none() {
             match CgroupDir::open(&self.dir, CgroupKind::V2) {
-                Ok(reader) => {
-                    self.reader = Some(reader);
-                    self.limits = LimitChain::open(&self.dir, CgroupKind::V2, mount).ok();
-                }
-                Err(err) => return (Err(format!("{} (the slice is not active)", err)), None),
+                Ok(reader) => self.reader = Some(reader),
+                Err(err) => return (Err(format!("{err} (the slice is not active)")), None),
             }
         }
         let sample = match self.reader.as_mut().map(CgroupDir::sample) {
@@ -301,10 +299,18 @@ impl WatchedSlice {
             }
             None => return (Err("not opened".to_owned()), None),
         };
-        let limit = self
-            .limits
-            .as_mut()
-            .and_then(|chain| chain.read().ok().flatten());
+        if self.limits.is_none() {
+            self.limits = LimitChain::open(&self.dir, CgroupKind::V2, mount).ok();
+        }
+        // As a job's sample has it: NO_LIMIT when none applies, None when not read now.
+        let limit = match self.limits.as_mut().map(LimitChain::read) {
+            Some(Ok(limit)) => Some(limit.unwrap_or(crate::policy::NO_LIMIT)),
+            Some(Err(_)) => {
+                self.limits = None;
+                None
+            }
+            None => None,
+        };
         (Ok(sample), limit)
     }
 }

@@ -108,12 +108,14 @@ impl SliceWatch {
     }
 
     /// Feeds one reading of the slice's cgroup taken at `at` (`Err`: why it could not be
-    /// read) with the tightest limit on it and above it (`None`: none); returns what changed.
+    /// read) with the tightest limit on it and above it, as [`JobSample::memory_limit`]
+    /// has it: [`NO_LIMIT`] when none applies, `None` when it could not be read this time
+    /// (the levels then stay where the last limit put them); returns what changed.
     pub fn assess(
         &mut self,
         at: Duration,
         reading: Result<CgroupSample, String>,
-        limit: Option<u64>,
+        memory_limit: Option<u64>,
     ) -> Vec<SliceEvent> {
         let mut events = Vec::new();
         let sample = match reading {
@@ -131,12 +133,17 @@ impl SliceWatch {
         }
         let memory_psi = sample.memory_pressure.as_ref().map(|p| p.some.avg10);
         let peak = sample.memory_peak;
+        let limit = match memory_limit {
+            Some(NO_LIMIT) => None,
+            Some(limit) => Some(limit),
+            None => self.figures.and_then(|figures| figures.limit),
+        };
         let observation = self.observer.observe(&JobSample {
             at,
             cgroup: Some(sample),
             processes: Vec::new(),
             host: None,
-            memory_limit: Some(limit.unwrap_or(NO_LIMIT)),
+            memory_limit,
             cgroup_gone: false,
         });
         let decision = self.policy.step(&observation);
@@ -272,9 +279,13 @@ mod tests {
         assert!(slice
             .assess(Duration::from_secs(1), Err("no such cgroup".into()), None)
             .is_empty());
-        let back = slice.assess(Duration::from_secs(2), reading(10), None);
+        let back = slice.assess(Duration::from_secs(2), reading(10), Some(NO_LIMIT));
         assert_eq!(back, vec![SliceEvent::Readable]);
         assert_eq!(slice.figures().map(|f| f.limit), Some(None));
+        // A limit read once stays known while a tick cannot read it.
+        slice.assess(Duration::from_secs(3), reading(10), Some(100 * MIB));
+        slice.assess(Duration::from_secs(4), reading(10), None);
+        assert_eq!(slice.figures().map(|f| f.limit), Some(Some(100 * MIB)));
     }
 
     #[test]

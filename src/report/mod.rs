@@ -3,6 +3,7 @@
 //! traces for replay.
 
 pub mod logging;
+pub mod notify;
 pub mod record;
 pub mod stages;
 pub mod summary;

@@ -33,6 +33,8 @@ use crate::policy::Policy;
 use crate::safe_fs::OutputFile;
 use crate::units::format_size;
 
+use crate::report::notify::Notifier;
+
 use self::command::resolve_program;
 use self::protect::Protection;
 use self::setup::{
@@ -107,6 +109,8 @@ struct Run {
     interval: Duration,
     pid: i32,
     after: AfterRun,
+    /// systemd's notify protocol, when resctl runs as a `Type=notify` service.
+    notifier: Notifier,
     /// Holds the run folder until the end.
     _runtime: RuntimeDir,
 }
@@ -162,6 +166,11 @@ impl Run {
             &ending,
         );
         log_start(request, &placement, &plan, threads, pid);
+        let mut notifier = Notifier::from_env();
+        notifier.ready(&format!(
+            "running {} (pid {pid}), {threads} threads",
+            crate::job_text::escape(&program.to_string_lossy())
+        ));
         let (watch, runtime) = watch_job(
             pid,
             &placement,
@@ -186,6 +195,7 @@ impl Run {
                 summary: outputs.summary,
                 history: request.history.clone(),
             },
+            notifier,
             _runtime: runtime,
         })
     }
@@ -216,8 +226,10 @@ impl Run {
             }
             let gone_before = self.watch.cgroup_gone();
             self.watch.tick(self.started.elapsed());
+            self.notifier.alive(self.watch.status_line());
             follow_the_levels(&mut waker, &self.watch, gone_before, self.pid);
         };
+        self.notifier.stopping();
         self.ending.store(true, Ordering::SeqCst);
         self.forwarder.job_ended();
         finish(

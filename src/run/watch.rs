@@ -23,6 +23,7 @@ pub struct Watch {
     actuator: Actuator,
     reporter: TickReporter,
     cgroup_gone: bool,
+    status: String,
 }
 
 impl Watch {
@@ -41,6 +42,7 @@ impl Watch {
             actuator,
             reporter,
             cgroup_gone: false,
+            status: String::new(),
         }
     }
 
@@ -67,6 +69,18 @@ impl Watch {
             observation.cpu_percent,
             self.observer.cpu_seconds(&sample),
         ));
+        self.status = format!(
+            "{} threads, memory {}{}, {}",
+            decision.threads,
+            crate::units::format_size(observation.memory_bytes),
+            self.policy
+                .config()
+                .memory_limit
+                .filter(|&limit| limit != crate::policy::NO_LIMIT)
+                .map(|limit| format!(" of {}", crate::units::format_size(limit)))
+                .unwrap_or_default(),
+            decision.level
+        );
         let stages = self.actuator.finished_stages();
         self.reporter.tick(TickRecord {
             sample,
@@ -78,6 +92,12 @@ impl Watch {
             config: self.policy.config(),
             stages,
         });
+    }
+
+    /// One line on the last tick (`3 threads, memory 1.2G of 4G, normal`), for systemd's
+    /// STATUS=; empty before the first tick.
+    pub fn status_line(&self) -> &str {
+        &self.status
     }
 
     /// The policy's configuration in force (its levels follow the job's limit).

@@ -1,19 +1,25 @@
-//! The daemon's side of systemd's notify protocol (the `sd-notify` crate): READY=1 after
-//! the first full round of samples, STATUS= with a one-line summary, WATCHDOG=1 from the
-//! sampling loop (so a stuck loop is what the watchdog sees), RELOADING=1 around a reload,
-//! STOPPING=1. Outside a `Type=notify` service (no `NOTIFY_SOCKET`) every call does nothing.
+//! resctl's side of systemd's notify protocol (the `sd-notify` crate), for the daemon and
+//! for `resctl run` as a `Type=notify` service (`resctl-job@.service`): READY=1 once
+//! started (the daemon: after its first round of samples; a run: once the job runs),
+//! STATUS= with a one-line summary, WATCHDOG=1 from the sampling loop (so a stuck loop is
+//! what the watchdog sees), RELOADING=1 around a reload, STOPPING=1. Outside a
+//! `Type=notify` service (no `NOTIFY_SOCKET`) every call does nothing.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
 /// Longest STATUS= sent, bytes (a summary line, not a report).
 const MAX_STATUS_BYTES: usize = 1024;
 
-/// Sends the daemon's state to systemd.
+/// Sends resctl's state to systemd: STATUS= only when it changed, WATCHDOG=1 every quarter
+/// of the watchdog's period at most (a loop that wakes every 10 ms near a level does not
+/// send 100 messages a second).
 #[derive(Debug)]
 pub struct Notifier {
     watchdog: Option<Duration>,
+    last_status: String,
+    last_ping: Option<Instant>,
 }
 
 impl Notifier {
@@ -21,6 +27,8 @@ impl Notifier {
     pub fn from_env() -> Self {
         Notifier {
             watchdog: sd_notify::watchdog_enabled(),
+            last_status: String::new(),
+            last_ping: None,
         }
     }
 
@@ -30,18 +38,32 @@ impl Notifier {
     }
 
     /// Start-up is done.
-    pub fn ready(&self, status: &str) {
-        self.send(&[NotifyState::Ready, NotifyState::Status(&bounded(status))]);
+    pub fn ready(&mut self, status: &str) {
+        self.send(&[NotifyState::Ready]);
         self.alive(status);
     }
 
-    /// One loop round is done: the status, and the watchdog's ping.
-    pub fn alive(&self, status: &str) {
+    /// One loop round is done: the status when it changed, and the watchdog's ping when due.
+    pub fn alive(&mut self, status: &str) {
         let status = bounded(status);
-        if self.watchdog.is_some() {
-            self.send(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
-        } else {
-            self.send(&[NotifyState::Status(&status)]);
+        let ping_due = self.watchdog.is_some_and(|period| {
+            self.last_ping
+                .is_none_or(|last| last.elapsed() >= period / 4)
+        });
+        let changed = status != self.last_status;
+        let mut states = Vec::with_capacity(2);
+        if ping_due {
+            self.last_ping = Some(Instant::now());
+            states.push(NotifyState::Watchdog);
+        }
+        if changed {
+            states.push(NotifyState::Status(&status));
+        }
+        if !states.is_empty() {
+            self.send(&states);
+        }
+        if changed {
+            self.last_status = status;
         }
     }
 
