@@ -62,6 +62,13 @@ pub enum Command {
     /// Not built yet (said at start): jobs registering with the daemon to be shrunk,
     /// freezing at critical, `resctl status` for slices, metrics.
     Daemon(DaemonArgs),
+    /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell)
+    /// to standard output, generated from this command line's own definition:
+    /// `resctl completions bash > /usr/share/bash-completion/completions/resctl`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to standard output, generated from this command line's
+    /// own definition: `resctl man | man -l -`.
+    Man,
     /// What earlier runs learned per job (one worker's memory, the fastest count), which
     /// the next run of the same job starts from.
     #[command(subcommand)]
@@ -318,6 +325,14 @@ pub enum ConfigCommand {
         #[arg(long, value_name = "DIR", requires = "resolved")]
         cgroup_parent: Option<PathBuf>,
     },
+}
+
+/// `resctl completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `resctl daemon`.

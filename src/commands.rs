@@ -308,6 +308,34 @@ fn find_record(store: &HistoryStore, key: &str) -> Result<JobRecord, Failure> {
     )))
 }
 
+/// `resctl completions SHELL`: the completion script, from the command line's definition.
+pub fn completions(shell: clap_complete::Shell) -> Outcome {
+    let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "resctl", &mut script);
+    write_stdout(&script)
+}
+
+/// `resctl man`: the man page (roff), from the command line's definition.
+pub fn man_page() -> Outcome {
+    let command = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut page)
+        .map_err(|err| Failure::Failed(format!("man: {err}")))?;
+    write_stdout(&page)
+}
+
+/// Writes generated text to standard output; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Outcome {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Ok(()) => Ok(0),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(err) => Err(Failure::Failed(format!("standard output: {err}"))),
+    }
+}
+
 /// `resctl daemon`: runs until SIGTERM; its own exit code (0, or 125 when it cannot start).
 pub fn daemon(args: &DaemonArgs) -> Outcome {
     Ok(crate::daemon::run(&crate::daemon::DaemonOptions {

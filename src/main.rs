@@ -54,6 +54,8 @@ fn main() {
         Command::Bench(args) => commands::bench(&args),
         Command::History(command) => commands::history(&command),
         Command::Daemon(args) => commands::daemon(&args),
+        Command::Completions(args) => commands::completions(args.shell),
+        Command::Man => commands::man_page(),
     };
     std::process::exit(commands::exit_code(outcome));
 }
