@@ -70,22 +70,22 @@ fn journal_sync() {
     let _ = Command::new("journalctl").arg("--sync").status();
 }
 
-fn daemon_log() -> String {
+/// `journalctl -u UNIT -o FORMAT`, after [`journal_sync`].
+fn unit_journal(unit: &str, format: &str) -> String {
     journal_sync();
     let output = Command::new("journalctl")
-        .args(["--no-pager", "-o", "cat", "-u", "resctl.service"])
+        .args(["--no-pager", "-o", format, "-u", unit])
         .output()
         .unwrap();
     stdout(&output)
 }
 
+fn daemon_log() -> String {
+    unit_journal("resctl.service", "cat")
+}
+
 fn daemon_entries() -> Vec<serde_json::Value> {
-    journal_sync();
-    let output = Command::new("journalctl")
-        .args(["--no-pager", "-o", "json", "-u", "resctl.service"])
-        .output()
-        .unwrap();
-    stdout(&output)
+    unit_journal("resctl.service", "json")
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
@@ -320,14 +320,7 @@ fn the_job_unit_runs_resctl_and_the_job_without_root_and_is_active_once_the_job_
     assert!(systemctl(&["daemon-reload"]).status.success());
     // Type=notify: `systemctl start` returns once resctl said READY=1, with the job running.
     let started = systemctl(&["start", unit]);
-    let log = || {
-        journal_sync();
-        let output = Command::new("journalctl")
-            .args(["--no-pager", "-o", "cat", "-u", unit])
-            .output()
-            .unwrap();
-        stdout(&output)
-    };
+    let log = || unit_journal(unit, "cat");
     assert!(
         started.status.success(),
         "{}\n{}",

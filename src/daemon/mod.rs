@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cgroup::detect::{detect, HostCgroups, Layout};
+use crate::cgroup::detect::{HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupDir, CgroupKind, LimitChain};
 use crate::cgroup::writer;
 use crate::config::resolve::{resolve, RunFlags};
@@ -32,7 +32,7 @@ use crate::exit::RESCTL_FAILED;
 use crate::job_text;
 use crate::placement::slice_path;
 use crate::report::notify::Notifier;
-use crate::run::setup::facts_for_new_job;
+use crate::run::setup::{detect_host, facts_for_new_job};
 use crate::sample::procfs::clock_ticks_per_second;
 use limits::SliceLimits;
 use slice::{SliceEvent, SliceWatch};
@@ -84,11 +84,7 @@ struct WatchedSlice {
 impl Daemon {
     fn start(options: &DaemonOptions) -> Result<Daemon, String> {
         let config = Config::load(&options.config).map_err(|err| err.to_string())?;
-        let host = detect(
-            Path::new(crate::sample::procfs::DEFAULT_PROC_ROOT),
-            Path::new("/"),
-        )
-        .map_err(|err| format!("could not inspect this host's cgroups: {err}"))?;
+        let host = detect_host()?;
         let mount = match (&host.layout, &host.v2_mount) {
             (Layout::Unified, Some(mount)) => mount.clone(),
             _ => {
@@ -207,13 +203,15 @@ impl Daemon {
                 self.reload_config();
             }
             self.tick(self.started.elapsed());
-            let status = self.status_line();
-            if !ready {
-                ready = true;
-                self.notifier.ready(&status);
-            } else {
-                self.notifier.alive(&status);
+            if self.notifier.active() {
+                let status = self.status_line();
+                if ready {
+                    self.notifier.alive(&status);
+                } else {
+                    self.notifier.ready(&status);
+                }
             }
+            ready = true;
             self.signals.sleep(self.config.interval);
         }
         self.notifier.stopping();
@@ -223,19 +221,16 @@ impl Daemon {
 
     fn reload_config(&mut self) {
         self.notifier.reloading();
-        match Config::load(&self.config_path).map_err(|err| err.to_string()) {
-            Ok(config) => match self.apply(config) {
-                Ok(()) => tracing::info!(
-                    resctl_action = "reload",
-                    "daemon: reloaded {}: {} slice(s)",
-                    self.config_path.display(),
-                    self.slices.len()
-                ),
-                Err(message) => tracing::error!(
-                    resctl_action = "reload-refused",
-                    "daemon: reload refused, the configuration in force stays: {message}"
-                ),
-            },
+        let applied = Config::load(&self.config_path)
+            .map_err(|err| err.to_string())
+            .and_then(|config| self.apply(config));
+        match applied {
+            Ok(()) => tracing::info!(
+                resctl_action = "reload",
+                "daemon: reloaded {}: {} slice(s)",
+                self.config_path.display(),
+                self.slices.len()
+            ),
             Err(message) => tracing::error!(
                 resctl_action = "reload-refused",
                 "daemon: reload refused, the configuration in force stays: {message}"

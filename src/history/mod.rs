@@ -172,9 +172,7 @@ impl JobRecord {
             format!("remembered from {} run(s): {why}", self.runs),
         )
     }
-}
 
-impl JobRecord {
     /// The most workers whose remembered peak stayed below `ceiling`, judged by what each
     /// count cost at its heaviest (the highest peak at that count or any lower one, so a
     /// heavy phase met at a few workers also bounds more), and beyond the highest count

@@ -236,8 +236,6 @@ impl Policy {
         }
     }
 
-    /// Takes a new memory limit: the levels that are shares of it move with it
-    /// ([`PolicyConfig::follow_limit`]), the level timers are kept.
     /// Takes a new configuration (the daemon's reload) and keeps what was observed: the
     /// levels' timers (a level that still holds under the new thresholds stays entered),
     /// the worker count (within the new bounds), the samples and the leak trend. The limit
@@ -245,7 +243,6 @@ impl Policy {
     pub fn reconfigure(&mut self, config: PolicyConfig) {
         let fresh = Policy::new(config);
         let limit = self.config.memory_limit;
-        self.memory.set_thresholds(fresh.memory.thresholds());
         self.cpu.set_thresholds(fresh.cpu.thresholds());
         for (mine, new) in self.psi.iter_mut().zip(&fresh.psi) {
             mine.set_thresholds(new.thresholds());
@@ -261,6 +258,8 @@ impl Policy {
             .clamp(self.config.min_threads, self.config.max_threads);
     }
 
+    /// Takes a new memory limit: the levels that are shares of it move with it
+    /// ([`PolicyConfig::follow_limit`]), the level timers are kept.
     fn follow_limit(&mut self, limit: Option<u64>) {
         if self.config.follow_limit(limit) {
             self.memory.set_thresholds(memory_thresholds(&self.config));

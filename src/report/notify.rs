@@ -17,6 +17,8 @@ const MAX_STATUS_BYTES: usize = 1024;
 /// send 100 messages a second).
 #[derive(Debug)]
 pub struct Notifier {
+    /// Whether systemd listens (`NOTIFY_SOCKET` is set).
+    active: bool,
     watchdog: Option<Duration>,
     last_status: String,
     last_ping: Option<Instant>,
@@ -26,10 +28,16 @@ impl Notifier {
     /// Reads `WATCHDOG_USEC`/`WATCHDOG_PID` from the environment.
     pub fn from_env() -> Self {
         Notifier {
+            active: std::env::var_os("NOTIFY_SOCKET").is_some(),
             watchdog: sd_notify::watchdog_enabled(),
             last_status: String::new(),
             last_ping: None,
         }
+    }
+
+    /// Whether systemd listens: without it there is no status worth making.
+    pub fn active(&self) -> bool {
+        self.active
     }
 
     /// The watchdog's period when systemd set one.

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use crate::act::jobserver::AuthForm;
 use crate::act::runtime_dir::RuntimeDir;
-use crate::cgroup::detect::detect;
 use crate::cgroup::wakeup::Waker;
 use crate::config::resolve::{RunFlags, RunPlan};
 use crate::config::Config;
@@ -38,8 +37,8 @@ use crate::report::notify::Notifier;
 use self::command::resolve_program;
 use self::protect::Protection;
 use self::setup::{
-    describe_placement, enter_scope, place_job, resctl_failure, spawn_job, watch_job, Channels,
-    Outputs, Placed, StartFailure,
+    describe_placement, detect_host, enter_scope, place_job, resctl_failure, spawn_job, watch_job,
+    Channels, Outputs, Placed, StartFailure,
 };
 use self::signals::Forwarder;
 use self::user::JobUser;
@@ -123,9 +122,7 @@ impl Run {
         })?;
         let program_path = resolve_program(program, std::env::var_os("PATH").as_deref())?;
         let outputs = Outputs::prepare(request)?;
-        let host = detect(Path::new(PROC_ROOT), Path::new("/")).map_err(|err| {
-            resctl_failure(format!("could not inspect this host's cgroups: {err}"))
-        })?;
+        let host = detect_host().map_err(resctl_failure)?;
         let host = enter_scope(host, request)?;
         // From here on SIGINT, SIGTERM and SIGHUP are caught: before the job runs they stop
         // the start (below), while it starts they are delivered to it once it runs.
@@ -226,7 +223,9 @@ impl Run {
             }
             let gone_before = self.watch.cgroup_gone();
             self.watch.tick(self.started.elapsed());
-            self.notifier.alive(self.watch.status_line());
+            if self.notifier.active() {
+                self.notifier.alive(&self.watch.status_line());
+            }
             follow_the_levels(&mut waker, &self.watch, gone_before, self.pid);
         };
         self.notifier.stopping();

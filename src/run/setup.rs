@@ -438,6 +438,12 @@ pub fn watch_job(
     (watch, runtime)
 }
 
+/// This host's cgroups as this process sees them, or why they could not be inspected.
+pub fn detect_host() -> Result<HostCgroups, String> {
+    detect(Path::new(PROC_ROOT), Path::new("/"))
+        .map_err(|err| format!("could not inspect this host's cgroups: {err}"))
+}
+
 /// On a systemd host, moves resctl into a delegated scope of its own and returns the host's
 /// cgroups as seen from there; elsewhere, or when already placed, returns `host` as it is.
 /// Where the system bus cannot be reached it re-executes resctl under `systemd-run --scope`
@@ -463,11 +469,7 @@ pub fn enter_scope(host: HostCgroups, request: &RunRequest) -> Result<HostCgroup
     }
     let slice = &request.config.slice;
     match scope::enter(slice) {
-        Ok(()) => detect(Path::new(PROC_ROOT), Path::new("/")).map_err(|err| {
-            resctl_failure(format!(
-                "could not inspect this host's cgroups in the new scope: {err}"
-            ))
-        }),
+        Ok(()) => detect_host().map_err(|err| resctl_failure(format!("in the new scope, {err}"))),
         Err(ManagerError::Unreachable(reason)) => {
             tracing::debug!("{reason}; creating the scope with systemd-run");
             Err(resctl_failure(scope::reexec_in_scope(

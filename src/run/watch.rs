@@ -23,7 +23,8 @@ pub struct Watch {
     actuator: Actuator,
     reporter: TickReporter,
     cgroup_gone: bool,
-    status: String,
+    /// The last tick's worker count, memory and level, for [`Watch::status_line`].
+    last: Option<(u32, u64, crate::policy::Level)>,
 }
 
 impl Watch {
@@ -42,7 +43,7 @@ impl Watch {
             actuator,
             reporter,
             cgroup_gone: false,
-            status: String::new(),
+            last: None,
         }
     }
 
@@ -69,18 +70,7 @@ impl Watch {
             observation.cpu_percent,
             self.observer.cpu_seconds(&sample),
         ));
-        self.status = format!(
-            "{} threads, memory {}{}, {}",
-            decision.threads,
-            crate::units::format_size(observation.memory_bytes),
-            self.policy
-                .config()
-                .memory_limit
-                .filter(|&limit| limit != crate::policy::NO_LIMIT)
-                .map(|limit| format!(" of {}", crate::units::format_size(limit)))
-                .unwrap_or_default(),
-            decision.level
-        );
+        self.last = Some((decision.threads, observation.memory_bytes, decision.level));
         let stages = self.actuator.finished_stages();
         self.reporter.tick(TickRecord {
             sample,
@@ -95,9 +85,22 @@ impl Watch {
     }
 
     /// One line on the last tick (`3 threads, memory 1.2G of 4G, normal`), for systemd's
-    /// STATUS=; empty before the first tick.
-    pub fn status_line(&self) -> &str {
-        &self.status
+    /// STATUS=; empty before the first tick. Made when asked, not every tick.
+    pub fn status_line(&self) -> String {
+        let Some((threads, memory, level)) = self.last else {
+            return String::new();
+        };
+        let limit = self
+            .policy
+            .config()
+            .memory_limit
+            .filter(|&limit| limit != crate::policy::NO_LIMIT)
+            .map(|limit| format!(" of {}", crate::units::format_size(limit)))
+            .unwrap_or_default();
+        format!(
+            "{threads} threads, memory {}{limit}, {level}",
+            crate::units::format_size(memory)
+        )
     }
 
     /// The policy's configuration in force (its levels follow the job's limit).

@@ -151,6 +151,10 @@ pub fn set_slice_memory(
     })
 }
 
+fn unreachable(err: zbus::Error) -> ManagerError {
+    ManagerError::Unreachable(err.to_string())
+}
+
 fn refused(err: zbus::Error) -> ManagerError {
     ManagerError::Refused(err.to_string())
 }
@@ -164,9 +168,7 @@ where
 {
     let task = async move {
         let connection = connect(bus).await?;
-        let manager = ManagerProxy::new(&connection)
-            .await
-            .map_err(|err| ManagerError::Unreachable(err.to_string()))?;
+        let manager = ManagerProxy::new(&connection).await.map_err(unreachable)?;
         work(connection, manager).await
     };
     zbus::block_on(first_of(task, Timer::after(MANAGER_TIMEOUT)))
@@ -182,7 +184,7 @@ async fn connect(bus: &Bus) -> Result<zbus::Connection, ManagerError> {
         .method_timeout(MANAGER_TIMEOUT)
         .build()
         .await
-        .map_err(|err| ManagerError::Unreachable(err.to_string()))
+        .map_err(unreachable)
 }
 
 /// Which bus systemd is reached on.
@@ -224,10 +226,7 @@ async fn start_and_wait(
     request: &ScopeRequest<'_>,
 ) -> Result<(), ManagerError> {
     // The match goes in before the call: the job may end before the reply is read.
-    let mut removed = manager
-        .receive_job_removed()
-        .await
-        .map_err(|err| ManagerError::Unreachable(err.to_string()))?;
+    let mut removed = manager.receive_job_removed().await.map_err(unreachable)?;
     let properties = [
         ("Slice", Variant::from(request.slice)),
         ("Delegate", Variant::from(true)),
