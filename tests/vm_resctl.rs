@@ -5,12 +5,28 @@
 mod common;
 
 use std::path::Path;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use common::{
     assert_page_cache_is_not_pressure, assert_peak_between_samples_observed, bench_of_the_pool,
     example, resctl, run_with_pid, stderr, stdout, vm_cgroup,
 };
+
+/// The guest's memory, as the tests of this binary share it: libtest runs them on parallel
+/// threads, and one test puts the whole guest under memory pressure, which must not starve
+/// (or be relieved by) the allocations of the others.
+static GUEST_MEMORY: RwLock<()> = RwLock::new(());
+
+/// A share of the guest for a test that allocates only within its own cgroup.
+fn guest_shared() -> RwLockReadGuard<'static, ()> {
+    GUEST_MEMORY.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The whole guest, for a test that puts the host itself under memory pressure.
+fn guest_alone() -> RwLockWriteGuard<'static, ()> {
+    GUEST_MEMORY.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// resctl's placement options for a job under the runner's delegated cgroup.
 fn under_test_cgroup() -> Vec<String> {
@@ -51,6 +67,7 @@ fn job_cgroup_of(
 #[test]
 #[ignore = "needs VM"]
 fn doctor_reports_v2_systemd_and_journald() {
+    let _guest = guest_shared();
     vm_cgroup();
     let output = resctl().args(["doctor", "--json"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
@@ -68,6 +85,7 @@ fn doctor_reports_v2_systemd_and_journald() {
 #[test]
 #[ignore = "needs VM"]
 fn the_job_runs_in_its_own_cgroup_which_is_removed_afterwards() {
+    let _guest = guest_shared();
     let parent = vm_cgroup();
     let (_, pid, line) = job_cgroup(&under_test_cgroup());
     assert!(
@@ -83,6 +101,7 @@ fn the_job_runs_in_its_own_cgroup_which_is_removed_afterwards() {
 #[test]
 #[ignore = "needs VM"]
 fn by_default_the_job_gets_a_delegated_scope_in_resctl_slice() {
+    let _guest = guest_shared();
     vm_cgroup();
     let (output, pid, line) = job_cgroup(&[]);
     assert_eq!(
@@ -106,6 +125,7 @@ fn by_default_the_job_gets_a_delegated_scope_in_resctl_slice() {
 #[test]
 #[ignore = "needs VM"]
 fn the_scope_is_asked_for_over_dbus_and_systemd_run_is_the_fallback_without_a_bus() {
+    let _guest = guest_shared();
     vm_cgroup();
     let scope_of = |pid: u32| format!("/resctl.slice/resctl-{pid}.scope/resctl-{pid}/job");
     let (output, pid, line) = job_cgroup_of(resctl().env("RESCTL_LOG", "resctl=debug"), &[]);
@@ -132,6 +152,7 @@ fn the_scope_is_asked_for_over_dbus_and_systemd_run_is_the_fallback_without_a_bu
 #[test]
 #[ignore = "needs VM"]
 fn slice_puts_the_scope_under_that_slice() {
+    let _guest = guest_shared();
     vm_cgroup();
     let (_, pid, line) = job_cgroup(&["--slice".to_string(), "resctl-vmtest.slice".to_string()]);
     assert!(
@@ -145,6 +166,7 @@ fn slice_puts_the_scope_under_that_slice() {
 #[test]
 #[ignore = "needs VM"]
 fn memory_max_makes_the_kernel_oom_kill_and_the_summary_says_so() {
+    let _guest = guest_shared();
     let parent = vm_cgroup();
     let (output, pid) = run_with_pid(
         resctl()
@@ -164,6 +186,7 @@ fn memory_max_makes_the_kernel_oom_kill_and_the_summary_says_so() {
 #[test]
 #[ignore = "needs VM"]
 fn memory_high_throttles_instead_of_killing() {
+    let _guest = guest_shared();
     let parent = vm_cgroup();
     // Page cache over memory.high is reclaimed (and the job throttled) rather than
     // killed. The job writes and reads a file larger than the limit itself, so the
@@ -197,6 +220,7 @@ fn memory_high_throttles_instead_of_killing() {
 #[test]
 #[ignore = "needs VM"]
 fn critical_drops_the_thread_file_to_one_and_the_pool_finishes() {
+    let _guest = guest_shared();
     let parent = vm_cgroup();
     let placement = under_test_cgroup();
     let (_, pid) = common::pool_unmanaged(&placement);
@@ -208,6 +232,7 @@ fn critical_drops_the_thread_file_to_one_and_the_pool_finishes() {
 #[test]
 #[ignore = "needs VM"]
 fn journald_gets_the_runs_messages_with_resctl_fields() {
+    let _guest = guest_shared();
     vm_cgroup();
     let unit = format!("resctl-journal-{}", std::process::id());
     let status = std::process::Command::new("systemd-run")
@@ -260,6 +285,7 @@ fn journald_gets_the_runs_messages_with_resctl_fields() {
 #[test]
 #[ignore = "needs VM"]
 fn bench_sweeps_static_counts_in_their_own_scopes_and_recommends_what_fits() {
+    let _guest = guest_shared();
     vm_cgroup();
     bench_of_the_pool(resctl(), &[]);
 }
@@ -267,12 +293,14 @@ fn bench_sweeps_static_counts_in_their_own_scopes_and_recommends_what_fits() {
 #[test]
 #[ignore = "needs VM"]
 fn peaks_between_samples_are_observed_through_memory_peak() {
+    let _guest = guest_shared();
     assert_peak_between_samples_observed(&under_test_cgroup());
 }
 
 #[test]
 #[ignore = "needs VM"]
 fn page_cache_alone_does_not_raise_the_level() {
+    let _guest = guest_shared();
     assert_page_cache_is_not_pressure(&under_test_cgroup());
 }
 
@@ -292,6 +320,7 @@ fn journal_entries(unit: &str) -> Vec<serde_json::Value> {
 #[test]
 #[ignore = "needs VM"]
 fn journald_stopped_and_restarted_during_a_run_costs_neither_the_run_nor_later_entries() {
+    let _guest = guest_shared();
     vm_cgroup();
     let unit = format!("resctl-journal-restart-{}", std::process::id());
     let script = format!(
@@ -360,6 +389,7 @@ fn journald_stopped_and_restarted_during_a_run_costs_neither_the_run_nor_later_e
 #[test]
 #[ignore = "needs VM"]
 fn under_host_wide_memory_pressure_resctl_still_decides_within_two_intervals() {
+    let _guest = guest_alone();
     let parent = vm_cgroup();
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace.jsonl");
@@ -401,8 +431,11 @@ fn under_host_wide_memory_pressure_resctl_still_decides_within_two_intervals() {
     let _ = std::fs::remove_dir(&hog_cgroup);
     let err = stderr(&output);
     assert!(output.status.success(), "{err}");
+    // The count may step down at high first when the allocation is slowed by the host's
+    // reclaim; what matters is that critical was acted on: sequential, whatever came before.
     assert!(
-        err.contains("threads 4 -> 1"),
+        err.lines()
+            .any(|line| line.contains(" -> 1: ") && line.contains("sequential fallback")),
         "critical was acted on: {err}"
     );
     let ticks: Vec<f64> = std::fs::read_to_string(&trace)
