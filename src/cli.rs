@@ -44,7 +44,9 @@ pub enum Command {
     /// Print the recommended worker count: from resctl inside a job, else from
     /// the host's free memory and CPUs (`--threads $(resctl recommend)`).
     Recommend(RecommendArgs),
-    /// From inside a job: levels, memory, trend, thread count and advice.
+    /// Inside a job: its levels, memory, trend, thread count and advice. Outside: the
+    /// slices `resctl daemon` watches and the jobs `resctl run` is watching (root sees
+    /// root's runs, a user their own).
     Status(StatusArgs),
     /// From inside a job: report cumulative work units done (for throughput).
     Progress(ProgressArgs),
@@ -60,7 +62,7 @@ pub enum Command {
     /// their levels in the journal, their limits held through systemd, SIGHUP reloads.
     ///
     /// Not built yet (said at start): jobs registering with the daemon to be shrunk,
-    /// freezing at critical, `resctl status` for slices, metrics.
+    /// freezing at critical.
     Daemon(DaemonArgs),
     /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell)
     /// to standard output, generated from this command line's own definition:
@@ -173,6 +175,18 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Redraw every --every until interrupted (on a terminal the screen is cleared first;
+    /// with --json one object per line).
+    #[arg(long)]
+    pub watch: bool,
+    /// How often --watch redraws, like `2s` or `500ms`.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2s",
+        requires = "watch"
+    )]
+    pub every: String,
 }
 
 /// `resctl progress`.
@@ -275,6 +289,9 @@ pub struct RunArgs {
     /// Write every sample and decision as JSON lines to FILE (for `resctl replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Metrics outputs.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Create the job's cgroup under this cgroup directory (a delegated subtree).
     #[arg(long, value_name = "DIR")]
     pub cgroup_parent: Option<PathBuf>,
@@ -347,6 +364,22 @@ pub struct DaemonArgs {
         default_value = crate::daemon::DEFAULT_DAEMON_CONFIG
     )]
     pub config: PathBuf,
+    /// Metrics outputs.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Where metrics go (OpenMetrics text; both off by default).
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve `GET /metrics` on ADDR (HOST:PORT, e.g. 127.0.0.1:9101; port 0 picks one).
+    /// Whoever can reach ADDR reads job names and figures: keep it on loopback.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Write the metrics to FILE after every sample, replaced atomically (for
+    /// node_exporter's textfile collector: a `*.prom` file in its folder).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 /// `resctl doctor`.

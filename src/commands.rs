@@ -11,19 +11,21 @@ use crate::act::jobserver::AuthForm;
 use crate::bench::runner::{run_all, BenchError, BenchPlan};
 use crate::cgroup::detect::detect;
 use crate::cli::{
-    BenchArgs, ConfigSource, DaemonArgs, DoctorArgs, HistoryCommand, JobserverStyle, RecommendArgs,
-    ReplayArgs, RunArgs,
+    BenchArgs, ConfigSource, DaemonArgs, DoctorArgs, HistoryCommand, JobserverStyle, MetricsArgs,
+    RecommendArgs, ReplayArgs, RunArgs, StatusArgs,
 };
 use crate::config::explain::Explanation;
 use crate::config::resolve::{resolve, RunFlags};
 use crate::config::{Config, Overrides};
 use crate::control::client::{self, ClientError};
+use crate::control::overview;
 use crate::control::protocol::{Request, StatusReply};
 use crate::doctor::DoctorReport;
 use crate::exit::RESCTL_FAILED;
 use crate::history::store::{default_dir, HistoryStore, JobHistory, Lookup};
 use crate::history::{file_name, job_key, JobRecord, SweepCount};
 use crate::job_text;
+use crate::report::metrics_export::MetricsOptions;
 use crate::report::record::read_trace;
 use crate::run::setup::facts_for_new_job;
 use crate::run::user::JobUser;
@@ -145,6 +147,10 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> Outcome {
             &working_folder(),
         ))
     });
+    let job_name = args
+        .job_key
+        .clone()
+        .unwrap_or_else(|| program_name(&args.command));
     Ok(run(RunRequest {
         history,
         flags: RunFlags {
@@ -157,6 +163,8 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> Outcome {
         command: args.command,
         record: args.record,
         summary_json: args.summary_json,
+        metrics: args.metrics.clone().into(),
+        job_name,
         cgroup_parent: args.cgroup_parent,
         monitor_only: args.monitor_only,
         reexec_args,
@@ -340,7 +348,27 @@ fn write_stdout(bytes: &[u8]) -> Outcome {
 pub fn daemon(args: &DaemonArgs) -> Outcome {
     Ok(crate::daemon::run(&crate::daemon::DaemonOptions {
         config: args.config.clone(),
+        metrics: args.metrics.clone().into(),
     }))
+}
+
+impl From<MetricsArgs> for MetricsOptions {
+    fn from(args: MetricsArgs) -> MetricsOptions {
+        MetricsOptions {
+            listen: args.metrics_listen,
+            textfile: args.metrics_textfile,
+        }
+    }
+}
+
+/// The job's name in metrics without `--job-key`: its program's file name.
+fn program_name(command: &[std::ffi::OsString]) -> String {
+    command
+        .first()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "job".to_owned())
 }
 
 /// `resctl doctor`.
@@ -511,16 +539,60 @@ pub fn stage(start: bool, name: &str, workers: Option<u32>) -> Outcome {
 }
 
 /// `resctl status [--json]`: the job's state as a table for people, or the JSON object.
-pub fn status(json: bool) -> Outcome {
-    let reply = client::connect_from_env()
-        .and_then(|mut client| client.request_as::<StatusReply>(&Request::Status))?;
-    if json {
-        let text = serde_json::to_string_pretty(&reply.status)
-            .map_err(|error| Failure::Failed(format!("cannot encode the status: {error}")))?;
-        print(&text)
-    } else {
-        print(&client::render_status(&reply.status))
+pub fn status(args: &StatusArgs) -> Outcome {
+    let every = crate::units::parse_duration(&args.every)
+        .ok()
+        .filter(|every| !every.is_zero())
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "--every {}: not a duration above zero (like 2s or 500ms)",
+                args.every
+            ))
+        })?;
+    let inside_job = std::env::var_os(crate::control::protocol::ENV_SOCKET)
+        .is_some_and(|socket| !socket.is_empty());
+    let show = || -> Result<String, Failure> {
+        if inside_job {
+            let reply = client::connect_from_env()
+                .and_then(|mut client| client.request_as::<StatusReply>(&Request::Status))?;
+            return if args.json {
+                json_text(&reply.status, args.watch)
+            } else {
+                Ok(client::render_status(&reply.status))
+            };
+        }
+        let now = std::time::SystemTime::now();
+        let overview = overview::gather(&overview::Places::of_this_host(), now);
+        if args.json {
+            json_text(&overview, args.watch)
+        } else {
+            Ok(overview::render(&overview, now))
+        }
+    };
+    if !args.watch {
+        return print(&show()?);
     }
+    let clear = std::io::IsTerminal::is_terminal(&io::stdout()) && !args.json;
+    loop {
+        let text = show()?;
+        if clear {
+            // Home and clear the screen, then the table.
+            print(&format!("\x1b[H\x1b[2J{text}"))?;
+        } else {
+            print(&text)?;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// `value` as JSON: pretty, or one line per object when redrawn (`--watch`).
+fn json_text<T: serde::Serialize>(value: &T, one_line: bool) -> Result<String, Failure> {
+    let encoded = if one_line {
+        serde_json::to_string(value)
+    } else {
+        serde_json::to_string_pretty(value)
+    };
+    encoded.map_err(|error| Failure::Failed(format!("cannot encode the status: {error}")))
 }
 
 /// `resctl progress UNITS`: reports cumulative work units done.

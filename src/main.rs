@@ -49,7 +49,7 @@ fn main() {
         }
         Command::Stage(StageCommand::End { name }) => commands::stage(false, &name, None),
         Command::Recommend(args) => commands::recommend(&args),
-        Command::Status(args) => commands::status(args.json),
+        Command::Status(args) => commands::status(&args),
         Command::Progress(args) => commands::progress(args.units),
         Command::Bench(args) => commands::bench(&args),
         Command::History(command) => commands::history(&command),

@@ -34,6 +34,11 @@ fn show(unit: &str, property: &str) -> String {
 /// Installs the shipped unit under /run with a drop-in that runs the binary under test
 /// with the test's configuration (and a short watchdog), and starts it.
 fn start_daemon(config: &str) {
+    start_daemon_with(config, "", "");
+}
+
+/// [`start_daemon`] with more daemon arguments and more `[Service]` lines in the drop-in.
+fn start_daemon_with(config: &str, arguments: &str, service: &str) {
     std::fs::create_dir_all(Path::new(CONFIG).parent().unwrap()).unwrap();
     std::fs::write(CONFIG, config).unwrap();
     let unit = include_str!("../systemd/resctl.service");
@@ -43,8 +48,8 @@ fn start_daemon(config: &str) {
     std::fs::write(
         dropin.join("test.conf"),
         format!(
-            "[Service]\nExecStart=\nExecStart={} daemon --config {CONFIG}\nWatchdogSec=4s\n\
-             Restart=no\n",
+            "[Service]\nExecStart=\nExecStart={} daemon --config {CONFIG} {arguments}\n\
+             WatchdogSec=4s\nRestart=no\n{service}",
             resctl_bin().display()
         ),
     )
@@ -378,4 +383,109 @@ fn the_job_unit_runs_resctl_and_the_job_without_root_and_is_active_once_the_job_
             &security.stdout,
         );
     }
+}
+
+/// `GET /metrics` from `address`: the whole reply.
+fn scrape(address: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn the_slices_figures_are_served_and_written_as_openmetrics_through_the_documented_drop_in() {
+    vm_cgroup();
+    stop_daemon();
+    let address = "127.0.0.1:9477";
+    let textfile = "/run/resctl/resctl.prom";
+    // What the unit file's comment says a metrics drop-in needs.
+    start_daemon_with(
+        &good_config(),
+        &format!("--metrics-listen {address} --metrics-textfile {textfile}"),
+        "PrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\nIPAddressDeny=\n\
+         IPAddressAllow=localhost\n",
+    );
+    // 50M in the slice: its cgroup exists, and it passes moderate (40M) but not high (60M).
+    let started = Command::new("systemd-run")
+        .args([
+            "--quiet",
+            "--unit=resctl-vmd-holder",
+            &format!("--slice={SLICE}"),
+        ])
+        .arg(example("alloc"))
+        .args(["50M", "--hold", "60s"])
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let limit_line = format!(
+        "resctl_memory_limit_bytes{{kind=\"slice\",name=\"{SLICE}\"}} {}",
+        300u64 << 20
+    );
+    let moderate = format!("resctl_level{{kind=\"slice\",name=\"{SLICE}\"}} 1");
+    let served = wait_for(30, || {
+        let reply = scrape(address);
+        reply.contains(&limit_line) && reply.contains(&moderate)
+    });
+    let reply = scrape(address);
+    // `resctl status` lists the slice from the daemon's status file.
+    let listed = Command::new(resctl_bin())
+        .args(["status", "--json"])
+        .env_remove("RESCTL_SOCKET")
+        .output()
+        .unwrap();
+    let table = Command::new(resctl_bin())
+        .arg("status")
+        .env_remove("RESCTL_SOCKET")
+        .output()
+        .unwrap();
+    let _ = systemctl(&["stop", "resctl-vmd-holder.service"]);
+    assert!(served, "no {limit_line:?} in:\n{reply}\n{}", daemon_log());
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.contains("application/openmetrics-text"), "{reply}");
+    for series in [
+        format!("resctl_actions_total{{kind=\"slice\",name=\"{SLICE}\",action=\"level\"}} 1"),
+        "resctl_cpu_seconds_total ".to_owned(),
+        "resctl_sample_duration_seconds ".to_owned(),
+    ] {
+        assert!(reply.contains(&series), "no {series:?} in:\n{reply}");
+    }
+    assert!(reply.contains(&format!(
+        "resctl_memory_bytes{{kind=\"slice\",name=\"{SLICE}\"}} "
+    )));
+    let written = std::fs::read_to_string(textfile).unwrap_or_default();
+    assert!(written.contains(&limit_line), "{textfile}:\n{written}");
+    assert!(written.ends_with("# EOF\n"), "{written}");
+    let overview: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let slice = &overview["daemon"]["slices"][0];
+    assert_eq!(slice["name"], SLICE, "{overview}");
+    assert_eq!(slice["active"], true, "{overview}");
+    assert_eq!(slice["level"], "moderate", "{overview}");
+    assert_eq!(slice["limit"], 300u64 << 20, "{overview}");
+    assert_eq!(overview["daemon"]["stale"], false, "{overview}");
+    let table = stdout(&table);
+    assert!(
+        table.lines().any(|line| line.starts_with(SLICE)
+            && line.contains("moderate")
+            && line.contains("300M")
+            && line.contains("level normal -> moderate")),
+        "{table}"
+    );
+    stop_daemon();
+    // Stopped: its status file is gone, and `resctl status` says so.
+    let after = Command::new(resctl_bin())
+        .arg("status")
+        .env_remove("RESCTL_SOCKET")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&after).contains("resctl daemon is not running here"),
+        "{}",
+        stdout(&after)
+    );
 }

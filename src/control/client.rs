@@ -118,6 +118,21 @@ impl ControlClient {
         })
     }
 
+    /// Waits at most `timeout` for each reply (instead of the default 30 s).
+    ///
+    /// # Errors
+    ///
+    /// The socket refused the setting.
+    pub fn set_reply_timeout(&self, timeout: Duration) -> Result<(), ClientError> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .map_err(|source| ClientError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// The socket's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -3,5 +3,6 @@
 //! [`client`] the `resctl stage|recommend|status|progress` commands use.
 
 pub mod client;
+pub mod overview;
 pub mod protocol;
 pub mod server;

@@ -236,7 +236,7 @@ impl SliceLimits {
 
 /// `runtime_dir`, created (0755) when missing; it must belong to this user and be writable
 /// by no one else.
-fn open_private(runtime_dir: &Path) -> std::io::Result<Folder> {
+pub(super) fn open_private(runtime_dir: &Path) -> std::io::Result<Folder> {
     let folder = match Folder::open(runtime_dir) {
         Ok(folder) => folder,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

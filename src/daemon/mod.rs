@@ -8,11 +8,15 @@
 //! `RESCTL_CGROUP`, `RESCTL_LEVEL`, `RESCTL_ACTION`, `RESCTL_REASON`; systemd's `STATUS=`
 //! and watchdog, [`crate::report::notify`]). A slice's `limits:` become its `MemoryHigh=`/`MemoryMax=`
 //! as runtime properties set over D-Bus ([`limits`]); SIGHUP reloads the configuration
-//! (an invalid one is refused with FILE:LINE:COL and the old one keeps running).
+//! (an invalid one is refused with FILE:LINE:COL and the old one keeps running). With
+//! `--metrics-listen`/`--metrics-textfile` every slice's figures are exported as metrics
+//! ([`crate::report::metrics`]).
+//!
+//! After every sample it replaces its status file, which `resctl status` reads
+//! ([`crate::control::overview`]).
 //!
 //! Not built yet, and said at start: jobs registering with the daemon and being asked to
-//! shrink, freezing the lowest-priority job at critical, `resctl status` for slices, and
-//! metrics.
+//! shrink, and freezing the lowest-priority job at critical.
 
 pub mod limits;
 pub mod slice;
@@ -28,14 +32,19 @@ use crate::cgroup::reader::{CgroupDir, CgroupKind, LimitChain};
 use crate::cgroup::writer;
 use crate::config::resolve::{resolve, RunFlags};
 use crate::config::Config;
+use crate::control::overview::{now_unix_seconds, DaemonStatus, SliceStatus, DAEMON_STATUS_FILE};
 use crate::exit::RESCTL_FAILED;
 use crate::job_text;
 use crate::placement::slice_path;
+use crate::report::metrics::{Figures, Metrics, Target};
+use crate::report::metrics_export::{MetricsExport, MetricsOptions};
 use crate::report::notify::Notifier;
 use crate::run::setup::{detect_host, facts_for_new_job};
+use crate::safe_fs::Folder;
 use crate::sample::procfs::clock_ticks_per_second;
 use limits::SliceLimits;
 use slice::{SliceEvent, SliceWatch};
+use std::ffi::OsStr;
 
 /// The configuration file the service reads by default.
 pub const DEFAULT_DAEMON_CONFIG: &str = "/etc/resctl/resctl.yaml";
@@ -45,6 +54,8 @@ pub const DEFAULT_DAEMON_CONFIG: &str = "/etc/resctl/resctl.yaml";
 pub struct DaemonOptions {
     /// The configuration file.
     pub config: PathBuf,
+    /// Where the slices' metrics go (`--metrics-listen`, `--metrics-textfile`).
+    pub metrics: MetricsOptions,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; returns its exit code (0 on a clean stop, 125
@@ -71,6 +82,11 @@ struct Daemon {
     notifier: Notifier,
     started: Instant,
     signals: Signals,
+    metrics: Option<MetricsExport>,
+    /// The runtime folder `resctl status` reads the slices from (`None`: not usable).
+    status_folder: Option<Folder>,
+    /// The status file could not be written (said once until it can).
+    status_failing: bool,
 }
 
 /// One slice: its watch and its cgroup, opened when it exists.
@@ -79,6 +95,8 @@ struct WatchedSlice {
     dir: PathBuf,
     reader: Option<CgroupDir>,
     limits: Option<LimitChain>,
+    /// The last action on the slice, in words, and when (Unix seconds).
+    last_action: Option<(String, f64)>,
 }
 
 impl Daemon {
@@ -103,16 +121,25 @@ impl Daemon {
         }
         tracing::warn!(
             "not built yet: jobs registering with the daemon and being asked to shrink, \
-             freezing a job at critical, `resctl status` for slices, metrics; this daemon \
+             freezing a job at critical; this daemon \
              watches slices, logs their levels, reclaims at the cleanup level and holds their \
              limits"
         );
+        let metrics = MetricsExport::open(&options.metrics)?;
         let signals = Signals::install()
             .map_err(|err| format!("could not install signal handlers: {err}"))?;
         let (limits, warning) = SliceLimits::open(&runtime_dir());
         if let Some(warning) = warning {
             tracing::warn!("{warning}");
         }
+        let status_folder = limits::open_private(&runtime_dir())
+            .map_err(|err| {
+                tracing::warn!(
+                    "{}: {err}; `resctl status` will not see the slices",
+                    runtime_dir().display()
+                )
+            })
+            .ok();
         let mut daemon = Daemon {
             config_path: options.config.clone(),
             config: Config::default(),
@@ -123,6 +150,9 @@ impl Daemon {
             notifier: Notifier::from_env(),
             started: Instant::now(),
             signals,
+            metrics,
+            status_folder,
+            status_failing: false,
         };
         daemon.apply(config)?;
         Ok(daemon)
@@ -140,7 +170,14 @@ impl Daemon {
             plans.insert(name.clone(), plan);
         }
         let (cpus, ticks) = (crate::run::available_cpus(), clock_ticks_per_second());
-        self.slices.retain(|name, _| plans.contains_key(name));
+        let metrics = &mut self.metrics;
+        self.slices.retain(|name, _| {
+            let kept = plans.contains_key(name);
+            if let (false, Some(export)) = (kept, metrics.as_mut()) {
+                export.metrics().forget(&Target::slice(name));
+            }
+            kept
+        });
         for (name, plan) in &plans {
             match self.slices.get_mut(name) {
                 Some(watched) => watched.watch.reconfigure(plan.policy.clone()),
@@ -153,6 +190,7 @@ impl Daemon {
                             dir,
                             reader: None,
                             limits: None,
+                            last_action: None,
                         },
                     );
                 }
@@ -168,6 +206,15 @@ impl Daemon {
                 Err(problem) => (problem, true),
             };
             let slice = &outcome.slice;
+            if let Some(watched) = self.slices.get_mut(slice) {
+                watched.last_action =
+                    Some((format!("limits: {}", outcome.what), now_unix_seconds()));
+            }
+            if let Some(export) = &mut self.metrics {
+                export
+                    .metrics()
+                    .count_action(&Target::slice(slice), "limits");
+            }
             if refused {
                 tracing::warn!(resctl_slice = %slice, resctl_action = "limits", "{slice}: {}", outcome.what);
             } else {
@@ -215,6 +262,10 @@ impl Daemon {
             self.signals.sleep(self.config.interval);
         }
         self.notifier.stopping();
+        if let Some(folder) = &self.status_folder {
+            // Gone with the daemon: `resctl status` then says it is not running.
+            let _ = folder.remove(OsStr::new(DAEMON_STATUS_FILE));
+        }
         tracing::info!(resctl_action = "stop", "daemon: stopped");
         0
     }
@@ -241,15 +292,59 @@ impl Daemon {
 
     /// One round over every slice: sample, assess, act, report.
     fn tick(&mut self, at: Duration) {
+        let started = Instant::now();
         for (name, watched) in &mut self.slices {
             let (reading, limit) = watched.read(&self.mount);
             let events = watched.watch.assess(at, reading, limit);
+            if let Some(export) = &mut self.metrics {
+                export_slice(export.metrics(), &watched.watch, &events);
+            }
+            if let Some(event) = events.last() {
+                watched.last_action = Some((event.summary(), now_unix_seconds()));
+            }
             for event in events {
                 report(name, &watched.dir, &event);
                 if let SliceEvent::Reclaim { bytes, .. } = event {
                     if let Err(err) = writer::reclaim(&watched.dir, CgroupKind::V2, bytes) {
                         tracing::debug!("{name}: memory.reclaim: {err}");
                     }
+                }
+            }
+        }
+        if let Some(export) = &mut self.metrics {
+            export.metrics().own(started.elapsed());
+            export.publish();
+        }
+        self.write_status();
+    }
+
+    /// Replaces the status file `resctl status` reads (mode 0644: figures, no secrets).
+    fn write_status(&mut self) {
+        let Some(folder) = &self.status_folder else {
+            return;
+        };
+        let status = DaemonStatus {
+            pid: std::process::id(),
+            written_at: now_unix_seconds(),
+            interval_secs: self.config.interval.as_secs_f64(),
+            config: self.config_path.display().to_string(),
+            slices: self
+                .slices
+                .iter()
+                .map(|(name, watched)| watched.status(name))
+                .collect(),
+        };
+        let written = serde_json::to_vec(&status)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| folder.replace(OsStr::new(DAEMON_STATUS_FILE), &bytes, 0o644, None));
+        match written {
+            Ok(()) => self.status_failing = false,
+            Err(err) => {
+                if !std::mem::replace(&mut self.status_failing, true) {
+                    tracing::warn!(
+                        "{}/{DAEMON_STATUS_FILE}: {err}; `resctl status` will not see the slices",
+                        folder.path().display()
+                    );
                 }
             }
         }
@@ -268,6 +363,27 @@ impl Daemon {
 }
 
 impl WatchedSlice {
+    /// The slice as `resctl status` shows it.
+    fn status(&self, name: &str) -> SliceStatus {
+        let figures = self.watch.figures();
+        SliceStatus {
+            name: name.to_owned(),
+            cgroup: self.dir.display().to_string(),
+            active: self.reader.is_some(),
+            level: figures.map(|f| f.level).unwrap_or_default(),
+            memory: figures.map(|f| f.memory),
+            peak: figures.and_then(|f| f.peak),
+            limit: figures.and_then(|f| f.limit),
+            memory_psi: figures.and_then(|f| f.memory_psi),
+            leak_slope: figures.and_then(|f| f.leak_slope),
+            time_to_limit_secs: figures
+                .and_then(|f| f.time_to_limit)
+                .map(|eta| eta.as_secs_f64()),
+            last_action: self.last_action.as_ref().map(|(what, _)| what.clone()),
+            last_action_at: self.last_action.as_ref().map(|&(_, at)| at),
+        }
+    }
+
     /// Reads the slice's cgroup, opening it when it appeared; a cgroup that cannot be read
     /// is closed, to be opened again next time. Its limit chain is opened apart, and again
     /// every tick until it opens: systemd creates a slice's cgroup before it enables the
@@ -307,6 +423,30 @@ impl WatchedSlice {
             None => None,
         };
         (Ok(sample), limit)
+    }
+}
+
+/// A slice's last figures and its events into the metrics.
+fn export_slice(metrics: &mut Metrics, watch: &SliceWatch, events: &[SliceEvent]) {
+    let target = Target::slice(watch.name());
+    if let Some(figures) = watch.figures() {
+        metrics.observe(
+            &target,
+            &Figures {
+                memory: figures.memory,
+                peak: figures.peak,
+                limit: figures.limit,
+                level: figures.level,
+                memory_psi: figures.memory_psi,
+                threads: None,
+                leak_slope: figures.leak_slope,
+                time_to_limit: figures.time_to_limit,
+                oom_kills: figures.oom_kills,
+            },
+        );
+    }
+    for event in events {
+        metrics.count_action(&target, event.action());
     }
 }
 

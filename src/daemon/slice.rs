@@ -24,6 +24,12 @@ pub struct SliceFigures {
     pub memory_psi: Option<f64>,
     /// The slice's level.
     pub level: Level,
+    /// The kernel's OOM-kill count in the slice (cumulative).
+    pub oom_kills: Option<u64>,
+    /// Memory trend, bytes per second, once fitted over the leak window.
+    pub leak_slope: Option<f64>,
+    /// Time until memory reaches the limit at that trend; `None` when not growing.
+    pub time_to_limit: Option<Duration>,
 }
 
 /// What the daemon logs and does about a slice.
@@ -57,6 +63,16 @@ pub enum SliceEvent {
 }
 
 impl SliceEvent {
+    /// The event in a few words, for `resctl status` (`level normal -> high`).
+    pub fn summary(&self) -> String {
+        match self {
+            SliceEvent::Level { from, to, .. } => format!("level {from} -> {to}"),
+            SliceEvent::Reclaim { bytes, .. } => format!("reclaim {}", format_size(*bytes)),
+            SliceEvent::Unreadable { .. } => "cgroup not readable".to_owned(),
+            SliceEvent::Readable => "cgroup readable again".to_owned(),
+        }
+    }
+
     /// The `RESCTL_ACTION` of the event.
     pub fn action(&self) -> &'static str {
         match self {
@@ -133,6 +149,7 @@ impl SliceWatch {
         }
         let memory_psi = sample.memory_pressure.as_ref().map(|p| p.some.avg10);
         let peak = sample.memory_peak;
+        let oom_kills = sample.events.oom_kill;
         let limit = match memory_limit {
             Some(NO_LIMIT) => None,
             Some(limit) => Some(limit),
@@ -171,6 +188,9 @@ impl SliceWatch {
             limit,
             memory_psi,
             level: self.level,
+            oom_kills,
+            leak_slope: decision.leak.as_ref().map(|leak| leak.slope_bytes_per_sec),
+            time_to_limit: decision.leak.as_ref().and_then(|leak| leak.time_to_limit),
         });
         events
     }

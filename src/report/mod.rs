@@ -3,6 +3,8 @@
 //! traces for replay.
 
 pub mod logging;
+pub mod metrics;
+pub mod metrics_export;
 pub mod notify;
 pub mod record;
 pub mod stages;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::exit::JobEnd;
 use crate::policy::{Decision, Level, Observation, PolicyConfig};
+use crate::report::metrics::{Figures, Target};
+use crate::report::metrics_export::MetricsExport;
 use crate::report::record::{Recorder, TraceLine};
 use crate::report::stages::StageSummary;
 use crate::report::summary::{RunSummary, SummaryBuilder};
@@ -42,6 +44,8 @@ pub struct TickRecord<'a> {
     pub config: &'a PolicyConfig,
     /// Stages the job ended during this tick.
     pub stages: Vec<StageSummary>,
+    /// How long taking the sample took.
+    pub sample_duration: Duration,
 }
 
 /// Reports one job's ticks and, at the end, its summary.
@@ -50,6 +54,8 @@ pub struct TickReporter {
     last_level: Level,
     summary: SummaryBuilder,
     recorder: Option<Recorder>,
+    /// The job's metrics and their outputs, when asked (`--metrics-listen`/`-textfile`).
+    metrics: Option<(MetricsExport, Target)>,
 }
 
 impl TickReporter {
@@ -66,7 +72,14 @@ impl TickReporter {
             last_level: Level::Normal,
             summary: SummaryBuilder::new(initial_threads, config),
             recorder,
+            metrics: None,
         }
+    }
+
+    /// Also exports the job's figures every tick, as `job`.
+    pub fn with_metrics(mut self, export: Option<MetricsExport>, job: &str) -> TickReporter {
+        self.metrics = export.map(|export| (export, Target::job(job)));
+        self
     }
 
     /// Reports one tick.
@@ -76,6 +89,7 @@ impl TickReporter {
         }
         self.kernel_changes(&tick);
         self.decision(&tick.decision, &tick.actions, tick.config);
+        self.export_metrics(&tick);
         for stage in tick.stages {
             tracing::info!(
                 resctl_cgroup = %self.cgroup_label,
@@ -108,6 +122,46 @@ impl TickReporter {
                 decision: tick.decision,
             },
         );
+    }
+
+    /// The tick's figures and actions into the metrics, and the textfile written.
+    fn export_metrics(&mut self, tick: &TickRecord<'_>) {
+        let Some((export, job)) = &mut self.metrics else {
+            return;
+        };
+        let cgroup = tick.sample.cgroup.as_ref();
+        let leak = tick.decision.leak.as_ref();
+        let metrics = export.metrics();
+        metrics.observe(
+            job,
+            &Figures {
+                memory: tick.observation.memory_bytes,
+                peak: cgroup.and_then(|cgroup| cgroup.memory_peak),
+                limit: tick
+                    .config
+                    .memory_limit
+                    .filter(|&limit| limit != crate::policy::NO_LIMIT),
+                level: tick.decision.level,
+                memory_psi: cgroup
+                    .and_then(|cgroup| cgroup.memory_pressure.as_ref())
+                    .map(|psi| psi.some.avg10),
+                threads: Some(tick.decision.threads),
+                leak_slope: leak.map(|leak| leak.slope_bytes_per_sec),
+                time_to_limit: leak.and_then(|leak| leak.time_to_limit),
+                oom_kills: cgroup.and_then(|cgroup| cgroup.events.oom_kill),
+            },
+        );
+        if tick.decision.changed() {
+            metrics.count_action(job, "threads");
+        }
+        if let Some(Ok(_)) = tick.actions.reclaimed {
+            metrics.count_action(job, "reclaim");
+        }
+        if tick.decision.level != self.last_level {
+            metrics.count_action(job, "level");
+        }
+        metrics.own(tick.sample_duration);
+        export.publish();
     }
 
     /// The job's cgroup removed underneath, or its limit changed (the levels follow it).

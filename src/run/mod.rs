@@ -29,6 +29,7 @@ use crate::history::store::JobHistory;
 use crate::history::Learned;
 use crate::placement::Placement;
 use crate::policy::Policy;
+use crate::report::metrics_export::MetricsOptions;
 use crate::safe_fs::OutputFile;
 use crate::units::format_size;
 
@@ -38,7 +39,7 @@ use self::command::resolve_program;
 use self::protect::Protection;
 use self::setup::{
     describe_placement, detect_host, enter_scope, place_job, resctl_failure, spawn_job, watch_job,
-    Channels, Outputs, Placed, StartFailure,
+    Channels, Outputs, Placed, ReportOutputs, StartFailure,
 };
 use self::signals::Forwarder;
 use self::user::JobUser;
@@ -76,6 +77,10 @@ pub struct RunRequest {
     pub user: Option<JobUser>,
     /// Write the end summary as JSON here (`--summary-json`).
     pub summary_json: Option<PathBuf>,
+    /// Where the job's metrics go (`--metrics-listen`, `--metrics-textfile`).
+    pub metrics: MetricsOptions,
+    /// The job's name in metrics (`--job-key`, else its program's file name).
+    pub job_name: String,
     /// The job's history: the start count comes from it, and what this run learns goes
     /// to it (`None`: `--no-history`).
     pub history: Option<JobHistory>,
@@ -121,7 +126,7 @@ impl Run {
             resctl_failure("no command given: resctl run [OPTIONS] -- COMMAND [ARGS...]")
         })?;
         let program_path = resolve_program(program, std::env::var_os("PATH").as_deref())?;
-        let outputs = Outputs::prepare(request)?;
+        let mut outputs = Outputs::prepare(request)?;
         let host = detect_host().map_err(resctl_failure)?;
         let host = enter_scope(host, request)?;
         // From here on SIGINT, SIGTERM and SIGHUP are caught: before the job runs they stop
@@ -139,6 +144,7 @@ impl Run {
         let threads = policy.threads();
         let channels = Channels::open(request, &plan, threads, program)?;
         let recorder = outputs.recorder(&plan, &placement)?;
+        let metrics = outputs.metrics.take();
         let started = Instant::now();
         let child = spawn_job(
             request,
@@ -174,7 +180,11 @@ impl Run {
             limit_chain,
             policy,
             channels,
-            recorder,
+            ReportOutputs {
+                recorder,
+                metrics,
+                job_name: &request.job_name,
+            },
             &plan,
         );
         Ok(Run {

@@ -22,6 +22,7 @@ use crate::exit::{RESCTL_FAILED, SIGNAL_BASE};
 use crate::history::store::JobHistory;
 use crate::placement::{parent_for_new_job, Placement, PlacementKind, PlacementRequest};
 use crate::policy::Policy;
+use crate::report::metrics_export::MetricsExport;
 use crate::report::record::{Recorder, TraceLine};
 use crate::report::tick::TickReporter;
 use crate::safe_fs::OutputFile;
@@ -69,6 +70,8 @@ pub struct Outputs {
     pub record: Option<OutputFile>,
     /// `--summary-json`.
     pub summary: Option<OutputFile>,
+    /// `--metrics-listen` bound, `--metrics-textfile` checked.
+    pub metrics: Option<MetricsExport>,
 }
 
 impl Outputs {
@@ -83,6 +86,7 @@ impl Outputs {
         Ok(Outputs {
             record: prepare("--record", &request.record)?,
             summary: prepare("--summary-json", &request.summary_json)?,
+            metrics: MetricsExport::open(&request.metrics).map_err(resctl_failure)?,
         })
     }
 
@@ -108,6 +112,16 @@ impl Outputs {
             .map_err(|err| resctl_failure(format!("--record: {err}")))?;
         Ok(Some(recorder))
     }
+}
+
+/// Where the reporter of a job writes besides the log: the trace and the metrics.
+pub struct ReportOutputs<'a> {
+    /// `--record`, its header written.
+    pub recorder: Option<Recorder>,
+    /// `--metrics-listen`/`--metrics-textfile`, opened.
+    pub metrics: Option<MetricsExport>,
+    /// The job's name in the metrics.
+    pub job_name: &'a str,
 }
 
 /// The job's cgroup, with its plan resolved and its limits set.
@@ -404,7 +418,7 @@ pub fn watch_job(
     limit_chain: Option<LimitChain>,
     policy: Policy,
     channels: Channels,
-    recorder: Option<Recorder>,
+    outputs: ReportOutputs<'_>,
     plan: &RunPlan,
 ) -> (Watch, RuntimeDir) {
     let Channels {
@@ -433,7 +447,8 @@ pub fn watch_job(
             control,
             cgroup,
         ),
-        TickReporter::new(label, initial_threads, &plan.policy, recorder),
+        TickReporter::new(label, initial_threads, &plan.policy, outputs.recorder)
+            .with_metrics(outputs.metrics, outputs.job_name),
     );
     (watch, runtime)
 }

@@ -49,7 +49,9 @@ impl Watch {
 
     /// One tick at `at` (time since the job started).
     pub fn tick(&mut self, at: Duration) {
+        let sampling_started = std::time::Instant::now();
         let sample = self.sampler.sample(at);
+        let sample_duration = sampling_started.elapsed();
         let sampling_error = self.sampler.take_error();
         let mut observation = self.observer.observe(&sample);
         if self.actuator.restart_peak() {
@@ -81,6 +83,7 @@ impl Watch {
             limit_before,
             config: self.policy.config(),
             stages,
+            sample_duration,
         });
     }
 
