@@ -59,10 +59,9 @@ pub enum Command {
     /// 1 when no count succeeded in every run, 125 when the command cannot run.
     Bench(Box<BenchArgs>),
     /// Watch the configuration's slices as a systemd service (systemd/resctl.service):
-    /// their levels in the journal, their limits held through systemd, SIGHUP reloads.
-    ///
-    /// Not built yet (said at start): jobs registering with the daemon to be shrunk,
-    /// freezing at critical.
+    /// their levels in the journal, their limits held through systemd, SIGHUP reloads;
+    /// the `resctl run` jobs in a slice under pressure are shrunk one at a time, and at
+    /// critical the lowest `--priority` is frozen until memory returns (never killed).
     Daemon(DaemonArgs),
     /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell)
     /// to standard output, generated from this command line's own definition:
@@ -292,6 +291,15 @@ pub struct RunArgs {
     /// Metrics outputs.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// How much the job matters to `resctl daemon` when its slice runs short: at critical,
+    /// when no job can shrink further, the lowest priority is frozen (paused) first.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub priority: i32,
     /// Create the job's cgroup under this cgroup directory (a delegated subtree).
     #[arg(long, value_name = "DIR")]
     pub cgroup_parent: Option<PathBuf>,

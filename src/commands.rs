@@ -165,6 +165,7 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> Outcome {
         summary_json: args.summary_json,
         metrics: args.metrics.clone().into(),
         job_name,
+        priority: args.priority,
         cgroup_parent: args.cgroup_parent,
         monitor_only: args.monitor_only,
         reexec_args,

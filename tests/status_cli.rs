@@ -32,7 +32,16 @@ fn status_outside_a_job_lists_the_running_jobs_with_their_figures() {
     let release = dir.path().join("release");
     let script = format!("while [ ! -e '{}' ]; do sleep 0.1; done", release.display());
     let run = resctl()
-        .args(["run", "--interval", "200ms", "--threads", "3", "--"])
+        .args([
+            "run",
+            "--interval",
+            "200ms",
+            "--threads",
+            "3",
+            "--priority",
+            "-2",
+            "--",
+        ])
         .args(["sh", "-c", &script])
         .env("XDG_RUNTIME_DIR", &runtime)
         .stdin(Stdio::null())
@@ -58,11 +67,22 @@ fn status_outside_a_job_lists_the_running_jobs_with_their_figures() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let table = status(&runtime, &[]);
+    // The run registered its job for the daemon in the same folder as its socket.
+    let socket = std::path::PathBuf::from(listed["socket"].as_str().unwrap_or(""));
+    let registration: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(socket.with_file_name("job.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
     std::fs::write(&release, "").unwrap();
     let ended = run.wait_with_output().unwrap();
     assert!(ended.status.success(), "{}", stderr(&ended));
     assert_eq!(listed["command"], script_command(&script), "{listed}");
     assert_eq!(listed["status"]["threads"], 3, "{listed}");
+    assert_eq!(registration["priority"], -2, "{registration}");
+    assert_eq!(registration["name"], "sh", "{registration}");
+    assert!(registration["pid"]
+        .as_u64()
+        .is_some_and(|pid| pid != resctl_pid));
     assert!(
         listed["status"]["memory_bytes"].as_u64().unwrap() > 0,
         "{listed}"

@@ -160,7 +160,7 @@ fn the_daemon_is_ready_through_notify_holds_the_slice_budget_and_logs_levels() {
     // One entry per decision, not per sample: far fewer level entries than samples.
     let levels = daemon_entries()
         .iter()
-        .filter(|entry| entry["RESCTL_ACTION"] == "level")
+        .filter(|entry| entry["RESCTL_ACTION"] == "level" && entry["RESCTL_SLICE"] == SLICE)
         .count();
     assert!((1..=6).contains(&levels), "{levels} level entries");
     stop_daemon();
@@ -488,4 +488,160 @@ fn the_slices_figures_are_served_and_written_as_openmetrics_through_the_document
         "{}",
         stdout(&after)
     );
+}
+
+const JOBS_SLICE: &str = "resctl-vmj.slice";
+
+/// A slice for registered jobs: levels in bytes, a hard limit far above them (the kernel
+/// never has to kill), a short interval.
+fn jobs_config() -> String {
+    format!(
+        "interval: 500ms\ngrace: 1s\nslices:\n  {JOBS_SLICE}:\n    limits: {{ memory_max: 700M }}\n    \
+         memory: {{ moderate: 100M, high: 130M, critical: 200M }}\n"
+    )
+}
+
+/// `resctl run --slice JOBS_SLICE ARGS -- COMMAND...`, started in the background.
+fn run_in_jobs_slice(args: &[&str], command: &[String]) -> std::process::Child {
+    Command::new(resctl_bin())
+        .args(["run", "--slice", JOBS_SLICE, "--interval", "500ms"])
+        .args(args)
+        .arg("--")
+        .args(command)
+        .env("RESCTL_NO_HISTORY", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The daemon's journal entries for JOBS_SLICE with this RESCTL_ACTION.
+fn job_actions(action: &str) -> Vec<serde_json::Value> {
+    daemon_entries()
+        .into_iter()
+        .filter(|entry| entry["RESCTL_SLICE"] == JOBS_SLICE && entry["RESCTL_ACTION"] == action)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn a_slice_at_high_shrinks_its_largest_job_and_lets_it_grow_back_when_calm() {
+    vm_cgroup();
+    stop_daemon();
+    start_daemon(&jobs_config());
+    // 4 workers of 40M: 160M, over the slice's high level (130M); the job's own levels
+    // (shares of the slice's 700M) never see it.
+    let pool: Vec<String> = [
+        example("worker_pool").display().to_string(),
+        "--tasks".into(),
+        "70".into(),
+        "--task-memory".into(),
+        "40M".into(),
+        "--task-time".into(),
+        "1s".into(),
+    ]
+    .into();
+    let job = run_in_jobs_slice(
+        &[
+            "--threads",
+            "4",
+            "--min-threads",
+            "1",
+            "--max-threads",
+            "4",
+            "--job-key",
+            "pool",
+        ],
+        &pool,
+    );
+    let output = job.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{err}");
+    let shrunk = job_actions("ceiling");
+    let first = shrunk.first().unwrap_or_else(|| {
+        panic!(
+            "no ceiling entry for {JOBS_SLICE}:\n{}\n{err}",
+            daemon_log()
+        )
+    });
+    let reason = first["RESCTL_REASON"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("at high")
+            && (reason.contains("pool is the largest job")
+                || reason.contains("pool is the fastest-growing job")),
+        "{first}"
+    );
+    assert!(
+        first["RESCTL_CGROUP"]
+            .as_str()
+            .is_some_and(|cgroup| cgroup.contains(JOBS_SLICE)),
+        "{first}"
+    );
+    // The job's own resctl took the ceiling, with the daemon's reason.
+    assert!(
+        err.contains(&format!(
+            "threads 4 -> 3: slice {JOBS_SLICE} at high: pool is the"
+        )),
+        "{err}"
+    );
+    // Grown back once the slice was calm: a ceiling raised or lifted.
+    let grew = shrunk.iter().any(|entry| {
+        entry["RESCTL_REASON"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("normal for 10s"))
+    }) || !job_actions("ceiling-lifted").is_empty();
+    assert!(grew, "never grown back:\n{}\n{err}", daemon_log());
+    stop_daemon();
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn at_critical_with_no_job_left_to_shrink_the_lowest_priority_job_is_frozen_and_thawed_later() {
+    vm_cgroup();
+    stop_daemon();
+    start_daemon(&jobs_config());
+    let alloc = |hold: &str| -> Vec<String> {
+        vec![
+            example("alloc").display().to_string(),
+            "100M".into(),
+            "--hold".into(),
+            hold.into(),
+        ]
+    };
+    let sequential = ["--threads", "1", "--max-threads", "1"];
+    let low = run_in_jobs_slice(
+        &[&sequential[..], &["--priority", "0", "--job-key", "low"]].concat(),
+        &alloc("25s"),
+    );
+    let high = run_in_jobs_slice(
+        &[&sequential[..], &["--priority", "5", "--job-key", "high"]].concat(),
+        &alloc("10s"),
+    );
+    // 200M and their resctls: over critical (200M), and neither job can shrink below 1
+    // worker. Once the high one ends, the frozen one and its resctl are well below high.
+    let high = high.wait_with_output().unwrap();
+    let low = low.wait_with_output().unwrap();
+    assert!(
+        high.status.success(),
+        "{}",
+        String::from_utf8_lossy(&high.stderr)
+    );
+    assert!(
+        low.status.success(),
+        "{}",
+        String::from_utf8_lossy(&low.stderr)
+    );
+    let frozen = job_actions("freeze");
+    assert_eq!(frozen.len(), 1, "{frozen:?}\n{}", daemon_log());
+    let reason = frozen[0]["RESCTL_REASON"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("at critical") && reason.contains("low (priority 0"),
+        "{reason}"
+    );
+    // The high-priority job ended; the slice fell below high; the frozen one resumed.
+    let thawed = job_actions("thaw");
+    assert_eq!(thawed.len(), 1, "{thawed:?}\n{}", daemon_log());
+    assert_eq!(thawed[0]["RESCTL_CGROUP"], frozen[0]["RESCTL_CGROUP"]);
+    stop_daemon();
 }

@@ -13,9 +13,10 @@ use common::{
     example, resctl, run_with_pid, stderr, stdout, vm_cgroup,
 };
 
-/// The guest's memory, as the tests of this binary share it: libtest runs them on parallel
-/// threads, and one test puts the whole guest under memory pressure, which must not starve
-/// (or be relieved by) the allocations of the others.
+/// The guest's memory, as the tests of this binary share it: one test puts the whole guest
+/// under memory pressure, which must not starve (or be relieved by) the allocations of the
+/// others. The VM runner runs one test at a time (`--test-threads=1`); this keeps a run by
+/// hand with libtest's default parallel threads correct too.
 static GUEST_MEMORY: RwLock<()> = RwLock::new(());
 
 /// A share of the guest for a test that allocates only within its own cgroup.

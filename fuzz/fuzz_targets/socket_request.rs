@@ -140,6 +140,14 @@ fuzz_target!(|data: &[u8]| {
                                 to_line(&OkReply { ok: true })
                             }
                             Request::Subscribe => to_line(&OkReply { ok: true }),
+                            Request::Ceiling {
+                                threads: Some(0), ..
+                            } => to_line(&ErrorReply::new("a ceiling must be at least 1 thread")),
+                            Request::Ceiling { reason, .. } => {
+                                let shown = resctl::job_text::escape(reason.as_deref().unwrap_or(""));
+                                assert!(!shown.contains('\n'), "an escaped reason holds a newline");
+                                to_line(&OkReply { ok: true })
+                            }
                         }
                     }
                 }

@@ -113,6 +113,11 @@ impl Actuator {
         }
     }
 
+    /// The worker-count ceiling `resctl daemon` set through the control socket, if any.
+    pub fn ceiling(&self) -> Option<crate::policy::Ceiling> {
+        self.control.as_ref().and_then(ControlServer::ceiling)
+    }
+
     /// Work units the job reported through the control socket so far.
     pub fn progress_units(&self) -> Option<u64> {
         self.control

@@ -67,6 +67,32 @@ pub enum Request {
     },
     /// Push an [`Event`] line whenever the worker count changes, until disconnect.
     Subscribe,
+    /// From `resctl daemon` (root only): at most this many workers, because the slice the
+    /// job runs in is under pressure; `threads: null` lifts the ceiling.
+    Ceiling {
+        /// The ceiling, at least 1; `None` lifts it.
+        threads: Option<u32>,
+        /// Why, in words (logged by the job's resctl, escaped).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// The file in a run's folder (`/run/resctl/<pid>/`) that registers the job with
+/// `resctl daemon`: where the job runs and how much it matters.
+pub const REGISTRATION_FILE: &str = "job.json";
+
+/// What a run tells the daemon about its job ([`REGISTRATION_FILE`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The job's pid.
+    pub pid: u32,
+    /// The job's cgroup folder (`None`: monitor-only, nothing the daemon can freeze).
+    pub cgroup: Option<String>,
+    /// Higher is more important: the daemon freezes the lowest first (`--priority`).
+    pub priority: i32,
+    /// The job's name (`--job-key`, else its program's file name).
+    pub name: String,
 }
 
 /// Reply to `stage_start`.

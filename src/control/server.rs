@@ -40,6 +40,7 @@ use super::protocol::{
     StatusReply, SubscribeReply, MAX_LINE_BYTES,
 };
 use crate::job_text::JobText;
+use crate::policy::Ceiling;
 use crate::report::stages::StageTracker;
 use crate::safe_fs::{read_line_limited, LineRead};
 
@@ -83,6 +84,8 @@ struct State {
     tracker: StageTracker,
     finished: VecDeque<StageSummary>,
     progress: Option<u64>,
+    /// The worker-count ceiling `resctl daemon` set, if any.
+    ceiling: Option<Ceiling>,
     clients: HashMap<u64, Client>,
     next_client_id: u64,
 }
@@ -227,6 +230,11 @@ impl ControlServer {
         }
     }
 
+    /// The worker-count ceiling `resctl daemon` set (`ceiling` request), if any.
+    pub fn ceiling(&self) -> Option<Ceiling> {
+        self.shared.lock().ceiling.clone()
+    }
+
     /// The latest cumulative progress units reported by the job, if any.
     pub fn progress_units(&self) -> Option<u64> {
         self.shared.lock().progress
@@ -364,14 +372,19 @@ fn admit(stream: UnixStream, shared: &Arc<Shared>) {
         let _ = (&stream).write_all(format!("{line}\n").as_bytes());
         return;
     }
-    if let Err(error) = start_client(&mut state, stream, shared) {
+    if let Err(error) = start_client(&mut state, stream, uid, shared) {
         tracing::warn!("control socket: cannot start a client's threads: {error}");
     }
 }
 
 /// Registers a client and spawns its reader and writer, with the state locked so the
 /// reader cannot deregister before it is registered.
-fn start_client(state: &mut State, stream: UnixStream, shared: &Arc<Shared>) -> io::Result<()> {
+fn start_client(
+    state: &mut State,
+    stream: UnixStream,
+    peer_uid: u32,
+    shared: &Arc<Shared>,
+) -> io::Result<()> {
     let id = state.next_client_id;
     state.next_client_id += 1;
     let for_writer = stream.try_clone()?;
@@ -384,7 +397,7 @@ fn start_client(state: &mut State, stream: UnixStream, shared: &Arc<Shared>) -> 
     let reader_outgoing = outgoing.clone();
     let reader = std::thread::Builder::new()
         .name(format!("resctl-socket-r{id}"))
-        .spawn(move || read_loop(id, stream, reader_outgoing, &reader_shared));
+        .spawn(move || read_loop(id, peer_uid, stream, reader_outgoing, &reader_shared));
     let reader = match reader {
         Ok(reader) => reader,
         Err(error) => {
@@ -419,7 +432,13 @@ fn write_loop(mut stream: UnixStream, queue: Receiver<String>) {
 }
 
 /// Reads requests and queues one reply for each, until the client goes away.
-fn read_loop(id: u64, stream: UnixStream, outgoing: SyncSender<String>, shared: &Arc<Shared>) {
+fn read_loop(
+    id: u64,
+    peer_uid: u32,
+    stream: UnixStream,
+    outgoing: SyncSender<String>,
+    shared: &Arc<Shared>,
+) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
@@ -428,7 +447,7 @@ fn read_loop(id: u64, stream: UnixStream, outgoing: SyncSender<String>, shared: 
             Ok(LineRead::TooLong) => Some(to_line(&ErrorReply::new(format!(
                 "request line longer than {MAX_LINE_BYTES} bytes"
             )))),
-            Ok(LineRead::Line) => handle_line(id, &line, &outgoing, shared),
+            Ok(LineRead::Line) => handle_line(id, peer_uid, &line, &outgoing, shared),
             Err(error) => {
                 tracing::debug!("control socket: client {id} read failed: {error}");
                 break;
@@ -453,6 +472,7 @@ fn read_loop(id: u64, stream: UnixStream, outgoing: SyncSender<String>, shared: 
 /// The reply line for one request line (`None` when the reply was queued already).
 fn handle_line(
     id: u64,
+    peer_uid: u32,
     line: &[u8],
     outgoing: &SyncSender<String>,
     shared: &Arc<Shared>,
@@ -482,8 +502,28 @@ fn handle_line(
             Ok(to_line(&OkReply { ok: true }))
         }
         Request::Subscribe => return subscribe(id, outgoing, shared),
+        Request::Ceiling { threads, reason } => set_ceiling(shared, peer_uid, threads, reason),
     };
     Some(reply.unwrap_or_else(|error| to_line(&ErrorReply::new(error))))
+}
+
+/// `ceiling`: only root may set it (the daemon), not the job itself; `threads: null`
+/// lifts it.
+fn set_ceiling(
+    shared: &Shared,
+    peer_uid: u32,
+    threads: Option<u32>,
+    reason: Option<String>,
+) -> Result<String, String> {
+    if peer_uid != 0 {
+        return Err("only root (resctl daemon) may set a ceiling".to_owned());
+    }
+    if threads == Some(0) {
+        return Err("a ceiling must be at least 1 thread".to_owned());
+    }
+    let reason = crate::job_text::escape(reason.as_deref().unwrap_or("a ceiling from outside"));
+    shared.lock().ceiling = threads.map(|threads| Ceiling { threads, reason });
+    Ok(to_line(&OkReply { ok: true }))
 }
 
 /// The error when no snapshot arrived in time.

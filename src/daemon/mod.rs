@@ -15,13 +15,18 @@
 //! After every sample it replaces its status file, which `resctl status` reads
 //! ([`crate::control::overview`]).
 //!
-//! Not built yet, and said at start: jobs registering with the daemon and being asked to
-//! shrink, and freezing the lowest-priority job at critical.
+//! Jobs `resctl run` started in a watched slice register in their run folder
+//! ([`job_io`]); when the slice is at high the daemon lowers one job's worker ceiling at a
+//! time over its control socket, at critical with nothing left to shrink it freezes the
+//! lowest-priority job, and it thaws and raises ceilings again when the pressure is gone
+//! ([`jobs`]). It never kills; on the way out it thaws and lifts whatever it set.
 
+pub mod job_io;
+pub mod jobs;
 pub mod limits;
 pub mod slice;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,12 +41,15 @@ use crate::control::overview::{now_unix_seconds, DaemonStatus, SliceStatus, DAEM
 use crate::exit::RESCTL_FAILED;
 use crate::job_text;
 use crate::placement::slice_path;
+use crate::policy::Level;
 use crate::report::metrics::{Figures, Metrics, Target};
 use crate::report::metrics_export::{MetricsExport, MetricsOptions};
 use crate::report::notify::Notifier;
 use crate::run::setup::{detect_host, facts_for_new_job};
 use crate::safe_fs::Folder;
 use crate::sample::procfs::clock_ticks_per_second;
+use job_io::RegisteredJob;
+use jobs::{JobAction, JobState, JobSteering};
 use limits::SliceLimits;
 use slice::{SliceEvent, SliceWatch};
 use std::ffi::OsStr;
@@ -87,6 +95,12 @@ struct Daemon {
     status_folder: Option<Folder>,
     /// The status file could not be written (said once until it can).
     status_failing: bool,
+    /// Where runs register their jobs (the runtime folder).
+    runs_dir: PathBuf,
+    /// The ceilings the daemon set, by resctl pid.
+    ceilings: HashMap<u32, u32>,
+    /// The jobs the daemon froze, by resctl pid.
+    frozen: HashSet<u32>,
 }
 
 /// One slice: its watch and its cgroup, opened when it exists.
@@ -97,6 +111,8 @@ struct WatchedSlice {
     limits: Option<LimitChain>,
     /// The last action on the slice, in words, and when (Unix seconds).
     last_action: Option<(String, f64)>,
+    /// What is done to the slice's jobs under pressure.
+    steering: JobSteering,
 }
 
 impl Daemon {
@@ -119,12 +135,6 @@ impl Daemon {
                 options.config.display()
             );
         }
-        tracing::warn!(
-            "not built yet: jobs registering with the daemon and being asked to shrink, \
-             freezing a job at critical; this daemon \
-             watches slices, logs their levels, reclaims at the cleanup level and holds their \
-             limits"
-        );
         let metrics = MetricsExport::open(&options.metrics)?;
         let signals = Signals::install()
             .map_err(|err| format!("could not install signal handlers: {err}"))?;
@@ -153,7 +163,11 @@ impl Daemon {
             metrics,
             status_folder,
             status_failing: false,
+            runs_dir: runtime_dir(),
+            ceilings: HashMap::new(),
+            frozen: HashSet::new(),
         };
+        daemon.thaw_leftovers();
         daemon.apply(config)?;
         Ok(daemon)
     }
@@ -191,6 +205,7 @@ impl Daemon {
                             reader: None,
                             limits: None,
                             last_action: None,
+                            steering: JobSteering::default(),
                         },
                     );
                 }
@@ -262,6 +277,7 @@ impl Daemon {
             self.signals.sleep(self.config.interval);
         }
         self.notifier.stopping();
+        self.release_jobs();
         if let Some(folder) = &self.status_folder {
             // Gone with the daemon: `resctl status` then says it is not running.
             let _ = folder.remove(OsStr::new(DAEMON_STATUS_FILE));
@@ -315,7 +331,160 @@ impl Daemon {
             export.metrics().own(started.elapsed());
             export.publish();
         }
+        self.steer_jobs(at);
         self.write_status();
+    }
+
+    /// Jobs left frozen by a daemon that did not stop cleanly are thawed at start: a job
+    /// must never stay paused because resctl went away.
+    fn thaw_leftovers(&self) {
+        for job in job_io::registered_jobs(&self.runs_dir) {
+            if job.frozen() {
+                match job.set_frozen(false) {
+                    Ok(()) => tracing::warn!(
+                        resctl_action = "thaw",
+                        "thawed {} (resctl pid {}), left frozen when the daemon last stopped",
+                        job_text::escape(&job.registration.name),
+                        job.resctl_pid
+                    ),
+                    Err(err) => tracing::error!(
+                        "cannot thaw {} (resctl pid {}): {err}",
+                        job_text::escape(&job.registration.name),
+                        job.resctl_pid
+                    ),
+                }
+            }
+        }
+    }
+
+    /// The registered jobs of each slice under pressure (or still capped or frozen): at
+    /// most one action per slice, as [`jobs::JobSteering`] decides.
+    fn steer_jobs(&mut self, at: Duration) {
+        let registered = job_io::registered_jobs(&self.runs_dir);
+        let alive: HashSet<u32> = registered.iter().map(|job| job.resctl_pid).collect();
+        self.ceilings.retain(|pid, _| alive.contains(pid));
+        self.frozen.retain(|pid| alive.contains(pid));
+        for (name, watched) in &mut self.slices {
+            let Some(figures) = watched.watch.figures() else {
+                continue;
+            };
+            let members: Vec<&RegisteredJob> = registered
+                .iter()
+                .filter(|job| job.inside(&watched.dir))
+                .collect();
+            let held = members.iter().any(|job| {
+                self.ceilings.contains_key(&job.resctl_pid) || self.frozen.contains(&job.resctl_pid)
+            });
+            // Nothing to ask the jobs while the slice is calm and none is held.
+            if members.is_empty() || (figures.level < Level::High && !held) {
+                watched.steering.plan(at, name, figures.level, &[]);
+                continue;
+            }
+            let states: Vec<JobState> = members
+                .iter()
+                .filter_map(|job| {
+                    let status = job.status().ok()?;
+                    Some(JobState {
+                        pid: job.resctl_pid,
+                        name: job_text::escape(&job.registration.name),
+                        memory: status.memory_bytes,
+                        slope: status.leak.as_ref().map(|leak| leak.slope_bytes_per_sec),
+                        threads: status.threads,
+                        min_threads: status.min_threads,
+                        max_threads: status.max_threads,
+                        priority: job.registration.priority,
+                        frozen: self.frozen.contains(&job.resctl_pid),
+                        ceiling: self.ceilings.get(&job.resctl_pid).copied(),
+                    })
+                })
+                .collect();
+            let Some(action) = watched.steering.plan(at, name, figures.level, &states) else {
+                continue;
+            };
+            let Some(job) = members.iter().find(|job| job.resctl_pid == action.pid()) else {
+                continue;
+            };
+            let done = match &action {
+                JobAction::Ceiling {
+                    threads, reason, ..
+                } => job.set_ceiling(*threads, reason).map(|()| {
+                    match threads {
+                        Some(threads) => self.ceilings.insert(job.resctl_pid, *threads),
+                        None => self.ceilings.remove(&job.resctl_pid),
+                    };
+                }),
+                JobAction::Freeze { .. } => job
+                    .set_frozen(true)
+                    .map(|()| {
+                        self.frozen.insert(job.resctl_pid);
+                    })
+                    .map_err(|err| format!("cgroup.freeze: {err}")),
+                JobAction::Thaw { .. } => job
+                    .set_frozen(false)
+                    .map(|()| {
+                        self.frozen.remove(&job.resctl_pid);
+                    })
+                    .map_err(|err| format!("cgroup.freeze: {err}")),
+            };
+            let cgroup = job.registration.cgroup.clone().unwrap_or_default();
+            let reason = job_text::escape(action.reason());
+            let threads = match &action {
+                JobAction::Ceiling { threads, .. } => threads.map(|t| t.to_string()),
+                _ => None,
+            }
+            .unwrap_or_default();
+            match done {
+                Ok(()) => {
+                    tracing::info!(
+                        resctl_slice = %name,
+                        resctl_cgroup = %cgroup,
+                        resctl_level = %figures.level,
+                        resctl_action = action.name(),
+                        resctl_threads = %threads,
+                        resctl_reason = %reason,
+                        "{name}: {} (resctl pid {}): {reason}",
+                        action.name(),
+                        job.resctl_pid
+                    );
+                    watched.last_action = Some((
+                        format!(
+                            "{} {}",
+                            action.name(),
+                            job_text::escape(&job.registration.name)
+                        ),
+                        now_unix_seconds(),
+                    ));
+                    if let Some(export) = &mut self.metrics {
+                        export
+                            .metrics()
+                            .count_action(&Target::slice(name), action.name());
+                    }
+                }
+                Err(err) => tracing::warn!(
+                    resctl_slice = %name,
+                    resctl_cgroup = %cgroup,
+                    resctl_action = action.name(),
+                    "{name}: could not {} resctl pid {}: {}",
+                    action.name(),
+                    job.resctl_pid,
+                    job_text::escape(&err)
+                ),
+            }
+        }
+    }
+
+    /// On the way out: no job stays frozen or capped by a daemon that is gone.
+    fn release_jobs(&mut self) {
+        for job in job_io::registered_jobs(&self.runs_dir) {
+            if self.frozen.remove(&job.resctl_pid) {
+                if let Err(err) = job.set_frozen(false) {
+                    tracing::error!("cannot thaw resctl pid {}: {err}", job.resctl_pid);
+                }
+            }
+            if self.ceilings.remove(&job.resctl_pid).is_some() {
+                let _ = job.set_ceiling(None, "resctl daemon stopped");
+            }
+        }
     }
 
     /// Replaces the status file `resctl status` reads (mode 0644: figures, no secrets).

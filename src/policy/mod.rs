@@ -26,7 +26,7 @@ pub use config::{
     PolicyConfigError, RememberedWorkers,
 };
 pub use level::Level;
-pub use observation::{Decision, LeakVerdict, Observation, NO_LIMIT};
+pub use observation::{Ceiling, Decision, LeakVerdict, Observation, NO_LIMIT};
 
 use format::{bytes, duration};
 pub use leak::{LeakCheck, LeakRule, MemoryTrend};
@@ -198,7 +198,14 @@ impl Policy {
 
         let previous_threads = self.threads;
         let (threads, mut reason) = self.decide(at, observation, levels);
-        let threads = threads.clamp(self.config.min_threads, self.config.max_threads);
+        let mut threads = threads.clamp(self.config.min_threads, self.config.max_threads);
+        if let Some(ceiling) = &observation.ceiling {
+            let most = ceiling.threads.max(self.config.min_threads);
+            if threads > most {
+                reason = format!("{}: at most {most} threads ({reason})", ceiling.reason);
+                threads = most;
+            }
+        }
         if let Some(amount) = reclaim {
             reason = format!(
                 "{reason}; reclaim {}: memory {} crossed cleanup {} going up",

@@ -54,6 +54,19 @@ pub struct Observation {
     /// the levels that are shares of the limit ([`super::PolicyConfig::follow_limit`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<u64>,
+    /// A ceiling on the worker count set from outside the job — `resctl daemon` shrinking
+    /// the jobs of a slice under pressure — in force this tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<Ceiling>,
+}
+
+/// A ceiling on a job's worker count from outside it, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ceiling {
+    /// Most workers (the job's minimum still holds).
+    pub threads: u32,
+    /// Who set it and why, in words.
+    pub reason: String,
 }
 
 pub use crate::units::NO_LIMIT;

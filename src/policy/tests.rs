@@ -1101,3 +1101,46 @@ fn levels_follow_the_limit_read_each_tick_and_replay_the_same() {
         "replays decision for decision"
     );
 }
+
+#[test]
+fn a_ceiling_from_outside_caps_the_count_with_its_reason_and_lifting_it_lets_it_grow() {
+    let config = PolicyConfig {
+        initial_threads: 4,
+        min_threads: 2,
+        max_threads: 8,
+        ..PolicyConfig::default()
+    };
+    let mut policy = Policy::new(config);
+    let calm = |second: u64| memory_at(Duration::from_secs(second), 10 << 20);
+    assert_eq!(policy.step(&calm(0)).threads, 4);
+    let capped = |second: u64, threads: u32| Observation {
+        ceiling: Some(Ceiling {
+            threads,
+            reason: "slice etl.slice at high".to_owned(),
+        }),
+        ..calm(second)
+    };
+    let decision = policy.step(&capped(1, 3));
+    assert_eq!((decision.previous_threads, decision.threads), (4, 3));
+    assert!(
+        decision
+            .reason
+            .starts_with("slice etl.slice at high: at most 3 threads ("),
+        "{}",
+        decision.reason
+    );
+    // Below the job's minimum, the minimum holds.
+    assert_eq!(policy.step(&capped(2, 1)).threads, 2);
+    for second in 3..60 {
+        assert_eq!(
+            policy.step(&capped(second, 1)).threads,
+            2,
+            "held at {second}s"
+        );
+    }
+    // Lifted: the job's own policy grows it again.
+    let grown = (60..200)
+        .map(|second| policy.step(&calm(second)).threads)
+        .max();
+    assert!(grown.is_some_and(|most| most > 2), "{grown:?}");
+}

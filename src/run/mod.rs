@@ -24,6 +24,7 @@ use crate::act::runtime_dir::RuntimeDir;
 use crate::cgroup::wakeup::Waker;
 use crate::config::resolve::{RunFlags, RunPlan};
 use crate::config::Config;
+use crate::control::protocol::{Registration, REGISTRATION_FILE};
 use crate::exit::{JobEnd, RESCTL_FAILED};
 use crate::history::store::JobHistory;
 use crate::history::Learned;
@@ -81,6 +82,8 @@ pub struct RunRequest {
     pub metrics: MetricsOptions,
     /// The job's name in metrics (`--job-key`, else its program's file name).
     pub job_name: String,
+    /// The job's priority for `resctl daemon` (`--priority`).
+    pub priority: i32,
     /// The job's history: the start count comes from it, and what this run learns goes
     /// to it (`None`: `--no-history`).
     pub history: Option<JobHistory>,
@@ -187,6 +190,7 @@ impl Run {
             },
             &plan,
         );
+        register(&runtime, request, &placement, pid);
         Ok(Run {
             watch,
             placement,
@@ -331,6 +335,27 @@ fn finish(
 }
 
 /// The start line: what runs where, as whom, with which levels.
+/// Tells `resctl daemon` about the job: [`REGISTRATION_FILE`] in the run folder. A run
+/// the daemon cannot see is still a run: a failure is said, not fatal.
+fn register(runtime: &RuntimeDir, request: &RunRequest, placement: &Placement, pid: i32) {
+    let registration = Registration {
+        pid: pid.unsigned_abs(),
+        cgroup: placement.job_dir().map(|dir| dir.display().to_string()),
+        priority: request.priority,
+        name: request.job_name.clone(),
+    };
+    let written = serde_json::to_vec(&registration)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| {
+            runtime
+                .folder()
+                .replace(std::ffi::OsStr::new(REGISTRATION_FILE), &bytes, 0o600, None)
+        });
+    if let Err(err) = written {
+        tracing::warn!("resctl daemon will not see this job: {REGISTRATION_FILE}: {err}");
+    }
+}
+
 fn log_start(request: &RunRequest, placement: &Placement, plan: &RunPlan, threads: u32, pid: i32) {
     let program = request
         .command

@@ -123,6 +123,7 @@ impl Observer {
             cpu_throttled,
             runnable_per_core: host.map(|h| others_runnable_per_core(h.runnable, h.per_cpu.len())),
             progress_units: None,
+            ceiling: None,
         }
     }
 }

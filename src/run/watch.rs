@@ -1,8 +1,8 @@
 //! The watch pipeline of one job, one tick at a time: **sample → assess → decide → act →
 //! report** — the [`JobSampler`] reads the kernel, the [`Observer`] turns samples into
 //! observations, the [`Policy`] (pure) decides, the [`Actuator`] changes what the decision
-//! says, the [`TickReporter`] logs and records it. `resctl run` drives one; the daemon will
-//! drive one per watched cgroup.
+//! says, the [`TickReporter`] logs and records it. `resctl run` drives one; the daemon runs
+//! a slice's samples through the same observer and policy (`daemon::slice`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,6 +58,7 @@ impl Watch {
             self.observer.note_peak_reset();
         }
         observation.progress_units = self.actuator.progress_units();
+        observation.ceiling = self.actuator.ceiling();
         let limit_before = self.policy.config().memory_limit;
         let decision = self.policy.step(&observation);
         if sample.cgroup_gone {

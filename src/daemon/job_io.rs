@@ -1,0 +1,170 @@
+//! The daemon's side of the jobs `resctl run` registered: finding them (their run folders
+//! in the daemon's runtime folder, `<pid>/job.json`), asking each for its state over its
+//! control socket, setting a ceiling there, and freezing or thawing its cgroup
+//! (`cgroup.freeze`). What to do is decided in [`super::jobs`].
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::control::client::ControlClient;
+use crate::control::protocol::{
+    Registration, Request, StatusReply, StatusSnapshot, REGISTRATION_FILE,
+};
+use crate::safe_fs::read_regular;
+
+/// Largest registration file read, bytes.
+const MAX_REGISTRATION_BYTES: u64 = 64 * 1024;
+/// How long a job's socket has to answer (the daemon's loop waits for it).
+const REPLY_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// A job a run registered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredJob {
+    /// resctl's pid (the run folder's name).
+    pub resctl_pid: u32,
+    /// What the run wrote.
+    pub registration: Registration,
+    /// Its control socket.
+    pub socket: PathBuf,
+}
+
+impl RegisteredJob {
+    /// The job's cgroup folder, if it has one.
+    pub fn cgroup(&self) -> Option<&Path> {
+        self.registration.cgroup.as_deref().map(Path::new)
+    }
+
+    /// Whether the job runs in the cgroup `slice_dir` or below it.
+    pub fn inside(&self, slice_dir: &Path) -> bool {
+        self.cgroup()
+            .is_some_and(|cgroup| cgroup.starts_with(slice_dir))
+    }
+
+    /// Its state, from its socket.
+    ///
+    /// # Errors
+    ///
+    /// The socket did not answer (the run is ending), in words.
+    pub fn status(&self) -> Result<StatusSnapshot, String> {
+        self.client()?
+            .request_as::<StatusReply>(&Request::Status)
+            .map(|reply| reply.status)
+            .map_err(|err| err.to_string())
+    }
+
+    /// Sets (`Some`) or lifts (`None`) its ceiling.
+    ///
+    /// # Errors
+    ///
+    /// The socket did not take it, in words.
+    pub fn set_ceiling(&self, threads: Option<u32>, reason: &str) -> Result<(), String> {
+        self.client()?
+            .request(&Request::Ceiling {
+                threads,
+                reason: Some(reason.to_owned()),
+            })
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    }
+
+    /// Freezes (`true`) or thaws its cgroup.
+    ///
+    /// # Errors
+    ///
+    /// It has no cgroup, or `cgroup.freeze` could not be written (cgroup v1, gone).
+    pub fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        let cgroup = self.cgroup().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the job has no cgroup (monitor-only)",
+            )
+        })?;
+        set_frozen(cgroup, frozen)
+    }
+
+    /// Whether its cgroup is frozen now (`cgroup.freeze` reads 1).
+    pub fn frozen(&self) -> bool {
+        self.cgroup()
+            .and_then(|cgroup| std::fs::read_to_string(cgroup.join("cgroup.freeze")).ok())
+            .is_some_and(|text| text.trim() == "1")
+    }
+
+    fn client(&self) -> Result<ControlClient, String> {
+        let client = ControlClient::connect(&self.socket).map_err(|err| err.to_string())?;
+        client
+            .set_reply_timeout(REPLY_TIMEOUT)
+            .map_err(|err| err.to_string())?;
+        Ok(client)
+    }
+}
+
+/// Writes `cgroup.freeze` of `cgroup`: 1 pauses every process in it, 0 resumes them.
+///
+/// # Errors
+///
+/// The file could not be written (no such cgroup, cgroup v1).
+pub fn set_frozen(cgroup: &Path, frozen: bool) -> io::Result<()> {
+    std::fs::write(cgroup.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+}
+
+/// The jobs registered in `runtime_dir` (`<pid>/job.json`); folders without a readable
+/// registration are skipped (a run starting, or one without a cgroup of its own).
+pub fn registered_jobs(runtime_dir: &Path) -> Vec<RegisteredJob> {
+    let Ok(entries) = std::fs::read_dir(runtime_dir) else {
+        return Vec::new();
+    };
+    let mut jobs: Vec<RegisteredJob> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let resctl_pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let folder = entry.path();
+            let bytes =
+                read_regular(&folder.join(REGISTRATION_FILE), MAX_REGISTRATION_BYTES).ok()?;
+            let registration = serde_json::from_slice(&bytes).ok()?;
+            Some(RegisteredJob {
+                resctl_pid,
+                registration,
+                socket: folder.join("control.sock"),
+            })
+        })
+        .collect();
+    jobs.sort_by_key(|job| job.resctl_pid);
+    jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_jobs_are_read_from_their_run_folders_and_placed_in_slices() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |pid: &str, text: &str| {
+            let folder = dir.path().join(pid);
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join(REGISTRATION_FILE), text).unwrap();
+        };
+        write(
+            "42",
+            r#"{"pid":43,"cgroup":"/sys/fs/cgroup/etl.slice/resctl-42.scope/job","priority":5,"name":"make"}"#,
+        );
+        write("7", r#"{"pid":8,"cgroup":null,"priority":0,"name":"x"}"#);
+        write("9", "not json");
+        write(
+            "daemon",
+            r#"{"pid":1,"cgroup":null,"priority":0,"name":"y"}"#,
+        );
+        std::fs::create_dir_all(dir.path().join("11")).unwrap();
+        let jobs = registered_jobs(dir.path());
+        let pids: Vec<u32> = jobs.iter().map(|job| job.resctl_pid).collect();
+        assert_eq!(pids, [7, 42]);
+        let make = &jobs[1];
+        assert_eq!(make.registration.priority, 5);
+        assert!(make.inside(Path::new("/sys/fs/cgroup/etl.slice")));
+        assert!(!make.inside(Path::new("/sys/fs/cgroup/et")));
+        assert!(!jobs[0].inside(Path::new("/sys/fs/cgroup")));
+        assert!(make.status().is_err(), "no socket there");
+        assert!(jobs[0].set_frozen(true).is_err());
+    }
+}

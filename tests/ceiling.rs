@@ -1,0 +1,131 @@
+//! The `ceiling` request on a job's control socket (what `resctl daemon` sends to shrink a
+//! job of a slice under pressure): from root it caps the job's worker count with its
+//! reason, lifting it lets the job's own policy decide again; the job's own user is refused.
+//! Needs root (a skipped test says so).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{resctl, running_as_root, stderr};
+
+/// Sends one request line to `socket` and returns the reply line.
+fn ask(socket: &str, request: &str) -> String {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn a_ceiling_from_root_caps_the_job_and_lifting_it_gives_the_count_back() {
+    if !running_as_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let said = dir.path().join("socket");
+    // The job says where its socket is, then waits.
+    let script = format!(
+        "echo \"$RESCTL_SOCKET\" > '{}'; while [ ! -e '{}' ]; do sleep 0.1; done; cat \"$RESCTL_THREADS_FILE\"",
+        said.display(),
+        release.display()
+    );
+    let child = resctl()
+        .args([
+            "run",
+            "--monitor-only",
+            "--interval",
+            "200ms",
+            "--threads",
+            "4",
+        ])
+        .args([
+            "--min-threads",
+            "1",
+            "--max-threads",
+            "4",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let socket = loop {
+        let text = std::fs::read_to_string(&said).unwrap_or_default();
+        if !text.trim().is_empty() {
+            break text.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let refused = ask(&socket, r#"{"op":"ceiling","threads":0}"#);
+    assert!(refused.contains("\"ok\":false"), "{refused}");
+    let reply = ask(
+        &socket,
+        r#"{"op":"ceiling","threads":2,"reason":"slice test.slice at high"}"#,
+    );
+    assert!(reply.contains("\"ok\":true"), "{reply}");
+    let capped = loop {
+        let status = ask(&socket, r#"{"op":"status"}"#);
+        if status.contains("\"threads\":2,") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "never capped: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        capped.contains("slice test.slice at high: at most 2 threads"),
+        "{capped}"
+    );
+    let lifted = ask(&socket, r#"{"op":"ceiling","threads":null}"#);
+    assert!(lifted.contains("\"ok\":true"), "{lifted}");
+    std::fs::write(&release, "").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("threads 4 -> 2: slice test.slice at high: at most 2 threads"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_jobs_own_user_cannot_set_or_lift_a_ceiling() {
+    if !running_as_root() {
+        return;
+    }
+    // The job runs as nobody and asks its own socket, with Python's socket module (a
+    // system Python: one under root's home is not executable by nobody).
+    let python = "/usr/bin/python3";
+    if !std::path::Path::new(python).exists() {
+        eprintln!("skipped: needs {python}");
+        return;
+    }
+    let script = r#"import os, socket
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ["RESCTL_SOCKET"])
+s.sendall(b'{"op":"ceiling","threads":null}\n')
+print(s.makefile().readline().strip())"#;
+    let output = resctl()
+        .args(["run", "--monitor-only", "--user", "nobody", "--"])
+        .args([python, "-c", script])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}\n{out}", stderr(&output));
+    assert!(
+        out.contains("only root (resctl daemon) may set a ceiling"),
+        "{out}"
+    );
+}
