@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -280,15 +280,20 @@ async fn first_of<F: Future>(work: F, timer: Timer) -> Option<F::Output> {
 }
 
 /// A future that is ready after a duration, woken by a short-lived thread (zbus's own
-/// runtime exposes no timer).
+/// runtime exposes no timer). Dropping it ends the thread at once: the thread waits on a
+/// channel whose sender the timer holds, not in a sleep.
 struct Timer {
     duration: Duration,
     state: Option<Arc<TimerState>>,
+    /// Dropped with the timer, which wakes the thread to end without firing.
+    cancel: Option<mpsc::Sender<()>>,
 }
 
 #[derive(Default)]
 struct TimerState {
     fired: AtomicBool,
+    /// The thread has returned.
+    ended: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
@@ -297,6 +302,7 @@ impl Timer {
         Timer {
             duration,
             state: None,
+            cancel: None,
         }
     }
 }
@@ -306,18 +312,26 @@ impl Future for Timer {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let duration = self.duration;
-        let state = self.state.get_or_insert_with(|| {
+        if self.state.is_none() {
             let state = Arc::new(TimerState::default());
             let fire = Arc::clone(&state);
+            let (cancel, cancelled) = mpsc::channel::<()>();
             std::thread::spawn(move || {
-                std::thread::sleep(duration);
-                fire.fired.store(true, Ordering::Release);
-                if let Some(waker) = fire.waker.lock().ok().and_then(|mut w| w.take()) {
-                    waker.wake();
+                // Only a timeout fires; the sender dropped (the timer gone) ends the wait.
+                if let Err(mpsc::RecvTimeoutError::Timeout) = cancelled.recv_timeout(duration) {
+                    fire.fired.store(true, Ordering::Release);
+                    if let Some(waker) = fire.waker.lock().ok().and_then(|mut w| w.take()) {
+                        waker.wake();
+                    }
                 }
+                fire.ended.store(true, Ordering::Release);
             });
-            state
-        });
+            self.state = Some(state);
+            self.cancel = Some(cancel);
+        }
+        let Some(state) = self.state.as_ref() else {
+            return Poll::Pending;
+        };
         if state.fired.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
@@ -343,6 +357,27 @@ mod tests {
             Timer::after(Duration::from_millis(20)),
         ));
         assert_eq!(outcome, None);
+    }
+
+    #[test]
+    fn a_dropped_timer_ends_its_thread_at_once() {
+        let mut timer = Box::pin(Timer::after(Duration::from_secs(600)));
+        let waker = std::task::Waker::noop();
+        assert!(timer
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_pending());
+        let state = timer.state.clone().expect("polled: the thread runs");
+        drop(timer);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !state.ended.load(Ordering::Acquire) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread still waits"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!state.fired.load(Ordering::Acquire));
     }
 
     #[test]
