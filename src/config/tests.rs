@@ -631,3 +631,38 @@ fn read_errors_name_the_path() {
         "{text}"
     );
 }
+
+/// Found by fuzzing (config_yaml): `high: 99%` with critical left to its default loaded,
+/// and `config show` then wrote a file that did not load.
+#[test]
+fn a_percentage_out_of_order_with_a_defaulted_level_is_refused_at_load() {
+    assert_error_at(
+        "memory: { moderate: 80%, high: 99% }\n",
+        1,
+        26,
+        "memory.high (99%) must be below memory.critical (default 87.5%)",
+    );
+    assert_error_at(
+        "memory:\n  high: 40%\n",
+        2,
+        3,
+        "memory.moderate (default 50%) must be below memory.high (40%)",
+    );
+    assert_error_at(
+        "memory:\n  cleanup: 90%\n",
+        2,
+        3,
+        "memory.cleanup (90%) must be below memory.critical (default 87.5%)",
+    );
+    assert_error_at(
+        "slices:\n  build.slice:\n    memory: { high: 99% }\n",
+        3,
+        15,
+        "slices.build.slice.memory.high (99%) must be below memory.critical (default 87.5%)",
+    );
+    // Sizes are compared against the budget's shares only when a job resolves its levels.
+    assert!(Config::from_yaml("memory:\n  high: 3G\n", "t.yaml").is_ok());
+    // And what `config show` writes for a valid file loads again.
+    let config = Config::from_yaml("memory: { high: 80% }\n", "t.yaml").unwrap();
+    assert!(Config::from_yaml(&config.to_yaml(), "again").is_ok());
+}

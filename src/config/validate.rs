@@ -184,6 +184,7 @@ fn check_memory(config: &Config) -> Result<(), Issue> {
             }
         }
     }
+    check_against_defaults(config)?;
     if let (Some(cleanup), Some(critical)) = (memory.cleanup, memory.critical) {
         if cleanup != Limit::Unlimited && comparable_not_below(cleanup, critical) {
             return Err(order_issue(
@@ -192,6 +193,68 @@ fn check_memory(config: &Config) -> Result<(), Issue> {
                 cleanup,
                 "memory.critical",
                 critical,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A level left unset is its default share of the budget, so a percentage set against it
+/// is out of order for every budget (`high: 99%` with critical's default 87.5 %): said at
+/// load, not only when a job resolves its levels.
+fn check_against_defaults(config: &Config) -> Result<(), Issue> {
+    let memory = &config.memory;
+    let levels = [
+        (
+            "memory.moderate",
+            memory.moderate,
+            defaults::MEMORY_MODERATE_PERCENT,
+        ),
+        ("memory.high", memory.high, defaults::MEMORY_HIGH_PERCENT),
+        (
+            "memory.critical",
+            memory.critical,
+            defaults::MEMORY_CRITICAL_PERCENT,
+        ),
+    ];
+    let cleanup = (
+        "memory.cleanup",
+        memory.cleanup,
+        defaults::MEMORY_CLEANUP_PERCENT,
+    );
+    let pairs = [
+        (levels[0], levels[1]),
+        (levels[1], levels[2]),
+        (levels[0], levels[2]),
+        (cleanup, levels[2]),
+    ];
+    for ((lower_key, lower, lower_default), (upper_key, upper, upper_default)) in pairs {
+        let (lower_percent, upper_percent, set_key, lower_shown, upper_shown) = match (lower, upper)
+        {
+            (Some(Limit::Percent(lower)), None) => (
+                lower,
+                upper_default,
+                lower_key,
+                format!("{lower}%"),
+                format!("default {upper_default}%"),
+            ),
+            (None, Some(Limit::Percent(upper))) if lower_key != "memory.cleanup" => (
+                lower_default,
+                upper,
+                upper_key,
+                format!("default {lower_default}%"),
+                format!("{upper}%"),
+            ),
+            _ => continue,
+        };
+        if lower_percent >= upper_percent {
+            return Err(Issue::new(
+                &[set_key],
+                format!(
+                    "{} ({lower_shown}) must be below {} ({upper_shown})",
+                    config.provenance.name(lower_key),
+                    config.provenance.name(upper_key)
+                ),
             ));
         }
     }
