@@ -120,6 +120,12 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as JSON to FILE (checked before the first run).
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+    /// Also write the table as Markdown to FILE (checked before the first run).
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<PathBuf>,
     /// Keep what the sweep measured (memory per worker, the recommended count, the first
     /// count OOM-killed) in the job's history, so `resctl run --job-key NAME` starts from it.
     #[arg(long)]

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::act::jobserver::AuthForm;
+use crate::bench::progress::Progress;
 use crate::bench::runner::{run_all, BenchError, BenchPlan};
 use crate::cgroup::detect::detect;
 use crate::cli::{
@@ -30,7 +31,7 @@ use crate::report::record::read_trace;
 use crate::run::setup::facts_for_new_job;
 use crate::run::user::JobUser;
 use crate::run::{run, RunRequest};
-use crate::safe_fs::Folder;
+use crate::safe_fs::{Folder, OutputFile};
 use crate::units::{format_size, parse_duration, parse_limit, Limit};
 
 /// What a command ended with: its exit code, or why it failed.
@@ -454,6 +455,15 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         Ok(path) => path,
         Err(err) => return usage(format!("cannot find resctl's own binary: {err}")),
     };
+    // Outputs are checked before the first run, so a typo costs nothing.
+    let export = |flag: &str, path: &Option<std::path::PathBuf>| {
+        path.as_deref()
+            .map(OutputFile::prepare)
+            .transpose()
+            .map_err(|err| Failure::Usage(format!("{flag}: {err}")))
+    };
+    let export_json = export("--export-json", &args.export_json)?;
+    let export_markdown = export("--export-markdown", &args.export_markdown)?;
     // The default is a new folder of an unguessable name, private to resctl's user: never a
     // predictable path in a shared temporary folder that someone else could plant first.
     let log_dir = match &args.log_dir {
@@ -477,15 +487,11 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         command: args.command.clone(),
         log_dir: log_dir.clone(),
     };
-    let total = plan.threads.len() * plan.repeat as usize;
-    let mut done = 0;
+    let mut progress = Progress::new(plan.threads.len() * plan.repeat as usize, plan.repeat);
     let runs = run_all(&plan, &resctl, |threads, repeat| {
-        done += 1;
-        tracing::info!(
-            "bench: run {done}/{total}: {threads} threads, repeat {repeat}/{}",
-            plan.repeat
-        );
+        progress.next(threads, repeat)
     });
+    progress.finish();
     let runs = match runs {
         Ok(runs) => runs,
         Err(BenchError::Interrupted { code, .. }) => {
@@ -509,6 +515,25 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         "bench: each run's log and summary are in {}",
         log_dir.display()
     );
+    let written = [
+        (
+            export_json,
+            serde_json::to_string_pretty(&report).map(|json| json + "\n"),
+        ),
+        (export_markdown, Ok(report.markdown())),
+    ];
+    for (output, text) in written {
+        let Some(output) = output else { continue };
+        let written = text
+            .map_err(std::io::Error::other)
+            .and_then(|text| output.write(text.as_bytes()));
+        if let Err(err) = written {
+            return Err(Failure::Failed(format!(
+                "bench: {}: {err}",
+                output.path().display()
+            )));
+        }
+    }
     if args.save {
         let counts: Vec<SweepCount> = report
             .results

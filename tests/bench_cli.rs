@@ -127,3 +127,84 @@ fn bad_arguments_are_usage_errors() {
         );
     }
 }
+
+#[test]
+fn the_report_is_exported_as_json_and_markdown_with_mean_and_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let markdown = dir.path().join("bench.md");
+    let output = resctl()
+        .args(["bench", "--threads", "1,2", "--repeat", "2", "--log-dir"])
+        .arg(dir.path().join("logs"))
+        .arg("--export-json")
+        .arg(&json)
+        .arg("--export-markdown")
+        .arg(&markdown)
+        .args(["--", "sh", "-c", "sleep 0.{threads}"])
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    // Not a terminal: one log line per run, the later ones with the time left.
+    assert!(
+        err.contains("bench: run 1/4: 1 threads, repeat 1/2\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bench: run 4/4: 2 threads, repeat 2/2, about "),
+        "{err}"
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.lines().next().unwrap_or("").contains("mean ± σ s"),
+        "{table}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for result in results {
+        let mean = result["mean_secs"].as_f64().unwrap();
+        let median = result["median_secs"].as_f64().unwrap();
+        assert!(mean > 0.0 && (mean - median).abs() < 0.5, "{result}");
+        assert!(result["stddev_secs"].as_f64().unwrap() >= 0.0, "{result}");
+    }
+    let markdown = std::fs::read_to_string(&markdown).unwrap();
+    let lines: Vec<&str> = markdown.lines().collect();
+    assert!(
+        lines[0].starts_with("| threads | runs | median s | mean ± σ s |"),
+        "{markdown}"
+    );
+    assert!(lines[1].starts_with("|---:|"), "{markdown}");
+    assert!(lines[2].starts_with("| 1 | 2 | "), "{markdown}");
+    assert!(lines[3].starts_with("| 2 | 2 | "), "{markdown}");
+    assert!(markdown.contains("\nrecommended: "), "{markdown}");
+}
+
+#[test]
+fn an_export_into_a_missing_folder_stops_the_bench_before_any_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let output = resctl()
+        .args([
+            "bench",
+            "--threads",
+            "1",
+            "--repeat",
+            "1",
+            "--export-markdown",
+        ])
+        .arg(dir.path().join("missing/bench.md"))
+        .args(["--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--export-markdown: "),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!marker.exists(), "a run started");
+}

@@ -6,6 +6,7 @@
 //! of the fastest count, among the counts whose every run succeeded under the budget — not
 //! the original's argmax(efficiency), which is almost always one thread.
 
+pub mod progress;
 pub mod runner;
 
 use std::time::Duration;
@@ -55,6 +56,10 @@ pub struct CountResult {
     pub ok: bool,
     /// Median wall time of the runs, seconds.
     pub median_secs: f64,
+    /// Mean wall time of the runs, seconds.
+    pub mean_secs: f64,
+    /// Standard deviation of the runs' wall times, seconds (sample σ; 0 for one run).
+    pub stddev_secs: f64,
     /// Median CPU time, seconds.
     pub median_cpu_secs: f64,
     /// Highest peak memory of the runs, bytes.
@@ -91,6 +96,20 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// Mean and sample standard deviation of `values` (σ is 0 below two values).
+fn mean_and_stddev(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let count = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / count;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0);
+    (mean, variance.sqrt())
+}
+
 /// Aggregates the runs per count and picks the recommendation: the fewest threads within
 /// `tolerance` (a fraction, 0.05 = 5 %) of the fastest successful count.
 pub fn report(per_count: Vec<(u32, Vec<BenchRun>)>, tolerance: f64) -> BenchReport {
@@ -100,9 +119,12 @@ pub fn report(per_count: Vec<(u32, Vec<BenchRun>)>, tolerance: f64) -> BenchRepo
             let ok = !runs.is_empty() && runs.iter().all(|r| r.exit_code == 0 && r.oom_kills == 0);
             let mut walls: Vec<f64> = runs.iter().map(|r| r.wall.as_secs_f64()).collect();
             let mut cpus: Vec<f64> = runs.iter().map(|r| r.cpu.as_secs_f64()).collect();
+            let (mean_secs, stddev_secs) = mean_and_stddev(&walls);
             CountResult {
                 threads,
                 ok,
+                mean_secs,
+                stddev_secs,
                 median_secs: median(&mut walls),
                 median_cpu_secs: median(&mut cpus),
                 peak_memory: runs.iter().map(|r| r.peak_memory).max().unwrap_or(0),
@@ -166,6 +188,19 @@ pub fn report(per_count: Vec<(u32, Vec<BenchRun>)>, tolerance: f64) -> BenchRepo
     }
 }
 
+/// The shortest and longest wall time of a count's runs, seconds (0 for none).
+fn wall_range(result: &CountResult) -> (f64, f64) {
+    let walls = result.runs.iter().map(|r| r.wall.as_secs_f64());
+    let min = walls.clone().fold(f64::INFINITY, f64::min);
+    let max = walls.fold(0.0, f64::max);
+    (if min.is_finite() { min } else { 0.0 }, max)
+}
+
+/// `value` with two decimals and `suffix`, or `-`.
+fn optional(value: Option<f64>, suffix: &str) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}{suffix}"))
+}
+
 /// Why a count failed, for the table: "ok", "2× OOM", "exit 1", ...
 fn outcome(result: &CountResult) -> String {
     if result.ok {
@@ -195,10 +230,11 @@ impl BenchReport {
     /// The table and the recommendation, for people.
     pub fn render(&self) -> Vec<String> {
         let mut lines = vec![format!(
-            "{:>7} {:>4} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}  outcome",
+            "{:>7} {:>4} {:>10} {:>15} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}  outcome",
             "threads",
             "runs",
             "median s",
+            "mean ± σ s",
             "min s",
             "max s",
             "cpu s",
@@ -207,18 +243,14 @@ impl BenchReport {
             "efficiency"
         )];
         for result in &self.results {
-            let walls = result.runs.iter().map(|r| r.wall.as_secs_f64());
-            let min = walls.clone().fold(f64::INFINITY, f64::min);
-            let max = walls.fold(0.0, f64::max);
-            let optional = |value: Option<f64>, suffix: &str| {
-                value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}{suffix}"))
-            };
+            let (min, max) = wall_range(result);
             lines.push(format!(
-                "{:>7} {:>4} {:>10.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8} {:>10}  {}",
+                "{:>7} {:>4} {:>10.2} {:>15} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8} {:>10}  {}",
                 result.threads,
                 result.runs.len(),
                 result.median_secs,
-                if min.is_finite() { min } else { 0.0 },
+                format!("{:.2} ± {:.2}", result.mean_secs, result.stddev_secs),
+                min,
                 max,
                 result.median_cpu_secs,
                 format_size(result.peak_memory),
@@ -227,11 +259,46 @@ impl BenchReport {
                 outcome(result)
             ));
         }
-        lines.push(match self.recommended {
+        lines.push(self.verdict());
+        lines
+    }
+
+    /// The recommendation in one line.
+    fn verdict(&self) -> String {
+        match self.recommended {
             Some(_) => format!("recommended: {}", self.reason),
             None => format!("no recommendation: {}", self.reason),
-        });
-        lines
+        }
+    }
+
+    /// The table as Markdown (`--export-markdown`), the recommendation below it.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| threads | runs | median s | mean ± σ s | min s | max s | cpu s | peak memory | speedup | efficiency | outcome |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        );
+        for result in &self.results {
+            let (min, max) = wall_range(result);
+            out.push_str(&format!(
+                "| {} | {} | {:.2} | {:.2} ± {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |\n",
+                result.threads,
+                result.runs.len(),
+                result.median_secs,
+                result.mean_secs,
+                result.stddev_secs,
+                min,
+                max,
+                result.median_cpu_secs,
+                format_size(result.peak_memory),
+                optional(result.speedup, "×"),
+                optional(result.efficiency, ""),
+                outcome(result)
+            ));
+        }
+        out.push('\n');
+        out.push_str(&self.verdict());
+        out.push('\n');
+        out
     }
 }
 
