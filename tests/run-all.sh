@@ -20,11 +20,14 @@ cargo test
 stage "fuzz smoke: fuzz/run.sh 20"
 fuzz/run.sh 20
 
+stage "Debian package: packaging/build-deb.sh (installed and checked in the VM suite)"
+packaging/build-deb.sh
+
 stage "VM test suite: tests/vm/run.sh"
 if [ "${RESCTL_SKIP_VM:-0}" = 1 ]; then
     echo "RESCTL_SKIP_VM=1: VM suite NOT run (never set this in CI)" >&2
     exit 1
 fi
-PROPTEST_CASES=32 tests/vm/run.sh
+PROPTEST_CASES=32 RESCTL_TEST_REQUIRE_DEB=1 tests/vm/run.sh
 
 stage "all test suites passed"

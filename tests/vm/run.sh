@@ -395,6 +395,14 @@ if [[ ${#benches[@]} -gt 0 ]]; then
 fi
 guest_resctl=$(stage_executable "$resctl_bin")
 [[ $guest_resctl == target/debug/resctl ]] || die "resctl binary at unexpected place $resctl_bin"
+# The Debian package, when packaging/build-deb.sh made one (always under ./target, whatever
+# CARGO_TARGET_DIR says): the newest, for the package test.
+newest_deb=$(ls -t "$project_dir"/target/debian/resctl_*.deb "$target_dir"/debian/resctl_*.deb \
+    2>/dev/null | head -n 1 || true)
+if [[ -n $newest_deb ]]; then
+    mkdir -p "$share_dir/target/debian"
+    cp "$newest_deb" "$share_dir/target/debian/"
+fi
 for folder in systemd config tests/fixtures; do
     mkdir -p "$share_dir/$folder"
     [[ -d $project_dir/$folder ]] && cp -a "$project_dir/$folder/." "$share_dir/$folder/"
