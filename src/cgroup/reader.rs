@@ -383,6 +383,15 @@ fn read_whole(file: &File, buffer: &mut Vec<u8>) -> io::Result<()> {
     }
 }
 
+/// Whether the v2 cgroup `dir` is frozen (`cgroup.freeze` reads 1); `false` when it cannot
+/// be read (no such cgroup, v1).
+pub fn is_frozen(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.freeze"))
+        .ok()
+        .and_then(|text| parse::parse_u64(&dir.join("cgroup.freeze"), &text).ok())
+        == Some(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,5 +707,22 @@ mod tests {
         assert!(dir.is_populated().unwrap());
         let err = CgroupDir::open(&own, CgroupKind::V2).unwrap_err();
         assert!(matches!(err, CgroupError::NotCgroupfs { .. }), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod freeze_tests {
+    use super::is_frozen;
+
+    #[test]
+    fn a_cgroup_is_frozen_only_when_cgroup_freeze_reads_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_frozen(dir.path()), "no file");
+        std::fs::write(dir.path().join("cgroup.freeze"), "1\n").unwrap();
+        assert!(is_frozen(dir.path()));
+        std::fs::write(dir.path().join("cgroup.freeze"), "0\n").unwrap();
+        assert!(!is_frozen(dir.path()));
+        std::fs::write(dir.path().join("cgroup.freeze"), "x\n").unwrap();
+        assert!(!is_frozen(dir.path()));
     }
 }

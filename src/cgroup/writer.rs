@@ -157,6 +157,19 @@ pub fn set_memory_max(dir: &Path, kind: CgroupKind, bytes: Option<u64>) -> Resul
     write_file(&dir.join(file), &limit_value(kind, bytes))
 }
 
+/// Freezes (`true`: every process in it is paused, not killed) or thaws the v2 cgroup
+/// (`cgroup.freeze`, kernel 5.2+); v1's memory hierarchy has no freezer:
+/// [`CgroupError::Unsupported`].
+pub fn set_frozen(dir: &Path, kind: CgroupKind, frozen: bool) -> Result<(), CgroupError> {
+    if kind == CgroupKind::V1Memory {
+        return Err(CgroupError::Unsupported {
+            operation: "cgroup.freeze",
+            path: dir.to_path_buf(),
+        });
+    }
+    write_file(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+}
+
 /// Asks the kernel to reclaim `bytes` from the v2 cgroup now (`memory.reclaim`, kernel 5.19+).
 /// The write blocks while the kernel reclaims. EAGAIN (it could not reclaim that much) is
 /// [`CgroupError::NothingReclaimable`]; v1 has no such file: [`CgroupError::Unsupported`].

@@ -3,10 +3,11 @@
 //! control socket, setting a ceiling there, and freezing or thawing its cgroup
 //! (`cgroup.freeze`). What to do is decided in [`super::jobs`].
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cgroup::reader::CgroupKind;
+use crate::cgroup::writer;
 use crate::control::client::ControlClient;
 use crate::control::protocol::{
     Registration, Request, StatusReply, StatusSnapshot, REGISTRATION_FILE,
@@ -72,22 +73,17 @@ impl RegisteredJob {
     ///
     /// # Errors
     ///
-    /// It has no cgroup, or `cgroup.freeze` could not be written (cgroup v1, gone).
-    pub fn set_frozen(&self, frozen: bool) -> io::Result<()> {
-        let cgroup = self.cgroup().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                "the job has no cgroup (monitor-only)",
-            )
-        })?;
-        set_frozen(cgroup, frozen)
+    /// It has no cgroup, or `cgroup.freeze` could not be written (gone), in words.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), String> {
+        let cgroup = self
+            .cgroup()
+            .ok_or_else(|| "the job has no cgroup (monitor-only)".to_owned())?;
+        writer::set_frozen(cgroup, CgroupKind::V2, frozen).map_err(|err| err.to_string())
     }
 
     /// Whether its cgroup is frozen now (`cgroup.freeze` reads 1).
     pub fn frozen(&self) -> bool {
-        self.cgroup()
-            .and_then(|cgroup| std::fs::read_to_string(cgroup.join("cgroup.freeze")).ok())
-            .is_some_and(|text| text.trim() == "1")
+        self.cgroup().is_some_and(crate::cgroup::reader::is_frozen)
     }
 
     fn client(&self) -> Result<ControlClient, String> {
@@ -97,15 +93,6 @@ impl RegisteredJob {
             .map_err(|err| err.to_string())?;
         Ok(client)
     }
-}
-
-/// Writes `cgroup.freeze` of `cgroup`: 1 pauses every process in it, 0 resumes them.
-///
-/// # Errors
-///
-/// The file could not be written (no such cgroup, cgroup v1).
-pub fn set_frozen(cgroup: &Path, frozen: bool) -> io::Result<()> {
-    std::fs::write(cgroup.join("cgroup.freeze"), if frozen { "1" } else { "0" })
 }
 
 /// The jobs registered in `runtime_dir` (`<pid>/job.json`); folders without a readable

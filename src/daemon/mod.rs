@@ -413,18 +413,12 @@ impl Daemon {
                         None => self.ceilings.remove(&job.resctl_pid),
                     };
                 }),
-                JobAction::Freeze { .. } => job
-                    .set_frozen(true)
-                    .map(|()| {
-                        self.frozen.insert(job.resctl_pid);
-                    })
-                    .map_err(|err| format!("cgroup.freeze: {err}")),
-                JobAction::Thaw { .. } => job
-                    .set_frozen(false)
-                    .map(|()| {
-                        self.frozen.remove(&job.resctl_pid);
-                    })
-                    .map_err(|err| format!("cgroup.freeze: {err}")),
+                JobAction::Freeze { .. } => job.set_frozen(true).map(|()| {
+                    self.frozen.insert(job.resctl_pid);
+                }),
+                JobAction::Thaw { .. } => job.set_frozen(false).map(|()| {
+                    self.frozen.remove(&job.resctl_pid);
+                }),
             };
             let cgroup = job.registration.cgroup.clone().unwrap_or_default();
             let reason = job_text::escape(action.reason());
