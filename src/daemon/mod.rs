@@ -54,6 +54,10 @@ use limits::SliceLimits;
 use slice::{SliceEvent, SliceWatch};
 use std::ffi::OsStr;
 
+/// How often the status file is refreshed when no action happened (`resctl status` calls
+/// a file stale only after three intervals and 5 s).
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
 /// The configuration file the service reads by default.
 pub const DEFAULT_DAEMON_CONFIG: &str = "/etc/resctl/resctl.yaml";
 
@@ -95,6 +99,8 @@ struct Daemon {
     status_folder: Option<Folder>,
     /// The status file could not be written (said once until it can).
     status_failing: bool,
+    /// When the status file was last written, and the newest action it held.
+    status_written: Option<(Instant, f64)>,
     /// Where runs register their jobs (the runtime folder).
     runs_dir: PathBuf,
     /// The ceilings the daemon set, by resctl pid.
@@ -163,6 +169,7 @@ impl Daemon {
             metrics,
             status_folder,
             status_failing: false,
+            status_written: None,
             runs_dir: runtime_dir(),
             ceilings: HashMap::new(),
             frozen: HashSet::new(),
@@ -360,7 +367,18 @@ impl Daemon {
     /// The registered jobs of each slice under pressure (or still capped or frozen): at
     /// most one action per slice, as [`jobs::JobSteering`] decides.
     fn steer_jobs(&mut self, at: Duration) {
-        let registered = job_io::registered_jobs(&self.runs_dir);
+        let pressed = self.slices.values().any(|watched| {
+            watched
+                .watch
+                .figures()
+                .is_some_and(|figures| figures.level >= Level::High)
+        });
+        // Calm slices and no job held: nothing to read (the steering still counts the calm).
+        let registered = if pressed || !self.ceilings.is_empty() || !self.frozen.is_empty() {
+            job_io::registered_jobs(&self.runs_dir)
+        } else {
+            Vec::new()
+        };
         let alive: HashSet<u32> = registered.iter().map(|job| job.resctl_pid).collect();
         self.ceilings.retain(|pid, _| alive.contains(pid));
         self.frozen.retain(|pid| alive.contains(pid));
@@ -486,6 +504,18 @@ impl Daemon {
         let Some(folder) = &self.status_folder else {
             return;
         };
+        // Figures alone are refreshed every STATUS_EVERY; a new action at once.
+        let newest_action = self
+            .slices
+            .values()
+            .filter_map(|watched| watched.last_action.as_ref().map(|&(_, at)| at))
+            .fold(0.0, f64::max);
+        if let Some((written, action)) = self.status_written {
+            if written.elapsed() < STATUS_EVERY && newest_action <= action {
+                return;
+            }
+        }
+        self.status_written = Some((Instant::now(), newest_action));
         let status = DaemonStatus {
             pid: std::process::id(),
             written_at: now_unix_seconds(),
