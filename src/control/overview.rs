@@ -2,7 +2,7 @@
 //! is watching, in one table (or JSON).
 //!
 //! - **Slices** come from the daemon's status file, [`DAEMON_STATUS_FILE`] in its runtime
-//!   folder (`/run/resctl`), which the daemon replaces after every sample
+//!   folder (`/run/resctl`), which the daemon replaces every 2 s and at once after an action
 //!   ([`DaemonStatus`]). A file older than a few intervals is shown as stale: the daemon
 //!   is not running, or stuck.
 //! - **Jobs** are the run folders `<base>/resctl/<pid>/` of root (`/run`) and of the user
@@ -37,7 +37,7 @@ const STALE_INTERVALS: f64 = 3.0;
 /// Slack added to the stale limit, for a loaded machine.
 const STALE_SLACK: Duration = Duration::from_secs(5);
 
-/// What the daemon writes after every sample.
+/// What the daemon writes to its status file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DaemonStatus {
     /// The daemon's pid.

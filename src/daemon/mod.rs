@@ -12,8 +12,8 @@
 //! `--metrics-listen`/`--metrics-textfile` every slice's figures are exported as metrics
 //! ([`crate::report::metrics`]).
 //!
-//! After every sample it replaces its status file, which `resctl status` reads
-//! ([`crate::control::overview`]).
+//! Every 2 s, and at once after an action, it replaces its status file, which
+//! `resctl status` reads ([`crate::control::overview`]).
 //!
 //! Jobs `resctl run` started in a watched slice register in their run folder
 //! ([`job_io`]); when the slice is at high the daemon lowers one job's worker ceiling at a
