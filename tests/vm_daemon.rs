@@ -250,7 +250,7 @@ fn the_units_verify_and_the_service_is_hardened() {
             include_str!("../systemd/pipelines.slice"),
         ),
     ] {
-        let text = text.replace("/usr/local/bin/resctl", &resctl_bin().display().to_string());
+        let text = text.replace("/usr/bin/resctl", &resctl_bin().display().to_string());
         std::fs::write(scratch.join(name), text).unwrap();
     }
     for name in ["resctl.service", "resctl.slice", "pipelines.slice"] {
@@ -369,7 +369,7 @@ fn the_job_unit_runs_resctl_and_the_job_without_root_and_is_active_once_the_job_
     std::fs::write(
         &instance,
         include_str!("../systemd/resctl-job@.service")
-            .replace("/usr/local/bin/resctl", &resctl_bin().display().to_string()),
+            .replace("/usr/bin/resctl", &resctl_bin().display().to_string()),
     )
     .unwrap();
     let security = Command::new("systemd-analyze")

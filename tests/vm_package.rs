@@ -21,6 +21,22 @@ fn staged_package() -> Option<PathBuf> {
         .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
 }
 
+/// Puts the runner's /usr/bin/resctl link back when the test ends, passed or not (purging
+/// the package first if a failed assertion left it installed).
+struct RestoreRunnersLink(Option<PathBuf>);
+
+impl Drop for RestoreRunnersLink {
+    fn drop(&mut self) {
+        let Some(link) = &self.0 else { return };
+        if std::fs::read_link("/usr/bin/resctl").ok().as_ref() == Some(link) {
+            return;
+        }
+        let _ = run("dpkg", &["-P", "resctl"]);
+        let _ = std::fs::remove_file("/usr/bin/resctl");
+        let _ = std::os::unix::fs::symlink(link, "/usr/bin/resctl");
+    }
+}
+
 fn run(program: &str, args: &[&str]) -> std::process::Output {
     Command::new(program).args(args).output().unwrap()
 }
@@ -36,6 +52,10 @@ fn the_package_installs_a_working_resctl_its_units_man_page_and_completions() {
         eprintln!("skipped: no package staged (packaging/build-deb.sh builds one)");
         return;
     };
+    // The runner links /usr/bin/resctl to the binary under test (the units name it): the
+    // package replaces that link, and the link is put back when the package is gone, so the
+    // test binaries after this one find what they found before.
+    let restore = RestoreRunnersLink(std::fs::read_link("/usr/bin/resctl").ok());
     let installed = run("dpkg", &["-i", &package.display().to_string()]);
     assert!(
         installed.status.success(),
@@ -133,5 +153,17 @@ fn the_package_installs_a_working_resctl_its_units_man_page_and_completions() {
 
     let purged = run("dpkg", &["-P", "resctl"]);
     assert!(purged.status.success(), "dpkg -P: {}", stderr(&purged));
-    assert!(!std::path::Path::new("/usr/bin/resctl").exists());
+    assert!(
+        !std::path::Path::new("/usr/bin/resctl").exists(),
+        "dpkg -P left /usr/bin/resctl"
+    );
+    // The runner's link is back for the test binaries that follow.
+    let had_link = restore.0.is_some();
+    drop(restore);
+    if had_link {
+        assert!(
+            std::fs::read_link("/usr/bin/resctl").is_ok(),
+            "the runner's /usr/bin/resctl link was not put back"
+        );
+    }
 }
