@@ -20,7 +20,7 @@ use crate::config::resolve::{resolve, RunFlags};
 use crate::config::{Config, Overrides};
 use crate::control::client::{self, ClientError};
 use crate::control::overview;
-use crate::control::protocol::{Request, StatusReply};
+use crate::control::protocol::Request;
 use crate::doctor::DoctorReport;
 use crate::exit::RESCTL_FAILED;
 use crate::history::store::{default_dir, HistoryStore, JobHistory, Lookup};
@@ -579,12 +579,11 @@ pub fn status(args: &StatusArgs) -> Outcome {
         .is_some_and(|socket| !socket.is_empty());
     let show = || -> Result<String, Failure> {
         if inside_job {
-            let reply = client::connect_from_env()
-                .and_then(|mut client| client.request_as::<StatusReply>(&Request::Status))?;
+            let status = client::connect_from_env().and_then(|mut client| client.status())?;
             return if args.json {
-                json_text(&reply.status, args.watch)
+                json_text(&status, args.watch)
             } else {
-                Ok(client::render_status(&reply.status))
+                Ok(client::render_status(&status))
             };
         }
         let now = std::time::SystemTime::now();

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::protocol::{
-    to_line, Event, RecommendReply, Request, StageEndReply, StageStartReply, StatusSnapshot,
-    SubscribeReply, ENV_SOCKET,
+    to_line, Event, RecommendReply, Request, StageEndReply, StageStartReply, StatusReply,
+    StatusSnapshot, SubscribeReply, ENV_SOCKET,
 };
 use crate::job_text::JobText;
 use crate::safe_fs::{read_line_limited, LineRead};
@@ -116,6 +116,27 @@ impl ControlClient {
             reader: BufReader::new(stream),
             writer,
         })
+    }
+
+    /// Connects to the socket at `path`, each reply waited for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// The connection failed, or the socket refused the timeout.
+    pub fn connect_within(path: &Path, timeout: Duration) -> Result<ControlClient, ClientError> {
+        let client = ControlClient::connect(path)?;
+        client.set_reply_timeout(timeout)?;
+        Ok(client)
+    }
+
+    /// The job's whole state (the `status` request).
+    ///
+    /// # Errors
+    ///
+    /// As [`ControlClient::request_as`].
+    pub fn status(&mut self) -> Result<StatusSnapshot, ClientError> {
+        self.request_as::<StatusReply>(&Request::Status)
+            .map(|reply| reply.status)
     }
 
     /// Waits at most `timeout` for each reply (instead of the default 30 s).

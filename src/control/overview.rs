@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::client::ControlClient;
-use super::protocol::{Request, StatusReply, StatusSnapshot};
+use super::protocol::StatusSnapshot;
 use crate::job_text::escape;
 use crate::policy::Level;
 use crate::safe_fs::read_regular;
@@ -242,13 +242,8 @@ fn read_jobs(base: &Path, proc_root: &Path, notes: &mut Vec<String>) -> Vec<JobV
 }
 
 fn ask_status(socket: &Path) -> Result<StatusSnapshot, String> {
-    let mut client = ControlClient::connect(socket).map_err(|err| err.to_string())?;
-    client
-        .set_reply_timeout(JOB_REPLY_TIMEOUT)
-        .map_err(|err| err.to_string())?;
-    client
-        .request_as::<StatusReply>(&Request::Status)
-        .map(|reply| reply.status)
+    ControlClient::connect_within(socket, JOB_REPLY_TIMEOUT)
+        .and_then(|mut client| client.status())
         .map_err(|err| err.to_string())
 }
 

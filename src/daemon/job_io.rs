@@ -9,9 +9,7 @@ use std::time::Duration;
 use crate::cgroup::reader::CgroupKind;
 use crate::cgroup::writer;
 use crate::control::client::ControlClient;
-use crate::control::protocol::{
-    Registration, Request, StatusReply, StatusSnapshot, REGISTRATION_FILE,
-};
+use crate::control::protocol::{Registration, Request, StatusSnapshot, REGISTRATION_FILE};
 use crate::safe_fs::read_regular;
 
 /// Largest registration file read, bytes.
@@ -48,10 +46,7 @@ impl RegisteredJob {
     ///
     /// The socket did not answer (the run is ending), in words.
     pub fn status(&self) -> Result<StatusSnapshot, String> {
-        self.client()?
-            .request_as::<StatusReply>(&Request::Status)
-            .map(|reply| reply.status)
-            .map_err(|err| err.to_string())
+        self.client()?.status().map_err(|err| err.to_string())
     }
 
     /// Sets (`Some`) or lifts (`None`) its ceiling.
@@ -87,11 +82,7 @@ impl RegisteredJob {
     }
 
     fn client(&self) -> Result<ControlClient, String> {
-        let client = ControlClient::connect(&self.socket).map_err(|err| err.to_string())?;
-        client
-            .set_reply_timeout(REPLY_TIMEOUT)
-            .map_err(|err| err.to_string())?;
-        Ok(client)
+        ControlClient::connect_within(&self.socket, REPLY_TIMEOUT).map_err(|err| err.to_string())
     }
 }
 
