@@ -457,10 +457,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     };
     // Outputs are checked before the first run, so a typo costs nothing.
     let export = |flag: &str, path: &Option<std::path::PathBuf>| {
-        path.as_deref()
-            .map(OutputFile::prepare)
-            .transpose()
-            .map_err(|err| Failure::Usage(format!("{flag}: {err}")))
+        OutputFile::prepare_for(flag, path.as_deref()).map_err(Failure::Usage)
     };
     let export_json = export("--export-json", &args.export_json)?;
     let export_markdown = export("--export-markdown", &args.export_markdown)?;

@@ -402,6 +402,18 @@ impl OutputFile {
         })
     }
 
+    /// [`OutputFile::prepare`] for the path of an optional command-line option `flag`
+    /// (`None` when the option was not given); the error begins with the flag.
+    ///
+    /// # Errors
+    ///
+    /// As [`OutputFile::prepare`], in words: `--record: /x/y: its folder cannot be used: …`.
+    pub fn prepare_for(flag: &str, path: Option<&Path>) -> Result<Option<OutputFile>, String> {
+        path.map(OutputFile::prepare)
+            .transpose()
+            .map_err(|err| format!("{flag}: {err}"))
+    }
+
     /// Writes the whole file: replaced atomically (mode 0666 less the umask).
     ///
     /// # Errors

@@ -68,12 +68,7 @@ impl MetricsExport {
             return Ok(None);
         }
         let metrics = Metrics::new();
-        let textfile = match &options.textfile {
-            Some(path) => Some(
-                OutputFile::prepare(path).map_err(|err| format!("--metrics-textfile: {err}"))?,
-            ),
-            None => None,
-        };
+        let textfile = OutputFile::prepare_for("--metrics-textfile", options.textfile.as_deref())?;
         let server = match &options.listen {
             Some(address) => {
                 let server = MetricsServer::start(address, metrics.registry())

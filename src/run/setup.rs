@@ -78,10 +78,7 @@ impl Outputs {
     /// Opens the folders of the output paths and checks a file can be made there.
     pub fn prepare(request: &RunRequest) -> Result<Outputs, StartFailure> {
         let prepare = |flag: &str, path: &Option<PathBuf>| {
-            path.as_deref()
-                .map(OutputFile::prepare)
-                .transpose()
-                .map_err(|err| resctl_failure(format!("{flag}: {err}")))
+            OutputFile::prepare_for(flag, path.as_deref()).map_err(resctl_failure)
         };
         Ok(Outputs {
             record: prepare("--record", &request.record)?,
