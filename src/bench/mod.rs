@@ -188,6 +188,41 @@ pub fn report(per_count: Vec<(u32, Vec<BenchRun>)>, tolerance: f64) -> BenchRepo
     }
 }
 
+/// The table's column titles; the last one, the outcome, is not padded.
+const HEADER: [&str; 11] = [
+    "threads",
+    "runs",
+    "median s",
+    "mean ± σ s",
+    "min s",
+    "max s",
+    "cpu s",
+    "peak",
+    "speedup",
+    "efficiency",
+    "outcome",
+];
+/// Widths of the padded columns of the table for people.
+const COLUMN_WIDTHS: [usize; 10] = [7, 4, 10, 15, 8, 8, 8, 9, 8, 10];
+
+/// One count's row, every cell as text; speedups end in `times` (`x`, `×`).
+fn cells(result: &CountResult, times: &str) -> [String; 11] {
+    let (min, max) = wall_range(result);
+    [
+        result.threads.to_string(),
+        result.runs.len().to_string(),
+        format!("{:.2}", result.median_secs),
+        format!("{:.2} ± {:.2}", result.mean_secs, result.stddev_secs),
+        format!("{min:.2}"),
+        format!("{max:.2}"),
+        format!("{:.2}", result.median_cpu_secs),
+        format_size(result.peak_memory),
+        optional(result.speedup, times),
+        optional(result.efficiency, ""),
+        outcome(result),
+    ]
+}
+
 /// The shortest and longest wall time of a count's runs, seconds (0 for none).
 fn wall_range(result: &CountResult) -> (f64, f64) {
     let walls = result.runs.iter().map(|r| r.wall.as_secs_f64());
@@ -229,36 +264,20 @@ fn outcome(result: &CountResult) -> String {
 impl BenchReport {
     /// The table and the recommendation, for people.
     pub fn render(&self) -> Vec<String> {
-        let mut lines = vec![format!(
-            "{:>7} {:>4} {:>10} {:>15} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}  outcome",
-            "threads",
-            "runs",
-            "median s",
-            "mean ± σ s",
-            "min s",
-            "max s",
-            "cpu s",
-            "peak",
-            "speedup",
-            "efficiency"
-        )];
-        for result in &self.results {
-            let (min, max) = wall_range(result);
-            lines.push(format!(
-                "{:>7} {:>4} {:>10.2} {:>15} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8} {:>10}  {}",
-                result.threads,
-                result.runs.len(),
-                result.median_secs,
-                format!("{:.2} ± {:.2}", result.mean_secs, result.stddev_secs),
-                min,
-                max,
-                result.median_cpu_secs,
-                format_size(result.peak_memory),
-                optional(result.speedup, "x"),
-                optional(result.efficiency, ""),
-                outcome(result)
-            ));
-        }
+        let padded = |cells: &[String]| {
+            let columns: Vec<String> = cells[..COLUMN_WIDTHS.len()]
+                .iter()
+                .zip(COLUMN_WIDTHS)
+                .map(|(cell, width)| format!("{cell:>width$}"))
+                .collect();
+            format!("{}  {}", columns.join(" "), cells[COLUMN_WIDTHS.len()])
+        };
+        let mut lines = vec![padded(&HEADER.map(str::to_owned))];
+        lines.extend(
+            self.results
+                .iter()
+                .map(|result| padded(&cells(result, "x"))),
+        );
         lines.push(self.verdict());
         lines
     }
@@ -273,27 +292,13 @@ impl BenchReport {
 
     /// The table as Markdown (`--export-markdown`), the recommendation below it.
     pub fn markdown(&self) -> String {
-        let mut out = String::from(
-            "| threads | runs | median s | mean ± σ s | min s | max s | cpu s | peak memory | speedup | efficiency | outcome |\n\
-             |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-        );
+        let row = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        let mut markdown_header = HEADER.map(str::to_owned);
+        markdown_header[7] = "peak memory".to_owned();
+        let mut out = row(&markdown_header);
+        out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for result in &self.results {
-            let (min, max) = wall_range(result);
-            out.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} ± {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |\n",
-                result.threads,
-                result.runs.len(),
-                result.median_secs,
-                result.mean_secs,
-                result.stddev_secs,
-                min,
-                max,
-                result.median_cpu_secs,
-                format_size(result.peak_memory),
-                optional(result.speedup, "×"),
-                optional(result.efficiency, ""),
-                outcome(result)
-            ));
+            out.push_str(&row(&cells(result, "×")));
         }
         out.push('\n');
         out.push_str(&self.verdict());
