@@ -21,17 +21,31 @@ fn staged_package() -> Option<PathBuf> {
         .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
 }
 
-/// Puts the runner's /usr/bin/resctl link back when the test ends, passed or not (purging
-/// the package first if a failed assertion left it installed).
-struct RestoreRunnersLink(Option<PathBuf>);
+/// Where an /etc/resctl that an earlier test left (vm_daemon writes a configuration there)
+/// waits while the package is installed, so the install is a first install as on a user's
+/// machine: with a foreign /etc/resctl/resctl.yaml in place dpkg asks about the conffile and,
+/// with no terminal, fails.
+const ASIDE: &str = "/etc/resctl.vm-package-aside";
 
-impl Drop for RestoreRunnersLink {
+/// Puts the runner's /usr/bin/resctl link and any earlier /etc/resctl back when the test ends,
+/// passed or not (purging the package first if a failed assertion left it installed).
+struct RestoreRunnersState {
+    link: Option<PathBuf>,
+    moved_etc: bool,
+}
+
+impl Drop for RestoreRunnersState {
     fn drop(&mut self) {
-        let Some(link) = &self.0 else { return };
+        // A no-op (exit 0) once the test purged the package itself.
+        let _ = run("dpkg", &["-P", "resctl"]);
+        if self.moved_etc {
+            let _ = std::fs::remove_dir_all("/etc/resctl");
+            let _ = std::fs::rename(ASIDE, "/etc/resctl");
+        }
+        let Some(link) = &self.link else { return };
         if std::fs::read_link("/usr/bin/resctl").ok().as_ref() == Some(link) {
             return;
         }
-        let _ = run("dpkg", &["-P", "resctl"]);
         let _ = std::fs::remove_file("/usr/bin/resctl");
         let _ = std::os::unix::fs::symlink(link, "/usr/bin/resctl");
     }
@@ -55,12 +69,21 @@ fn the_package_installs_a_working_resctl_its_units_man_page_and_completions() {
     // The runner links /usr/bin/resctl to the binary under test (the units name it): the
     // package replaces that link, and the link is put back when the package is gone, so the
     // test binaries after this one find what they found before.
-    let restore = RestoreRunnersLink(std::fs::read_link("/usr/bin/resctl").ok());
+    let _ = std::fs::remove_dir_all(ASIDE);
+    let moved_etc = std::path::Path::new("/etc/resctl").exists();
+    if moved_etc {
+        std::fs::rename("/etc/resctl", ASIDE).unwrap();
+    }
+    let restore = RestoreRunnersState {
+        link: std::fs::read_link("/usr/bin/resctl").ok(),
+        moved_etc,
+    };
     let installed = run("dpkg", &["-i", &package.display().to_string()]);
     assert!(
         installed.status.success(),
-        "dpkg -i: {}",
-        stderr(&installed)
+        "dpkg -i failed: {}\n{}",
+        stderr(&installed).trim(),
+        stdout(&installed).trim()
     );
 
     let version = run("/usr/bin/resctl", &["--version"]);
@@ -158,7 +181,7 @@ fn the_package_installs_a_working_resctl_its_units_man_page_and_completions() {
         "dpkg -P left /usr/bin/resctl"
     );
     // The runner's link is back for the test binaries that follow.
-    let had_link = restore.0.is_some();
+    let had_link = restore.link.is_some();
     drop(restore);
     if had_link {
         assert!(
