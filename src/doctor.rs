@@ -8,7 +8,8 @@ use crate::cgroup::detect::{detect, HostCgroups, Layout};
 use crate::config::explain::Explanation;
 use crate::report::logging::JOURNALD_SOCKET;
 use crate::run::protect::ProtectionCheck;
-use crate::run::scope::systemd_running;
+use crate::run::scope::{systemd_running, Manager};
+use crate::surroundings::Surroundings;
 
 /// The findings, as printed (text or JSON).
 #[derive(Debug, Serialize)]
@@ -37,6 +38,12 @@ pub struct DoctorReport {
     pub systemd: bool,
     /// journald's socket exists.
     pub journald: bool,
+    /// Inside a container or a scheduler's job, or on a host of its own; whether cgroupfs is
+    /// read-only.
+    pub surroundings: String,
+    /// Without root on a systemd host: the controllers the system delegates to this
+    /// user's manager (`user@UID.service`), which a job of this user can be limited by.
+    pub user_delegated_controllers: Option<Vec<String>>,
     /// What `resctl run` will do on this host.
     pub plan: String,
     /// How resctl can protect itself when the host is short of memory.
@@ -59,7 +66,23 @@ impl DoctorReport {
             .memory_v1_own
             .as_deref()
             .is_some_and(HostCgroups::is_writable);
-        let plan = plan(&host, systemd, v2_writable, memory_v1_writable);
+        let surroundings = Surroundings::gather(Path::new("/"), &host);
+        // Inside a container or a job resctl never asks for a scope (see run::setup).
+        let manager = (systemd && !surroundings.enclosed()).then(Manager::for_this_process);
+        let user_delegated_controllers = match (&manager, &host.v2_mount) {
+            (Some(Ok(Manager::User { .. })), Some(mount)) => {
+                Some(user_manager_controllers(mount, nix::unistd::geteuid()))
+            }
+            _ => None,
+        };
+        let plan = plan(
+            &host,
+            &surroundings,
+            manager.as_ref(),
+            user_delegated_controllers.as_deref(),
+            v2_writable,
+            memory_v1_writable,
+        );
         Ok(DoctorReport {
             layout: match host.layout {
                 Layout::Unified => "v2",
@@ -84,6 +107,8 @@ impl DoctorReport {
             host_psi: proc_root.join("pressure/memory").exists(),
             systemd,
             journald,
+            surroundings: surroundings.describe(),
+            user_delegated_controllers,
             plan,
             self_protection: ProtectionCheck::gather(proc_root),
             budget: None,
@@ -133,6 +158,17 @@ impl DoctorReport {
         out.push_str(&format!("host PSI:           {}\n", yes_no(self.host_psi)));
         out.push_str(&format!("systemd:            {}\n", yes_no(self.systemd)));
         out.push_str(&format!("journald:           {}\n", yes_no(self.journald)));
+        out.push_str(&format!("running in:         {}\n", self.surroundings));
+        if let Some(controllers) = &self.user_delegated_controllers {
+            out.push_str(&format!(
+                "your manager gets: {}\n",
+                if controllers.is_empty() {
+                    "no controllers (the job cannot be limited)".to_string()
+                } else {
+                    controllers.join(" ")
+                }
+            ));
+        }
         out.push_str(&format!("resctl run will:    {}\n", self.plan));
         out.push_str(&format!(
             "self-protection:    {}\n",
@@ -154,12 +190,71 @@ impl DoctorReport {
     }
 }
 
-fn plan(host: &HostCgroups, systemd: bool, v2_writable: bool, v1_writable: bool) -> String {
+/// The controllers systemd delegates to `uid`'s manager: `cgroup.controllers` of
+/// `user.slice/user-UID.slice/user@UID.service` under the cgroup2 `mount` (empty when that
+/// cannot be read).
+fn user_manager_controllers(mount: &Path, uid: nix::unistd::Uid) -> Vec<String> {
+    let path = mount.join(format!(
+        "user.slice/user-{uid}.slice/user@{uid}.service/cgroup.controllers"
+    ));
+    std::fs::read_to_string(path)
+        .map(|text| text.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// What `resctl run` will do, given the host, the systemd manager it would ask for a
+/// scope (`None` without systemd) and whether its own cgroups are writable.
+fn plan(
+    host: &HostCgroups,
+    surroundings: &Surroundings,
+    manager: Option<&Result<Manager, String>>,
+    user_controllers: Option<&[String]>,
+    v2_writable: bool,
+    v1_writable: bool,
+) -> String {
+    const IN_SCOPE: &str = "(--slice, default resctl.slice), move itself to a `supervisor` leaf \
+        there and put the job in a `job` leaf with its limits";
+    let own = host
+        .v2_own
+        .as_deref()
+        .map_or_else(|| "-".into(), |dir| dir.display().to_string());
+    match (host.layout, manager) {
+        (Layout::Unified, _) if surroundings.enclosed() && v2_writable => format!(
+            "stay in the cgroup it was given ({own}, inside a {}): create \
+             <own cgroup>/resctl-<pid>/job there with its limits; the enclosing limit is the \
+             budget",
+            surroundings.describe()
+        ),
+        (Layout::Unified, _) if surroundings.enclosed() => format!(
+            "run monitor-only inside a {} (its cgroup {own} is not writable): the enclosing \
+             limit is the budget, that cgroup's memory, OOM kills and pressure are read, the \
+             job is steered through its channels only (no memory.high or reclaim)",
+            surroundings.describe()
+        ),
+        (Layout::Unified, Some(Ok(Manager::System))) => format!(
+            "ask systemd (systemd-run --scope, Delegate=yes) for a scope in the slice {IN_SCOPE} \
+             (memory.high, memory.max, memory.reclaim, PSI)"
+        ),
+        (Layout::Unified, Some(Ok(Manager::User { .. }))) => format!(
+            "ask your systemd user manager (systemd-run --user --scope, Delegate=yes) for a scope \
+             in the slice {IN_SCOPE}, with the controllers it is given: {}",
+            match user_controllers {
+                Some(list) if !list.is_empty() => list.join(" "),
+                _ => "none (an administrator adds them with a Delegate= drop-in for \
+                      user@.service)"
+                    .to_string(),
+            }
+        ),
+        (Layout::Unified, Some(Err(reason))) if !v2_writable => {
+            format!("run monitor-only: its own cgroup is not writable and {reason}")
+        }
+        _ => plan_without_systemd(host, v2_writable, v1_writable),
+    }
+}
+
+/// What `resctl run` will do where no systemd manager gives it a scope.
+fn plan_without_systemd(host: &HostCgroups, v2_writable: bool, v1_writable: bool) -> String {
     match host.layout {
-        Layout::Unified if systemd => "ask systemd (systemd-run --scope, Delegate=yes) for a scope in the slice \
-             (--slice, default resctl.slice), move itself to a `supervisor` leaf there and put the job in a \
-             `job` leaf with its limits (memory.high, memory.max, memory.reclaim, PSI)"
-            .to_string(),
         Layout::Unified if v2_writable => "create <own cgroup>/resctl-<pid>/job (moving itself to a supervisor \
              leaf if the no-internal-process rule demands) with memory.high/memory.max/memory.reclaim and PSI"
             .to_string(),

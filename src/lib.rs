@@ -30,6 +30,7 @@ pub mod report;
 pub mod run;
 pub mod safe_fs;
 pub mod sample;
+pub mod surroundings;
 pub mod systemd;
 #[cfg(test)]
 mod test_support;

@@ -38,6 +38,14 @@ pub struct PlacementRequest {
     pub monitor_only: bool,
     /// Unique name of this run (resctl's pid).
     pub run_id: u32,
+    /// Why resctl has no scope of its own where it asked for one (see
+    /// `run::setup::enter_scope`): said instead of the bare fact that its cgroup is not
+    /// writable.
+    pub without_scope: Option<String>,
+    /// resctl runs inside a container or a scheduler's job: when it cannot create a cgroup
+    /// there, the cgroup it was given (the container's) is still read for the job's figures
+    /// and limit, never written.
+    pub read_enclosing: bool,
 }
 
 /// How the job is placed.
@@ -70,6 +78,8 @@ pub enum PlacementError {
 pub struct Placement {
     kind: PlacementKind,
     job_dir: Option<PathBuf>,
+    /// Monitor-only inside a container: the container's cgroup, read and never written.
+    enclosing: Option<PathBuf>,
     run_dir: Option<PathBuf>,
     supervisor: Option<SupervisorMove>,
 }
@@ -103,21 +113,43 @@ impl Placement {
         if let Some(parent) = &request.cgroup_parent {
             return Self::prepare_under_parent(host, parent, &run_name);
         }
+        let mut placement = Self::prepare_in_own(host, request, &run_name)?;
+        if matches!(placement.kind, PlacementKind::MonitorOnly { .. })
+            && request.read_enclosing
+            && host.layout == Layout::Unified
+        {
+            placement.enclosing = host.v2_own.clone();
+        }
+        Ok(placement)
+    }
+
+    /// Decides and creates the job's cgroup under resctl's own.
+    fn prepare_in_own(
+        host: &HostCgroups,
+        request: &PlacementRequest,
+        run_name: &str,
+    ) -> Result<Placement, PlacementError> {
         match host.layout {
             Layout::Unified => match &host.v2_own {
                 Some(own) if HostCgroups::is_writable(own) => {
-                    Self::prepare_v2_in_own(own, &run_name)
+                    Self::prepare_v2_in_own(own, run_name)
                 }
-                Some(own) => Ok(Self::monitor_only(&format!(
-                    "resctl's own cgroup {} is not writable (run as its owner, in a delegated \
-                     scope with --slice, or give --cgroup-parent)",
-                    own.display()
-                ))),
+                Some(own) => Ok(Self::monitor_only(&match &request.without_scope {
+                    Some(why) => format!(
+                        "resctl's own cgroup {} is not writable and {why}",
+                        own.display()
+                    ),
+                    None => format!(
+                        "resctl's own cgroup {} is not writable (run as its owner, in a \
+                         delegated scope with --slice, or give --cgroup-parent)",
+                        own.display()
+                    ),
+                })),
                 None => Ok(Self::monitor_only("resctl's own v2 cgroup was not found")),
             },
             Layout::Hybrid | Layout::Legacy => match &host.memory_v1_own {
                 Some(own) if HostCgroups::is_writable(own) => {
-                    Self::prepare_plain(own, &run_name, CgroupKind::V1Memory)
+                    Self::prepare_plain(own, run_name, CgroupKind::V1Memory)
                 }
                 Some(own) => Ok(Self::monitor_only(&format!(
                     "the v1 memory cgroup {} is not writable",
@@ -137,6 +169,7 @@ impl Placement {
                 reason: reason.to_string(),
             },
             job_dir: None,
+            enclosing: None,
             run_dir: None,
             supervisor: None,
         }
@@ -170,6 +203,7 @@ impl Placement {
                 CgroupKind::V1Memory => PlacementKind::V1Memory,
             },
             job_dir: None,
+            enclosing: None,
             run_dir: Some(run_dir.clone()),
             supervisor: None,
         };
@@ -201,6 +235,7 @@ impl Placement {
         let mut placement = Placement {
             kind: PlacementKind::V2,
             job_dir: None,
+            enclosing: None,
             run_dir: Some(run_dir.clone()),
             supervisor: None,
         };
@@ -254,6 +289,20 @@ impl Placement {
         self.job_dir.clone().zip(self.cgroup_kind())
     }
 
+    /// The cgroup whose figures are the job's: its own, or in a container where resctl
+    /// could create none, the container's (read, never written; see
+    /// [`Placement::enclosing_cgroup`]).
+    pub fn watched_cgroup(&self) -> Option<(PathBuf, CgroupKind)> {
+        self.job_cgroup()
+            .or_else(|| self.enclosing.clone().map(|dir| (dir, CgroupKind::V2)))
+    }
+
+    /// Monitor-only inside a container or a scheduler's job: the cgroup resctl and the job
+    /// share, which it reads (limit, memory, OOM kills, pressure) and never writes.
+    pub fn enclosing_cgroup(&self) -> Option<&Path> {
+        self.enclosing.as_deref()
+    }
+
     /// The cgroup kind of the job's directory.
     pub fn cgroup_kind(&self) -> Option<CgroupKind> {
         match self.kind {
@@ -278,9 +327,10 @@ impl Placement {
     ///
     /// The job cgroup's own limit file cannot be opened.
     pub fn limit_chain(&self, host: &HostCgroups) -> Result<Option<LimitChain>, CgroupError> {
-        let Some(dir) = &self.job_dir else {
+        let Some((dir, _)) = self.watched_cgroup() else {
             return Ok(None);
         };
+        let dir = &dir;
         match mount_of(host, dir) {
             Some((mount, kind)) => LimitChain::open(dir, kind, &mount).map(Some),
             None => Ok(None),
@@ -291,9 +341,13 @@ impl Placement {
     pub fn set_limits(&self, high: Option<u64>, max: Option<u64>) -> Result<(), PlacementError> {
         let (Some(dir), Some(kind)) = (&self.job_dir, self.cgroup_kind()) else {
             if high.is_some() || max.is_some() {
-                return Err(PlacementError::Unsupported(
-                    "memory limits need a cgroup, and this run is monitor-only".to_string(),
-                ));
+                let why = match &self.kind {
+                    PlacementKind::MonitorOnly { reason } => format!(": {reason}"),
+                    _ => String::new(),
+                };
+                return Err(PlacementError::Unsupported(format!(
+                    "memory limits need a cgroup, and this run is monitor-only{why}"
+                )));
             }
             return Ok(());
         };
@@ -478,6 +532,7 @@ mod tests {
             memory_v1_mount: None,
             memory_v1_own: None,
             psi: false,
+            v2_enclosed: false,
         };
         let (parent, kind, root) =
             parent_for_new_job(&host, None, "batch-etl.slice", true).unwrap();

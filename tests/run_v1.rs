@@ -56,9 +56,9 @@ fn memory_max_is_enforced_and_the_oom_kill_reported() {
 #[test]
 fn a_thread_aware_pool_finishes_where_the_unmanaged_one_is_killed() {
     let own = require_v1!();
-    let (_, pid) = common::pool_unmanaged(&[]);
+    let (_, pid) = common::pool_unmanaged(common::resctl(), &[]);
     assert_no_cgroup_left(&own, pid);
-    let (_, pid) = common::pool_reaching_critical(&[]);
+    let (_, pid) = common::pool_reaching_critical(common::resctl(), &[]);
     assert_no_cgroup_left(&own, pid);
 }
 

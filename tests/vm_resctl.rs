@@ -224,9 +224,9 @@ fn critical_drops_the_thread_file_to_one_and_the_pool_finishes() {
     let _guest = guest_shared();
     let parent = vm_cgroup();
     let placement = under_test_cgroup();
-    let (_, pid) = common::pool_unmanaged(&placement);
+    let (_, pid) = common::pool_unmanaged(common::resctl(), &placement);
     assert!(!parent.join(format!("resctl-{pid}")).exists());
-    let (_, pid) = common::pool_reaching_critical(&placement);
+    let (_, pid) = common::pool_reaching_critical(common::resctl(), &placement);
     assert!(!parent.join(format!("resctl-{pid}")).exists());
 }
 

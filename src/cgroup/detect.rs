@@ -51,6 +51,10 @@ pub struct HostCgroups {
     pub memory_v1_own: Option<PathBuf>,
     /// `<v2_own>/memory.pressure` is readable (PSI is available for our cgroup).
     pub psi: bool,
+    /// resctl's v2 cgroup is the top of the tree it can see yet not the host's root cgroup
+    /// (which has no `cgroup.type`): the root of a cgroup namespace, or a subtree that a
+    /// container runtime mounted — a container's cgroup.
+    pub v2_enclosed: bool,
 }
 
 /// One cgroup-related line of `/proc/self/mountinfo`.
@@ -256,6 +260,10 @@ pub fn detect(proc_root: &Path, sys_root: &Path) -> Result<HostCgroups, CgroupEr
     let psi = v2_own
         .as_ref()
         .is_some_and(|dir| std::fs::read(dir.join("memory.pressure")).is_ok());
+    let v2_enclosed = match (&v2_own, &v2_mount) {
+        (Some(own), Some(mount)) => own == mount && mount.join("cgroup.type").exists(),
+        _ => false,
+    };
 
     let memory_v1 = mounts.iter().find(|mount| {
         mount.fs_type == "cgroup" && mount.super_options.iter().any(|option| option == "memory")
@@ -288,6 +296,7 @@ pub fn detect(proc_root: &Path, sys_root: &Path) -> Result<HostCgroups, CgroupEr
         memory_v1_mount,
         memory_v1_own,
         psi,
+        v2_enclosed,
     })
 }
 
@@ -546,6 +555,30 @@ mod tests {
             "{}",
             host.describe()
         );
+    }
+
+    #[test]
+    fn a_cgroup_namespace_root_is_enclosed_and_the_hosts_root_is_not() {
+        let mountinfo = "27 21 0:24 / /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 ro\n";
+        let sys = tempfile::tempdir().unwrap();
+        let mount = sys.path().join("sys/fs/cgroup");
+        std::fs::create_dir_all(&mount).unwrap();
+        std::fs::write(mount.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        let proc_dir = proc_tree(mountinfo, Some("0::/\n"));
+        // The host's root cgroup has no cgroup.type.
+        let host = detect(proc_dir.path(), sys.path()).unwrap();
+        assert_eq!(host.v2_own.as_deref(), Some(mount.as_path()));
+        assert!(!host.v2_enclosed);
+        // A namespace's root is a cgroup like any other below the host's root.
+        std::fs::write(mount.join("cgroup.type"), "domain\n").unwrap();
+        let host = detect(proc_dir.path(), sys.path()).unwrap();
+        assert!(host.v2_enclosed);
+        assert_eq!(host.layout, Layout::Unified);
+        // Below the top of its tree, resctl is not the container's cgroup.
+        std::fs::create_dir(mount.join("job")).unwrap();
+        std::fs::write(mount.join("job/cgroup.controllers"), "memory\n").unwrap();
+        let proc_dir = proc_tree(mountinfo, Some("0::/job\n"));
+        assert!(!detect(proc_dir.path(), sys.path()).unwrap().v2_enclosed);
     }
 
     #[test]

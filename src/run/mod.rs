@@ -131,7 +131,7 @@ impl Run {
         let program_path = resolve_program(program, std::env::var_os("PATH").as_deref())?;
         let mut outputs = Outputs::prepare(request)?;
         let host = detect_host().map_err(resctl_failure)?;
-        let host = enter_scope(host, request)?;
+        let entered = enter_scope(host, request)?;
         // From here on SIGINT, SIGTERM and SIGHUP are caught: before the job runs they stop
         // the start (below), while it starts they are delivered to it once it runs.
         let forwarder = Forwarder::install()
@@ -142,7 +142,7 @@ impl Run {
             placement,
             plan,
             limit_chain,
-        } = place_job(&host, request)?;
+        } = place_job(&entered, request)?;
         let policy = Policy::new(plan.policy.clone());
         let threads = policy.threads();
         let channels = Channels::open(request, &plan, threads, program)?;

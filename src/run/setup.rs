@@ -37,6 +37,7 @@ use super::command::{JobCommand, StartError};
 use super::protect::Protection;
 use super::signals::Forwarder;
 use super::{scope, RunRequest, PROC_ROOT};
+use crate::surroundings::Surroundings;
 
 /// A failure before the job started: message and exit code.
 pub struct StartFailure {
@@ -132,13 +133,16 @@ pub struct Placed {
 }
 
 /// Creates the job's cgroup, reads the host's facts, resolves the plan and sets the limits.
-pub fn place_job(host: &HostCgroups, request: &RunRequest) -> Result<Placed, StartFailure> {
+pub fn place_job(entered: &Entered, request: &RunRequest) -> Result<Placed, StartFailure> {
+    let host = &entered.host;
     let placement = Placement::prepare(
         host,
         &PlacementRequest {
             cgroup_parent: request.cgroup_parent.clone(),
             monitor_only: request.monitor_only,
             run_id: std::process::id(),
+            without_scope: entered.without_scope.clone(),
+            read_enclosing: entered.surroundings.enclosed(),
         },
     )
     .map_err(|err| resctl_failure(format!("could not create the job's cgroup: {err}")))?;
@@ -433,7 +437,7 @@ pub fn watch_job(
     let initial_threads = policy.threads();
     let watch = Watch::new(
         JobSampler::new(
-            JobScope::for_job(cgroup.clone(), limit_chain, pid),
+            JobScope::for_job(placement.watched_cgroup(), limit_chain, pid),
             Path::new(PROC_ROOT),
         ),
         Observer::new(super::available_cpus(), clock_ticks_per_second()),
@@ -456,39 +460,82 @@ pub fn detect_host() -> Result<HostCgroups, String> {
         .map_err(|err| format!("could not inspect this host's cgroups: {err}"))
 }
 
-/// On a systemd host, moves resctl into a delegated scope of its own and returns the host's
-/// cgroups as seen from there; elsewhere, or when already placed, returns `host` as it is.
-/// Where the system bus cannot be reached it re-executes resctl under `systemd-run --scope`
-/// (and only returns on failure).
-pub fn enter_scope(host: HostCgroups, request: &RunRequest) -> Result<HostCgroups, StartFailure> {
+/// The host's cgroups once resctl is where it will stay, and why it has no scope of its own
+/// where it asked for one and got none.
+pub struct Entered {
+    /// The host's cgroups as seen from resctl's (possibly new) cgroup.
+    pub host: HostCgroups,
+    /// Why no scope could be had (no systemd user manager, the manager said no): the
+    /// reason a monitor-only run gives.
+    pub without_scope: Option<String>,
+    /// Inside a container or a scheduler's job, or on a host of its own.
+    pub surroundings: Surroundings,
+}
+
+/// On a systemd host, moves resctl into a delegated scope of its own — from the system
+/// manager for root, from the user's own manager otherwise — and returns the host's cgroups
+/// as seen from there; elsewhere, or when already placed, returns `host` as it is. Where
+/// no bus reaches the manager it re-executes resctl under `systemd-run [--user] --scope`
+/// (and only returns on failure). Without root, a user with no manager to ask, or whose
+/// manager says no, gets `host` back with the reason: the job then runs monitor-only.
+pub fn enter_scope(host: HostCgroups, request: &RunRequest) -> Result<Entered, StartFailure> {
+    // Inside a container or a scheduler's job, resctl stays in the cgroup it was given: a
+    // scope elsewhere would take the job out of the budget it is accounted to.
+    let surroundings = Surroundings::gather(Path::new("/"), &host);
+    let enclosed = surroundings.enclosed();
+    let as_is = |host: HostCgroups| Entered {
+        host,
+        without_scope: None,
+        surroundings: surroundings.clone(),
+    };
     let delegated = host.v2_own.as_deref().is_some_and(scope::is_delegated);
     let wants_scope = request.cgroup_parent.is_none()
         && !request.monitor_only
         && !scope::inside_own_scope()
-        && !delegated;
+        && !delegated
+        && !enclosed;
     if !wants_scope || host.layout != Layout::Unified || !scope::systemd_running() {
         if request.slice_requested
             && !scope::inside_own_scope()
             && request.cgroup_parent.is_none()
             && !delegated
+            && !enclosed
         {
             tracing::warn!(
                 "--slice {} ignored: systemd does not manage this host's cgroups",
                 request.config.slice
             );
         }
-        return Ok(host);
+        return Ok(as_is(host));
     }
+    let manager = match scope::Manager::for_this_process() {
+        Ok(manager) => manager,
+        Err(reason) => {
+            return Ok(Entered {
+                without_scope: Some(reason),
+                ..as_is(host)
+            })
+        }
+    };
     let slice = &request.config.slice;
-    match scope::enter(slice) {
-        Ok(()) => detect_host().map_err(|err| resctl_failure(format!("in the new scope, {err}"))),
+    match scope::enter(&manager, slice) {
+        Ok(()) => detect_host()
+            .map(as_is)
+            .map_err(|err| resctl_failure(format!("in the new scope, {err}"))),
         Err(ManagerError::Unreachable(reason)) => {
             tracing::debug!("{reason}; creating the scope with systemd-run");
             Err(resctl_failure(scope::reexec_in_scope(
+                &manager,
                 slice,
                 &request.reexec_args,
             )))
         }
+        Err(err) if manager != scope::Manager::System => Ok(Entered {
+            without_scope: Some(format!(
+                "your systemd user manager did not create a scope in {slice}: {err}"
+            )),
+            ..as_is(host)
+        }),
         Err(err) => Err(resctl_failure(format!(
             "could not create a scope in {slice}: {err}"
         ))),
@@ -500,7 +547,14 @@ pub fn describe_placement(placement: &Placement) -> String {
     match (placement.kind(), placement.job_dir()) {
         (PlacementKind::V2, Some(dir)) => format!("cgroup v2 {}", dir.display()),
         (PlacementKind::V1Memory, Some(dir)) => format!("cgroup v1 memory {}", dir.display()),
-        (PlacementKind::MonitorOnly { reason }, _) => format!("no cgroup (monitor-only: {reason})"),
+        (PlacementKind::MonitorOnly { reason }, _) => match placement.enclosing_cgroup() {
+            Some(dir) => format!(
+                "no cgroup of its own (monitor-only: {reason}); the enclosing cgroup {} is read \
+                 for its limit and figures",
+                dir.display()
+            ),
+            None => format!("no cgroup (monitor-only: {reason})"),
+        },
         (_, None) => "no cgroup".to_string(),
     }
 }

@@ -136,14 +136,15 @@ pub fn vm_cgroup() -> PathBuf {
 
 /// The thread-aware demo pool under a budget where four workers reach the
 /// critical level: resctl must drop RESCTL_THREADS_FILE to 1, and the pool
-/// must finish. `placement` are resctl's placement options. Returns resctl's
-/// output and pid.
-pub fn pool_reaching_critical(placement: &[String]) -> (Output, u32) {
+/// must finish. `resctl` is a [`resctl()`] command (its user and environment set),
+/// `placement` are resctl's placement options. Returns resctl's output and pid.
+pub fn pool_reaching_critical(mut resctl: Command, placement: &[String]) -> (Output, u32) {
     let (output, pid) = run_with_pid(
-        resctl()
+        resctl
             .args(["run"])
             .args(placement)
-            .args(POOL_BUDGET)
+            .args(POOL_LIMIT)
+            .args(POOL_LEVELS)
             .args(["--threads", "4", "--interval", "200ms", "--"])
             .arg(example("worker_pool"))
             .args(POOL_JOB),
@@ -169,12 +170,13 @@ pub fn pool_reaching_critical(placement: &[String]) -> (Output, u32) {
 
 /// The same pool, ignoring resctl with eight workers, under the same budget: the
 /// kernel's OOM killer ends it.
-pub fn pool_unmanaged(placement: &[String]) -> (Output, u32) {
+pub fn pool_unmanaged(mut resctl: Command, placement: &[String]) -> (Output, u32) {
     let (output, pid) = run_with_pid(
-        resctl()
+        resctl
             .args(["run"])
             .args(placement)
-            .args(POOL_BUDGET)
+            .args(POOL_LIMIT)
+            .args(POOL_LEVELS)
             .args(["--"])
             .arg(example("worker_pool"))
             .args(POOL_JOB)
@@ -186,19 +188,12 @@ pub fn pool_unmanaged(placement: &[String]) -> (Output, u32) {
     (output, pid)
 }
 
-/// 100M hard limit; levels low enough that four 18M workers are critical.
-const POOL_BUDGET: [&str; 8] = [
-    "--memory-max",
-    "100M",
-    "--moderate",
-    "50M",
-    "--high",
-    "60M",
-    "--critical",
-    "70M",
-];
+/// The pool's 100M hard limit.
+const POOL_LIMIT: [&str; 2] = ["--memory-max", "100M"];
+/// Levels low enough that four 18M workers are critical (within a 100M limit).
+pub const POOL_LEVELS: [&str; 6] = ["--moderate", "50M", "--high", "60M", "--critical", "70M"];
 /// Twelve tasks of 18M held for 1.5 s each.
-const POOL_JOB: [&str; 6] = [
+pub const POOL_JOB: [&str; 6] = [
     "--tasks",
     "12",
     "--task-memory",
