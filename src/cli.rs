@@ -126,6 +126,10 @@ pub struct BenchArgs {
     /// Also write the table as Markdown to FILE (checked before the first run).
     #[arg(long, value_name = "FILE")]
     pub export_markdown: Option<PathBuf>,
+    /// Also draw speedup and peak memory per thread count as an SVG chart to FILE, the
+    /// recommended count marked, failed counts as red crosses (checked before the first run).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Keep what the sweep measured (memory per worker, the recommended count, the first
     /// count OOM-killed) in the job's history, so `resctl run --job-key NAME` starts from it.
     #[arg(long)]

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::act::jobserver::AuthForm;
+use crate::bench::plot::{self, PlotCaption};
 use crate::bench::progress::Progress;
 use crate::bench::runner::{run_all, BenchError, BenchPlan};
 use crate::cgroup::detect::detect;
@@ -461,6 +462,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     };
     let export_json = export("--export-json", &args.export_json)?;
     let export_markdown = export("--export-markdown", &args.export_markdown)?;
+    let plot = export("--plot", &args.plot)?;
     // The default is a new folder of an unguessable name, private to resctl's user: never a
     // predictable path in a shared temporary folder that someone else could plant first.
     let log_dir = match &args.log_dir {
@@ -484,6 +486,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         command: args.command.clone(),
         log_dir: log_dir.clone(),
     };
+    let measured_at = std::time::SystemTime::now();
     let mut progress = Progress::new(plan.threads.len() * plan.repeat as usize, plan.repeat);
     let runs = run_all(&plan, &resctl, |threads, repeat| {
         progress.next(threads, repeat)
@@ -512,25 +515,19 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         "bench: each run's log and summary are in {}",
         log_dir.display()
     );
-    let written = [
-        (
-            export_json,
-            serde_json::to_string_pretty(&report).map(|json| json + "\n"),
-        ),
-        (export_markdown, Ok(report.markdown())),
-    ];
-    for (output, text) in written {
-        let Some(output) = output else { continue };
-        let written = text
-            .map_err(std::io::Error::other)
-            .and_then(|text| output.write(text.as_bytes()));
-        if let Err(err) = written {
-            return Err(Failure::Failed(format!(
-                "bench: {}: {err}",
-                output.path().display()
-            )));
-        }
-    }
+    write_export(export_json, || {
+        serde_json::to_string_pretty(&report)
+            .map(|json| json + "\n")
+            .map_err(|err| err.to_string())
+    })?;
+    write_export(export_markdown, || Ok(report.markdown()))?;
+    write_export(plot, || {
+        let caption = PlotCaption {
+            command: &args.command,
+            measured_at,
+        };
+        plot::svg(&report, &caption).map_err(|err| format!("cannot draw the plot: {err}"))
+    })?;
     if args.save {
         let counts: Vec<SweepCount> = report
             .results
@@ -551,6 +548,21 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     } else {
         Ok(1)
     }
+}
+
+/// Writes one of bench's exports, if it was asked for, with the text `make` makes; a
+/// failure names the file (exit 1: the sweep itself ran).
+fn write_export(
+    output: Option<OutputFile>,
+    make: impl FnOnce() -> Result<String, String>,
+) -> Result<(), Failure> {
+    let Some(output) = output else {
+        return Ok(());
+    };
+    make()
+        .map_err(std::io::Error::other)
+        .and_then(|text| output.write(text.as_bytes()))
+        .map_err(|err| Failure::Failed(format!("bench: {}: {err}", output.path().display())))
 }
 
 /// `resctl stage start|end NAME [--workers N]`: start prints the worker count to use

@@ -5,6 +5,7 @@
 //! the text around it with a bidi control: [`JobText`]'s `Display` escapes all of them and
 //! bounds the length, so every `format!` of it is safe by construction.
 
+use std::ffi::OsString;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -91,6 +92,16 @@ pub fn escape(text: &str) -> String {
     shown
 }
 
+/// A command's words joined by spaces as one line (words that are not UTF-8 with `�`), as
+/// given: pass it through [`escape`] before showing it.
+pub fn command_line(words: &[OsString]) -> String {
+    let words: Vec<String> = words
+        .iter()
+        .map(|word| word.to_string_lossy().into_owned())
+        .collect();
+    words.join(" ")
+}
+
 /// Characters that can change how a terminal or log viewer shows the text around them.
 fn needs_escape(ch: char) -> bool {
     ch.is_control() // C0, DEL, C1 (U+0080–U+009F)
@@ -138,6 +149,22 @@ mod tests {
         let shown = escape(&long);
         assert!(shown.starts_with(&"é".repeat(MAX_SHOWN_CHARS)), "{shown}");
         assert!(shown.ends_with("…(+20 bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn a_command_line_is_its_words_joined_as_given() {
+        use std::os::unix::ffi::OsStringExt;
+        let words = [
+            OsString::from("make"),
+            OsString::from("-j{threads}"),
+            OsString::from_vec(vec![b'a', 0xff, b'\n']),
+        ];
+        assert_eq!(command_line(&words), "make -j{threads} a\u{fffd}\n");
+        assert_eq!(
+            escape(&command_line(&words)),
+            "make -j{threads} a\u{fffd}\\n"
+        );
+        assert_eq!(command_line(&[]), "");
     }
 
     #[test]

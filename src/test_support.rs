@@ -2,6 +2,10 @@
 
 use std::path::Path;
 
+/// Rendering an SVG and counting its pixels, shared with the integration tests.
+#[path = "../tests/common/render.rs"]
+pub(crate) mod render;
+
 /// Copies a cgroup folder of `tests/fixtures/wakeup` (plain files, without its
 /// NOTES.md) into a temporary directory.
 pub(crate) fn wakeup_fixture_copy(folder: &str) -> tempfile::TempDir {

@@ -3,7 +3,9 @@
 
 mod common;
 
+use common::render::{of_color, render};
 use common::{bench_of_the_pool, resctl, stderr};
+use resctl::bench::plot::{FAILED_COLOR, RECOMMENDED_COLOR, SIZE};
 
 #[test]
 fn recommends_the_fastest_count_that_fits_the_budget_and_saves_it_for_later_runs() {
@@ -183,28 +185,55 @@ fn the_report_is_exported_as_json_and_markdown_with_mean_and_spread() {
 }
 
 #[test]
-fn an_export_into_a_missing_folder_stops_the_bench_before_any_run() {
+fn the_plot_of_a_sweep_with_a_failed_count_is_drawn_and_renders() {
     let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("ran");
+    let plot = dir.path().join("bench.svg");
+    // 1 thread succeeds, 3 threads exits 1.
     let output = resctl()
-        .args([
-            "bench",
-            "--threads",
-            "1",
-            "--repeat",
-            "1",
-            "--export-markdown",
-        ])
-        .arg(dir.path().join("missing/bench.md"))
-        .args(["--", "touch"])
-        .arg(&marker)
+        .args(["bench", "--threads", "1,3", "--repeat", "1", "--log-dir"])
+        .arg(dir.path().join("logs"))
+        .arg("--plot")
+        .arg(&plot)
+        .args(["--", "sh", "-c", "sleep 0.1; exit $(({threads} / 3))"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(125), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("--export-markdown: "),
-        "{}",
-        stderr(&output)
-    );
-    assert!(!marker.exists(), "a run started");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    for wanted in [
+        "$ sh -c sleep 0.1; exit $(({threads} / 3))",
+        "speedup relative to the 1-thread run",
+        "recommended: 1 threads",
+        "\nexit 1\n",
+        " (exit 1)\n",
+    ] {
+        assert!(svg.contains(wanted), "{wanted:?} not in {svg}");
+    }
+    let (pixmap, _) = render(&svg);
+    assert_eq!((pixmap.width(), pixmap.height()), SIZE);
+    assert!(of_color(&pixmap, FAILED_COLOR) >= 100);
+    assert!(of_color(&pixmap, RECOMMENDED_COLOR) >= 300);
+}
+
+#[test]
+fn an_export_into_a_missing_folder_stops_the_bench_before_any_run() {
+    for flag in ["--export-json", "--export-markdown", "--plot"] {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let missing = dir.path().join("missing/bench.out");
+        let output = resctl()
+            .args(["bench", "--threads", "1", "--repeat", "1", flag])
+            .arg(&missing)
+            .args(["--", "touch"])
+            .arg(&marker)
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(125), "{flag}: {err}");
+        assert!(
+            err.contains(&format!("{flag}: {}: ", missing.display())),
+            "{flag}: {err}"
+        );
+        assert!(!marker.exists(), "{flag}: a run started");
+    }
 }

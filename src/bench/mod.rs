@@ -6,6 +6,7 @@
 //! of the fastest count, among the counts whose every run succeeded under the budget — not
 //! the original's argmax(efficiency), which is almost always one thread.
 
+pub mod plot;
 pub mod progress;
 pub mod runner;
 
@@ -262,6 +263,16 @@ fn outcome(result: &CountResult) -> String {
 }
 
 impl BenchReport {
+    /// The count the speedups are relative to: the smallest that succeeded (`None` when
+    /// none did).
+    pub fn baseline(&self) -> Option<u32> {
+        self.results
+            .iter()
+            .filter(|r| r.speedup.is_some())
+            .map(|r| r.threads)
+            .min()
+    }
+
     /// The table and the recommendation, for people.
     pub fn render(&self) -> Vec<String> {
         let padded = |cells: &[String]| {

@@ -12,6 +12,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::job_text::command_line;
+
 /// The record format's version: a record of another version is ignored (with a warning).
 pub const RECORD_VERSION: u32 = 1;
 /// Largest record read or written, bytes: a record is a few hundred bytes; anything larger
@@ -330,13 +332,7 @@ fn fastest(throughput: &BTreeMap<u32, f64>) -> Option<(u32, f64)> {
 pub fn job_key(explicit: Option<&str>, command: &[OsString], cwd: &Path) -> String {
     match explicit {
         Some(name) => bounded_key(name),
-        None => {
-            let words: Vec<String> = command
-                .iter()
-                .map(|word| word.to_string_lossy().into_owned())
-                .collect();
-            bounded_key(&format!("{} @ {}", words.join(" "), cwd.display()))
-        }
+        None => bounded_key(&format!("{} @ {}", command_line(command), cwd.display())),
     }
 }
 

@@ -2,6 +2,8 @@
 //! resctl with its pid known, and facts about the host's cgroups.
 #![allow(dead_code)]
 
+pub mod render;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
