@@ -61,7 +61,8 @@ pub enum Command {
     /// Watch the configuration's slices as a systemd service (systemd/resctl.service):
     /// their levels in the journal, their limits held through systemd, SIGHUP reloads;
     /// the `resctl run` jobs in a slice under pressure are shrunk one at a time, and at
-    /// critical the lowest `--priority` is frozen until memory returns (never killed).
+    /// critical the lowest `--priority` is frozen until memory returns; killed only in a
+    /// slice whose configuration says `last_resort: kill`, after `kill_after` at critical.
     Daemon(DaemonArgs),
     /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell)
     /// to standard output, generated from this command line's own definition:
@@ -302,14 +303,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub metrics: MetricsArgs,
     /// How much the job matters to `resctl daemon` when its slice runs short: at critical,
-    /// when no job can shrink further, the lowest priority is frozen (paused) first.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    pub priority: i32,
+    /// when no job can shrink further, the lowest priority is frozen (paused) first, and
+    /// killed only where the configuration says `last_resort: kill` [default: the
+    /// configuration's priority: for the slice, else its top-level one, else 0].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
     /// Create the job's cgroup under this cgroup directory (a delegated subtree).
     #[arg(long, value_name = "DIR")]
     pub cgroup_parent: Option<PathBuf>,

@@ -125,6 +125,7 @@ pub fn overrides_from(args: &RunArgs) -> Result<Overrides, String> {
         max_threads: args.max_threads,
         slice: args.slice.clone(),
         notify_signal: args.notify_signal.clone(),
+        priority: args.priority,
     })
 }
 
@@ -149,6 +150,8 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> Outcome {
             &working_folder(),
         ))
     });
+    // --priority, else the slice's priority:, else the top-level one, else 0.
+    let priority = config.priority;
     let job_name = args
         .job_key
         .clone()
@@ -167,7 +170,7 @@ pub fn run_job(args: Box<RunArgs>, reexec_args: Vec<OsString>) -> Outcome {
         summary_json: args.summary_json,
         metrics: args.metrics.clone().into(),
         job_name,
-        priority: args.priority,
+        priority,
         cgroup_parent: args.cgroup_parent,
         monitor_only: args.monitor_only,
         reexec_args,

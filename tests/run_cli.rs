@@ -258,3 +258,66 @@ fn client_commands_outside_a_job_say_so() {
     let n: u32 = stdout(&output).trim().parse().unwrap();
     assert!((1..=3).contains(&n), "{n}");
 }
+
+/// The priority `resctl run -c CONFIG ARGS -- ...` registers for the daemon: the job copies
+/// its run folder's job.json (next to its socket) once resctl has written it.
+fn registered_priority(config: &str, args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resctl.yaml");
+    std::fs::write(&file, config).unwrap();
+    let copy = dir.path().join("registered.json");
+    let script = format!(
+        "d=$(dirname \"$RESCTL_SOCKET\"); i=0; \
+         while [ ! -s \"$d/job.json\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+         cat \"$d/job.json\" > '{}'",
+        copy.display()
+    );
+    let (output, _) = run_with_pid(
+        resctl()
+            .args(["run", "--monitor-only", "-c"])
+            .arg(&file)
+            .args(args)
+            .args(["--", "sh", "-c", &script]),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&copy).unwrap_or_default();
+    let registration: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("job.json {text:?}: {err}\n{}", stderr(&output)));
+    registration["priority"].clone()
+}
+
+#[test]
+fn the_registered_priority_is_the_flag_else_the_slices_else_the_top_levels_else_0() {
+    // The run's slice is the configuration's `slice:` (resctl.slice) without --slice.
+    let both =
+        "priority: 2\nslices:\n  resctl.slice: { priority: 4 }\n  other.slice: { priority: 8 }\n";
+    assert_eq!(registered_priority(both, &["--priority", "-1"]), -1);
+    assert_eq!(registered_priority(both, &[]), 4);
+    assert_eq!(
+        registered_priority(
+            "priority: 2\nslices:\n  other.slice: { priority: 8 }\n",
+            &[]
+        ),
+        2
+    );
+    assert_eq!(registered_priority("interval: 1s\n", &[]), 0);
+}
+
+#[test]
+fn a_bad_priority_in_the_config_stops_the_run_with_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resctl.yaml");
+    std::fs::write(&file, "slices:\n  resctl.slice: { priority: high }\n").unwrap();
+    let (output, _) = run_with_pid(
+        resctl()
+            .args(["run", "--monitor-only", "-c"])
+            .arg(&file)
+            .args(["--", "true"]),
+    );
+    assert_eq!(output.status.code(), Some(125), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("{}:2:29: invalid i32", file.display())),
+        "{}",
+        stderr(&output)
+    );
+}

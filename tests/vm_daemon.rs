@@ -518,9 +518,14 @@ const JOBS_SLICE: &str = "resctl-vmj.slice";
 /// A slice for registered jobs: levels in bytes, a hard limit far above them (the kernel
 /// never has to kill), a short interval.
 fn jobs_config() -> String {
+    jobs_config_with("")
+}
+
+/// [`jobs_config`] with more lines (indented by four) in the slice's section.
+fn jobs_config_with(slice_lines: &str) -> String {
     format!(
         "interval: 500ms\ngrace: 1s\nslices:\n  {JOBS_SLICE}:\n    limits: {{ memory_max: 700M }}\n    \
-         memory: {{ moderate: 100M, high: 130M, critical: 200M }}\n"
+         memory: {{ moderate: 100M, high: 130M, critical: 200M }}\n{slice_lines}"
     )
 }
 
@@ -539,11 +544,17 @@ fn run_in_jobs_slice(args: &[&str], command: &[String]) -> std::process::Child {
         .unwrap()
 }
 
-/// The daemon's journal entries for JOBS_SLICE with this RESCTL_ACTION.
+/// The running daemon's journal entries for JOBS_SLICE with this RESCTL_ACTION (its own
+/// `_PID`: not those of the daemons earlier tests started in the same boot).
 fn job_actions(action: &str) -> Vec<serde_json::Value> {
+    let pid = show("resctl.service", "MainPID");
     daemon_entries()
         .into_iter()
-        .filter(|entry| entry["RESCTL_SLICE"] == JOBS_SLICE && entry["RESCTL_ACTION"] == action)
+        .filter(|entry| {
+            entry["_PID"] == pid.as_str()
+                && entry["RESCTL_SLICE"] == JOBS_SLICE
+                && entry["RESCTL_ACTION"] == action
+        })
         .collect()
 }
 
@@ -618,12 +629,13 @@ fn a_slice_at_high_shrinks_its_largest_job_and_lets_it_grow_back_when_calm() {
     stop_daemon();
 }
 
-#[test]
-#[ignore = "needs VM"]
-fn at_critical_with_no_job_left_to_shrink_the_lowest_priority_job_is_frozen_and_thawed_later() {
-    vm_cgroup();
-    stop_daemon();
-    start_daemon(&jobs_config());
+/// Two jobs of 100M at one worker in JOBS_SLICE: `low` (priority 0) holding its memory for
+/// `low_hold`, `high` (priority 5) for `high_hold`. With their resctls they are over
+/// critical (200M), and neither can shrink below 1 worker. Their outputs, low's first.
+fn low_and_high_priority_jobs(
+    low_hold: &str,
+    high_hold: &str,
+) -> (std::process::Output, std::process::Output) {
     let alloc = |hold: &str| -> Vec<String> {
         vec![
             example("alloc").display().to_string(),
@@ -635,16 +647,25 @@ fn at_critical_with_no_job_left_to_shrink_the_lowest_priority_job_is_frozen_and_
     let sequential = ["--threads", "1", "--max-threads", "1"];
     let low = run_in_jobs_slice(
         &[&sequential[..], &["--priority", "0", "--job-key", "low"]].concat(),
-        &alloc("25s"),
+        &alloc(low_hold),
     );
     let high = run_in_jobs_slice(
         &[&sequential[..], &["--priority", "5", "--job-key", "high"]].concat(),
-        &alloc("10s"),
+        &alloc(high_hold),
     );
-    // 200M and their resctls: over critical (200M), and neither job can shrink below 1
-    // worker. Once the high one ends, the frozen one and its resctl are well below high.
     let high = high.wait_with_output().unwrap();
     let low = low.wait_with_output().unwrap();
+    (low, high)
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn at_critical_with_no_job_left_to_shrink_the_lowest_priority_job_is_frozen_and_thawed_later() {
+    vm_cgroup();
+    stop_daemon();
+    start_daemon(&jobs_config());
+    // Once the high one ends, the frozen one and its resctl are well below high.
+    let (low, high) = low_and_high_priority_jobs("25s", "10s");
     assert!(
         high.status.success(),
         "{}",
@@ -666,5 +687,75 @@ fn at_critical_with_no_job_left_to_shrink_the_lowest_priority_job_is_frozen_and_
     let thawed = job_actions("thaw");
     assert_eq!(thawed.len(), 1, "{thawed:?}\n{}", daemon_log());
     assert_eq!(thawed[0]["RESCTL_CGROUP"], frozen[0]["RESCTL_CGROUP"]);
+    // The default last resort: nothing killed, nothing said about killing.
+    assert!(job_actions("kill").is_empty(), "{}", daemon_log());
+    assert!(job_actions("last-resort").is_empty(), "{}", daemon_log());
+    stop_daemon();
+}
+
+/// journald's receive time of an entry, microseconds.
+fn entry_time(entry: &serde_json::Value) -> u64 {
+    entry["__REALTIME_TIMESTAMP"]
+        .as_str()
+        .and_then(|micros| micros.parse().ok())
+        .unwrap_or_else(|| panic!("no __REALTIME_TIMESTAMP in {entry}"))
+}
+
+#[test]
+#[ignore = "needs VM"]
+fn with_last_resort_kill_the_frozen_job_is_killed_once_critical_lasted_kill_after_and_said_so() {
+    vm_cgroup();
+    stop_daemon();
+    let textfile = "/run/resctl/resctl-kill.prom";
+    start_daemon_with(
+        &jobs_config_with("    last_resort: kill\n    kill_after: 5s\n"),
+        &format!("--metrics-textfile {textfile}"),
+        "",
+    );
+    // Said at start, with where the file says so.
+    let said = job_actions("last-resort");
+    assert_eq!(said.len(), 1, "{said:?}\n{}", daemon_log());
+    let message = said[0]["MESSAGE"].as_str().unwrap_or("");
+    assert!(
+        message.contains(&format!("last resort is kill, configured at {CONFIG}:7:5"))
+            && message.contains(&format!(
+                "5s longer (kill_after: configured at {CONFIG}:8:5"
+            )),
+        "{message}"
+    );
+    // As in the freeze test, but the slice stays at critical well past kill_after: the
+    // high-priority job holds its 100M for 30 s, the low one would for 60 s.
+    let (low, high) = low_and_high_priority_jobs("60s", "30s");
+    let low_err = String::from_utf8_lossy(&low.stderr).into_owned();
+    assert!(
+        high.status.success(),
+        "{}",
+        String::from_utf8_lossy(&high.stderr)
+    );
+    // The low one was killed (SIGKILL: 128 + 9, as a shell says), not left to its end.
+    assert_eq!(low.status.code(), Some(137), "{low_err}\n{}", daemon_log());
+    let frozen = job_actions("freeze");
+    assert_eq!(frozen.len(), 1, "{frozen:?}\n{}", daemon_log());
+    let killed = job_actions("kill");
+    assert_eq!(killed.len(), 1, "{killed:?}\n{}", daemon_log());
+    let kill = &killed[0];
+    assert_eq!(kill["RESCTL_CGROUP"], frozen[0]["RESCTL_CGROUP"]);
+    assert_eq!(kill["RESCTL_LEVEL"], "critical", "{kill}");
+    let reason = kill["RESCTL_REASON"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("stayed at critical for")
+            && reason.contains("low (priority 0")
+            && reason.contains("(last_resort: kill)"),
+        "{reason}"
+    );
+    // Not before the slice had been at critical kill_after with the job frozen.
+    let waited = entry_time(kill) - entry_time(&frozen[0]);
+    assert!(waited >= 5_000_000, "killed {waited} µs after the freeze");
+    // Killed, not thawed; counted in the metrics.
+    assert!(job_actions("thaw").is_empty(), "{}", daemon_log());
+    let written = std::fs::read_to_string(textfile).unwrap_or_default();
+    let counted =
+        format!("resctl_actions_total{{kind=\"slice\",name=\"{JOBS_SLICE}\",action=\"kill\"}} 1");
+    assert!(written.contains(&counted), "no {counted:?} in\n{written}");
     stop_daemon();
 }

@@ -157,29 +157,39 @@ pub fn set_memory_max(dir: &Path, kind: CgroupKind, bytes: Option<u64>) -> Resul
     write_file(&dir.join(file), &limit_value(kind, bytes))
 }
 
+/// [`CgroupError::Unsupported`] for `operation` on a v1 memory cgroup: a v2-only file.
+fn v2_only(dir: &Path, kind: CgroupKind, operation: &'static str) -> Result<(), CgroupError> {
+    if kind == CgroupKind::V1Memory {
+        return Err(CgroupError::Unsupported {
+            operation,
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// Freezes (`true`: every process in it is paused, not killed) or thaws the v2 cgroup
 /// (`cgroup.freeze`, kernel 5.2+); v1's memory hierarchy has no freezer:
 /// [`CgroupError::Unsupported`].
 pub fn set_frozen(dir: &Path, kind: CgroupKind, frozen: bool) -> Result<(), CgroupError> {
-    if kind == CgroupKind::V1Memory {
-        return Err(CgroupError::Unsupported {
-            operation: "cgroup.freeze",
-            path: dir.to_path_buf(),
-        });
-    }
+    v2_only(dir, kind, "cgroup.freeze")?;
     write_file(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+}
+
+/// Kills every process in the v2 cgroup `dir` and in the cgroups below it (`cgroup.kill`,
+/// kernel 5.14+): SIGKILL to all at once, frozen ones included, so none escapes by forking.
+/// v1's memory hierarchy has no such file: [`CgroupError::Unsupported`]; a kernel without
+/// it fails to open the file (the error names it).
+pub fn kill_all(dir: &Path, kind: CgroupKind) -> Result<(), CgroupError> {
+    v2_only(dir, kind, "cgroup.kill")?;
+    write_file(&dir.join("cgroup.kill"), "1")
 }
 
 /// Asks the kernel to reclaim `bytes` from the v2 cgroup now (`memory.reclaim`, kernel 5.19+).
 /// The write blocks while the kernel reclaims. EAGAIN (it could not reclaim that much) is
 /// [`CgroupError::NothingReclaimable`]; v1 has no such file: [`CgroupError::Unsupported`].
 pub fn reclaim(dir: &Path, kind: CgroupKind, bytes: u64) -> Result<(), CgroupError> {
-    if kind == CgroupKind::V1Memory {
-        return Err(CgroupError::Unsupported {
-            operation: "memory.reclaim",
-            path: dir.to_path_buf(),
-        });
-    }
+    v2_only(dir, kind, "memory.reclaim")?;
     let path = dir.join("memory.reclaim");
     write_file(&path, &bytes.to_string()).map_err(|error| reclaim_error(error, bytes))
 }
@@ -487,6 +497,31 @@ mod tests {
             .contains("no permission"));
         let ebusy = io::Error::from_raw_os_error(Errno::EBUSY as i32);
         assert_eq!(FsProblem::from_io(&ebusy), FsProblem::Busy);
+    }
+
+    #[test]
+    fn kill_all_writes_cgroup_kill_on_v2_only_and_never_creates_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // A kernel without cgroup.kill (before 5.14): the file is named, nothing created.
+        let err = kill_all(dir.path(), CgroupKind::V2).unwrap_err();
+        assert!(err.to_string().contains("cgroup.kill"), "{err}");
+        assert!(!dir.path().join("cgroup.kill").exists());
+        std::fs::write(dir.path().join("cgroup.kill"), "").unwrap();
+        kill_all(dir.path(), CgroupKind::V2).unwrap();
+        assert_eq!(read(&dir.path().join("cgroup.kill")), "1");
+        std::fs::write(dir.path().join("cgroup.kill"), "").unwrap();
+        let err = kill_all(dir.path(), CgroupKind::V1Memory).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CgroupError::Unsupported {
+                    operation: "cgroup.kill",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(read(&dir.path().join("cgroup.kill")), "");
     }
 
     #[test]

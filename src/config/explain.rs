@@ -1,14 +1,15 @@
-//! Says what a run would do, and why: the budget, each memory level and the thread bounds
-//! with where each value came from (a file's key, the command line, or a default and what
-//! it is a share of). What `resctl config show --resolved` and `resctl doctor` print. Pure:
-//! it formats a [`RunPlan`] already resolved from a [`Config`] and the host's facts.
+//! Says what a run would do, and why: the budget, each memory level, the thread bounds, the
+//! job's priority and the daemon's last resort, with where each value came from (a file's
+//! key, the command line, or a default and what it is a share of). What `resctl config show
+//! --resolved` and `resctl doctor` print. Pure: it formats a [`RunPlan`] already resolved
+//! from a [`Config`] and the host's facts.
 
 use serde::Serialize;
 
 use super::budget::Budget;
 use super::resolve::{HostFacts, RunPlan};
-use super::{defaults, Config};
-use crate::units::{format_size, Limit};
+use super::{defaults, Config, LastResort};
+use crate::units::{format_duration, format_size, Limit};
 
 /// One resolved value and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +35,16 @@ pub struct Explanation {
     pub initial_threads_source: String,
     /// The thread bounds.
     pub threads: (u32, u32),
+    /// The job's priority for `resctl daemon` (`--priority`, else the configuration's).
+    pub priority: i32,
+    /// Where the priority came from.
+    pub priority_source: String,
+    /// What `resctl daemon` does last to the job's slice at critical.
+    pub last_resort: LastResort,
+    /// With `kill`: seconds at critical after the freeze before the kill.
+    pub kill_after_secs: Option<f64>,
+    /// Where the last resort came from, and with `kill` what it does and when.
+    pub last_resort_source: String,
 }
 
 impl Explanation {
@@ -79,12 +90,35 @@ impl Explanation {
             },
         }))
         .collect();
-        let initial_threads_source = match config.provenance.source_of("threads.initial") {
-            Some(source) => source,
-            None if config.threads.initial.is_some() => "the configuration".to_string(),
+        let initial_threads_source =
+            setting_source(config, "threads.initial", config.threads.initial.is_some())
+                .unwrap_or_else(|| {
+                    format!(
+                        "default: the {} CPUs this process may use, within the bounds",
+                        host.cpus
+                    )
+                });
+        let priority_source =
+            setting_source(config, "priority", config.priority != defaults::PRIORITY)
+                .unwrap_or_else(|| "default: no --priority and no priority: key".to_string());
+        let last_resort_set = setting_source(
+            config,
+            "last_resort",
+            config.last_resort != LastResort::default(),
+        )
+        .unwrap_or_else(|| "default".to_string());
+        let last_resort_source = match config.last_resort_kill_after() {
             None => format!(
-                "default: the {} CPUs this process may use, within the bounds",
-                host.cpus
+                "{last_resort_set}: at critical, when no job can shrink, the lowest priority is \
+                 frozen, never killed"
+            ),
+            Some(after) => format!(
+                "{}: at critical, when no job can shrink, the lowest priority is frozen, and \
+                 killed once the slice stayed at critical {} longer ({})",
+                last_resort_set,
+                format_duration(after),
+                setting_source(config, "kill_after", after != defaults::KILL_AFTER)
+                    .unwrap_or_else(|| "default kill_after".to_string())
             ),
         };
         Explanation {
@@ -93,6 +127,13 @@ impl Explanation {
             initial_threads: policy.initial_threads,
             initial_threads_source,
             threads: (policy.min_threads, policy.max_threads),
+            priority: config.priority,
+            priority_source,
+            last_resort: config.last_resort,
+            kill_after_secs: config
+                .last_resort_kill_after()
+                .map(|after| after.as_secs_f64()),
+            last_resort_source,
         }
     }
 
@@ -119,8 +160,27 @@ impl Explanation {
             "threads           {}..{}\n",
             self.threads.0, self.threads.1
         ));
+        out.push_str(&format!(
+            "priority          {:<8} {}\n",
+            self.priority, self.priority_source
+        ));
+        out.push_str(&format!(
+            "last_resort       {:<8} {}\n",
+            self.last_resort.to_string(),
+            self.last_resort_source
+        ));
         out
     }
+}
+
+/// Where the setting `key` came from: the command line or its key in the file; `the
+/// configuration` when it is `set` (not its default) without a known key; `None` for the
+/// default.
+fn setting_source(config: &Config, key: &str, set: bool) -> Option<String> {
+    config
+        .provenance
+        .source_of(key)
+        .or_else(|| set.then(|| "the configuration".to_string()))
 }
 
 /// Where a memory level came from: the key that set it (with a percentage's base), or the
@@ -193,6 +253,58 @@ mod tests {
         );
         assert!(
             text.contains("threads.initial   2        default: the 2 CPUs"),
+            "{text}"
+        );
+        assert!(
+            text.contains("priority          0        default: no --priority and no priority: key"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "last_resort       freeze   default: at critical, when no job can shrink, the \
+                 lowest priority is frozen, never killed"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_priority_and_a_kill_say_where_they_came_from() {
+        let origin = "/etc/resctl/resctl.yaml";
+        let config = Config::from_yaml(
+            "priority: 3\nkill_after: 45s\nslices:\n  batch.slice:\n    last_resort: kill\n",
+            origin,
+        )
+        .unwrap()
+        .for_slice("batch.slice");
+        let plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        let explanation = Explanation::new(&config, &plan, &host());
+        assert_eq!(explanation.kill_after_secs, Some(45.0));
+        let text = explanation.render();
+        assert!(
+            text.contains(&format!(
+                "priority          3        {origin}:1:1 (priority)\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "last_resort       kill     {origin}:5:5 (slices.batch.slice.last_resort): at \
+                 critical, when no job can shrink, the lowest priority is frozen, and killed once \
+                 the slice stayed at critical 45s longer ({origin}:2:1 (kill_after))\n"
+            )),
+            "{text}"
+        );
+        // A --priority wins and says so.
+        let flagged = config
+            .with_overrides(&crate::config::Overrides {
+                priority: Some(-1),
+                ..crate::config::Overrides::default()
+            })
+            .unwrap();
+        let text = Explanation::new(&flagged, &plan, &host()).render();
+        assert!(
+            text.contains("priority          -1       command line\n"),
             "{text}"
         );
     }

@@ -16,8 +16,12 @@
 //! threads: { min: 1, max: 8, initial: ~, cooldown: 30s }
 //! leak: { enabled: true, growth: 800M, window: 15min, min_fit: 0.8 }
 //! limits: { memory_high: ~, memory_max: 4G }
+//! priority: 0             # a job's priority for the daemon (`resctl run --priority` wins)
+//! last_resort: freeze     # the daemon's last resort at critical: freeze | kill
+//! kill_after: 30s         # with kill: how long a frozen job waits at critical, 3s..=1h
 //! slices:
 //!   build.slice: { threads: { max: 16 }, memory: { high: 80% } }
+//!   batch.slice: { priority: -5, last_resort: kill, kill_after: 1m }
 //! ```
 //!
 //! The original Python project's block (`orchestrator: threading: resource_management:`)
@@ -117,6 +121,40 @@ pub mod defaults {
     pub const MAX_HYSTERESIS: f64 = 0.5;
     /// The systemd slice jobs run in by default.
     pub const SLICE: &str = "resctl.slice";
+
+    /// A job's priority for `resctl daemon` when neither `--priority` nor the
+    /// configuration gives one: all jobs matter alike, the largest is frozen first.
+    pub const PRIORITY: i32 = 0;
+    /// With `last_resort: kill`: a frozen job is killed once its slice stayed at critical
+    /// this long. Half a minute gives the slice's other jobs time to finish or shrink and
+    /// the kernel time to reclaim, which freezing alone does not free.
+    pub const KILL_AFTER: Duration = Duration::from_secs(30);
+    /// Shortest `kill_after`: the daemon acts on a slice's jobs once every 3 s, so a
+    /// shorter wait would still come 3 s after the freeze.
+    pub const MIN_KILL_AFTER: Duration = Duration::from_secs(3);
+    /// Longest `kill_after`: a job frozen longer at critical holds its memory for nothing.
+    pub const MAX_KILL_AFTER: Duration = Duration::from_secs(3600);
+}
+
+/// What `resctl daemon` does last to a slice at critical when no job can shrink further.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LastResort {
+    /// Freeze the lowest-priority job (`cgroup.freeze`) until memory returns; never kill.
+    #[default]
+    Freeze,
+    /// Freeze it as with `freeze`, and kill it (`cgroup.kill`) once the slice stayed at
+    /// critical for `kill_after` since.
+    Kill,
+}
+
+impl std::fmt::Display for LastResort {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            LastResort::Freeze => "freeze",
+            LastResort::Kill => "kill",
+        })
+    }
 }
 
 /// The whole configuration. Fields are in the order `to_yaml` writes them.
@@ -148,6 +186,15 @@ pub struct Config {
     pub leak: LeakConfig,
     /// Memory limits put on the job's cgroup.
     pub limits: LimitsConfig,
+    /// How much a job matters to `resctl daemon` (default 0; `resctl run --priority` wins):
+    /// at critical the lowest is frozen (or killed) first.
+    pub priority: i32,
+    /// The daemon's last resort for a slice at critical (default `freeze`: never kill).
+    pub last_resort: LastResort,
+    /// With `last_resort: kill`: how long the slice must stay at critical after the job was
+    /// frozen before it is killed (default 30 s, allowed 3s..=1h).
+    #[serde(with = "units::serde_duration")]
+    pub kill_after: Duration,
     /// Per-slice overrides; keys are slice names ending in `.slice`.
     pub slices: BTreeMap<String, SliceOverrides>,
     /// Where the values came from (for error messages); ignored by `==`.
@@ -455,6 +502,18 @@ pub struct SliceOverrides {
     /// PSI levels.
     #[serde(skip_serializing_if = "PsiOverrides::is_empty")]
     pub psi: PsiOverrides,
+    /// The priority of the slice's jobs (see [`Config::priority`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// The daemon's last resort for the slice (see [`Config::last_resort`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_resort: Option<LastResort>,
+    /// See [`Config::kill_after`].
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kill_after: Option<Duration>,
 }
 
 /// Values given on the command line; each replaces the configuration's value.
@@ -480,6 +539,8 @@ pub struct Overrides {
     pub slice: Option<String>,
     /// `notify_signal`.
     pub notify_signal: Option<String>,
+    /// `priority` (`--priority`).
+    pub priority: Option<i32>,
 }
 
 impl Default for Config {
@@ -497,6 +558,9 @@ impl Default for Config {
             threads: ThreadsConfig::default(),
             leak: LeakConfig::default(),
             limits: LimitsConfig::default(),
+            priority: defaults::PRIORITY,
+            last_resort: LastResort::default(),
+            kill_after: defaults::KILL_AFTER,
             slices: BTreeMap::new(),
             provenance: Provenance::default(),
         }
@@ -685,6 +749,9 @@ impl Config {
         merge(&mut config.psi.memory_some, overrides.psi.memory_some);
         merge(&mut config.psi.memory_full, overrides.psi.memory_full);
         merge(&mut config.psi.cpu_some, overrides.psi.cpu_some);
+        merge(&mut config.priority, overrides.priority);
+        merge(&mut config.last_resort, overrides.last_resort);
+        merge(&mut config.kill_after, overrides.kill_after);
         config
     }
 
@@ -741,6 +808,10 @@ impl Config {
             self.notify_signal = Some(signal.clone());
             applied.push("notify_signal");
         }
+        if let Some(priority) = overrides.priority {
+            self.priority = priority;
+            applied.push("priority");
+        }
         for key in applied {
             self.provenance.mark_command_line(key);
         }
@@ -758,6 +829,12 @@ impl Config {
         self.notify_signal
             .as_deref()
             .and_then(|name| parse_signal(name).ok())
+    }
+
+    /// How long a frozen job waits at critical before the daemon kills it: `None` unless
+    /// `last_resort` is `kill` (the daemon then never kills).
+    pub fn last_resort_kill_after(&self) -> Option<Duration> {
+        (self.last_resort == LastResort::Kill).then_some(self.kill_after)
     }
 
     /// The file name this configuration was read from, or `built-in defaults`.

@@ -87,6 +87,11 @@ fn defaults_are_the_originals() {
     assert_eq!(config.resolve_memory(None), original);
     // Against the original's 4000 MB limit the percentages give the same levels.
     assert_eq!(config.resolve_memory(Some(4000 * MIB)), original);
+    assert_eq!(config.priority, 0);
+    assert_eq!(config.last_resort, LastResort::Freeze);
+    assert_eq!(config.kill_after, Duration::from_secs(30));
+    // The default never kills.
+    assert_eq!(config.last_resort_kill_after(), None);
     assert_eq!(config.origin(), "built-in defaults");
     config.validate().unwrap();
 }
@@ -559,10 +564,26 @@ fn to_yaml_round_trips() {
          threads: {min: 2, max: 32, initial: 3, cooldown: 2m30s}\n\
          leak: {enabled: false, growth: 1.5G, window: 1h30m, min_fit: 0.95}\n\
          limits: {memory_high: 90%, memory_max: max}\n\
-         slices:\n  x.slice:\n    psi: {cpu_some: ~}\n    cpu: {high: 61}\n",
+         priority: -3\nlast_resort: kill\nkill_after: 1m30s\n\
+         slices:\n  x.slice:\n    psi: {cpu_some: ~}\n    cpu: {high: 61}\n\
+         \x20   priority: 7\n    last_resort: freeze\n    kill_after: 5s\n",
     );
     let yaml = unusual.to_yaml();
     assert!(yaml.contains("high: 3000000000B"), "{yaml}");
+    assert!(
+        yaml.contains("priority: -3\nlast_resort: kill\nkill_after: 1m30s\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("    priority: 7\n    last_resort: freeze\n    kill_after: 5s\n"),
+        "{yaml}"
+    );
+    // A slice that overrides nothing of the daemon's writes none of its keys.
+    assert!(
+        !slices.to_yaml().contains("    priority:"),
+        "{}",
+        slices.to_yaml()
+    );
     assert_eq!(assert_round_trips(&unusual), unusual);
     assert_eq!(unusual.for_slice("x.slice").psi.cpu_some, None);
 }
@@ -665,4 +686,119 @@ fn a_percentage_out_of_order_with_a_defaulted_level_is_refused_at_load() {
     // And what `config show` writes for a valid file loads again.
     let config = Config::from_yaml("memory: { high: 80% }\n", "t.yaml").unwrap();
     assert!(Config::from_yaml(&config.to_yaml(), "again").is_ok());
+}
+
+#[test]
+fn priority_and_last_resort_merge_per_slice_over_the_top_level() {
+    let config = parse(
+        "priority: 2\nlast_resort: kill\nkill_after: 1m\nslices:\n  \
+         batch.slice: { priority: -5, kill_after: 10s }\n  \
+         web.slice: { last_resort: freeze }\n  \
+         build.slice: {}\n",
+    );
+    let batch = config.for_slice("batch.slice");
+    assert_eq!(batch.priority, -5);
+    assert_eq!(
+        batch.last_resort_kill_after(),
+        Some(Duration::from_secs(10))
+    );
+    let web = config.for_slice("web.slice");
+    assert_eq!(web.priority, 2);
+    assert_eq!(web.last_resort, LastResort::Freeze);
+    assert_eq!(web.last_resort_kill_after(), None);
+    let build = config.for_slice("build.slice");
+    assert_eq!(build.priority, 2);
+    assert_eq!(
+        build.last_resort_kill_after(),
+        Some(Duration::from_secs(60))
+    );
+    // A slice not in the file takes the top level's.
+    assert_eq!(config.for_slice("other.slice").priority, 2);
+    // Where each came from: the slice's own key, else the top level's.
+    assert_eq!(
+        batch.provenance.source_of("priority").as_deref(),
+        Some("t.yaml:5:18 (slices.batch.slice.priority)")
+    );
+    assert_eq!(
+        build.provenance.source_of("priority").as_deref(),
+        Some("t.yaml:1:1 (priority)")
+    );
+    assert_eq!(
+        web.provenance.source_of("last_resort").as_deref(),
+        Some("t.yaml:6:16 (slices.web.slice.last_resort)")
+    );
+    // The whole of an i32, as --priority takes.
+    assert_eq!(parse("priority: -2147483648\n").priority, i32::MIN);
+    assert_eq!(parse("priority: 2147483647\n").priority, i32::MAX);
+    assert_round_trips(&config);
+}
+
+#[test]
+fn priority_on_the_command_line_wins_and_is_named() {
+    let config = parse("priority: 2\nslices:\n  batch.slice: { priority: -5 }\n");
+    let applied = config
+        .for_slice("batch.slice")
+        .with_overrides(&Overrides {
+            priority: Some(9),
+            ..Overrides::default()
+        })
+        .unwrap();
+    assert_eq!(applied.priority, 9);
+    assert_eq!(
+        applied.provenance.source_of("priority").as_deref(),
+        Some("command line")
+    );
+    // Without the flag, the slice's.
+    let kept = config
+        .for_slice("batch.slice")
+        .with_overrides(&Overrides::default())
+        .unwrap();
+    assert_eq!(kept.priority, -5);
+}
+
+#[test]
+fn bad_priority_last_resort_and_kill_after_name_file_line_and_column() {
+    for (yaml, line, column, needle) in [
+        ("priority: high\n", 1, 11, "i32"),
+        ("priority: 1.5\n", 1, 11, "i32"),
+        // Beyond what --priority takes.
+        ("priority: 2147483648\n", 1, 11, "i32"),
+        ("slices:\n  batch.slice: { priority: x }\n", 2, 28, "i32"),
+        (
+            "last_resort: murder\n",
+            1,
+            14,
+            "unknown variant `murder`, expected one of freeze, kill",
+        ),
+        (
+            "slices:\n  batch.slice:\n    last_resort: KILL\n",
+            3,
+            18,
+            "unknown variant `KILL`",
+        ),
+        (
+            "kill_after: 1s\n",
+            1,
+            1,
+            "kill_after (1s) must be between 3s and 1h",
+        ),
+        (
+            "last_resort: kill\nkill_after: 2h\n",
+            2,
+            1,
+            "kill_after (2h) must be between 3s and 1h",
+        ),
+        (
+            "slices:\n  batch.slice:\n    last_resort: kill\n    kill_after: 500ms\n",
+            4,
+            5,
+            "slices.batch.slice.kill_after (500ms) must be between 3s and 1h",
+        ),
+        ("kill_after: soon\n", 1, 13, "invalid duration 'soon'"),
+    ] {
+        assert_error_at(yaml, line, column, needle);
+    }
+    // The bounds themselves are allowed.
+    parse("kill_after: 3s\n");
+    parse("kill_after: 1h\n");
 }

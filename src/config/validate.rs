@@ -155,7 +155,14 @@ fn check_slice_parts(config: &Config) -> Result<(), Issue> {
         }
     }
     check_threads(config)?;
-    check_limits(config)
+    check_limits(config)?;
+    check_duration_range(
+        config,
+        "kill_after",
+        config.kill_after,
+        defaults::MIN_KILL_AFTER,
+        defaults::MAX_KILL_AFTER,
+    )
 }
 
 fn check_memory(config: &Config) -> Result<(), Issue> {

@@ -89,7 +89,8 @@ pub struct Registration {
     pub pid: u32,
     /// The job's cgroup folder (`None`: monitor-only, nothing the daemon can freeze).
     pub cgroup: Option<String>,
-    /// Higher is more important: the daemon freezes the lowest first (`--priority`).
+    /// Higher is more important: the daemon freezes (or, where configured, kills) the
+    /// lowest first (`--priority`, else the configuration's `priority:`).
     pub priority: i32,
     /// The job's name (`--job-key`, else its program's file name).
     pub name: String,

@@ -1,7 +1,8 @@
 //! The daemon's side of the jobs `resctl run` registered: finding them (their run folders
 //! in the daemon's runtime folder, `<pid>/job.json`), asking each for its state over its
-//! control socket, setting a ceiling there, and freezing or thawing its cgroup
-//! (`cgroup.freeze`). What to do is decided in [`super::jobs`].
+//! control socket, setting a ceiling there, freezing or thawing its cgroup
+//! (`cgroup.freeze`) and, where the configuration asks for it, killing it (`cgroup.kill`).
+//! What to do is decided in [`super::jobs`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,10 +71,24 @@ impl RegisteredJob {
     ///
     /// It has no cgroup, or `cgroup.freeze` could not be written (gone), in words.
     pub fn set_frozen(&self, frozen: bool) -> Result<(), String> {
-        let cgroup = self
-            .cgroup()
-            .ok_or_else(|| "the job has no cgroup (monitor-only)".to_owned())?;
-        writer::set_frozen(cgroup, CgroupKind::V2, frozen).map_err(|err| err.to_string())
+        writer::set_frozen(self.own_cgroup()?, CgroupKind::V2, frozen)
+            .map_err(|err| err.to_string())
+    }
+
+    /// Kills every process of its cgroup (`cgroup.kill`).
+    ///
+    /// # Errors
+    ///
+    /// It has no cgroup, or `cgroup.kill` could not be written (gone, or a kernel before
+    /// 5.14), in words.
+    pub fn kill(&self) -> Result<(), String> {
+        writer::kill_all(self.own_cgroup()?, CgroupKind::V2).map_err(|err| err.to_string())
+    }
+
+    /// Its cgroup, or why there is none to act on.
+    fn own_cgroup(&self) -> Result<&Path, String> {
+        self.cgroup()
+            .ok_or_else(|| "the job has no cgroup (monitor-only)".to_owned())
     }
 
     /// Whether its cgroup is frozen now (`cgroup.freeze` reads 1).
@@ -144,5 +159,38 @@ mod tests {
         assert!(!jobs[0].inside(Path::new("/sys/fs/cgroup")));
         assert!(make.status().is_err(), "no socket there");
         assert!(jobs[0].set_frozen(true).is_err());
+        assert_eq!(
+            jobs[0].kill(),
+            Err("the job has no cgroup (monitor-only)".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_kill_goes_to_the_jobs_own_cgroup_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let cgroup = dir.path().join("etl.slice/resctl-42.scope/job");
+        std::fs::create_dir_all(&cgroup).unwrap();
+        std::fs::write(cgroup.join("cgroup.kill"), "").unwrap();
+        std::fs::write(dir.path().join("etl.slice/cgroup.kill"), "").unwrap();
+        let job = RegisteredJob {
+            resctl_pid: 42,
+            registration: Registration {
+                pid: 43,
+                cgroup: Some(cgroup.display().to_string()),
+                priority: 0,
+                name: "make".to_owned(),
+            },
+            socket: dir.path().join("42/control.sock"),
+        };
+        job.kill().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cgroup.join("cgroup.kill")).unwrap(),
+            "1"
+        );
+        // The slice's is not touched.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("etl.slice/cgroup.kill")).unwrap(),
+            ""
+        );
     }
 }

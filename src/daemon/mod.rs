@@ -19,7 +19,10 @@
 //! ([`job_io`]); when the slice is at high the daemon lowers one job's worker ceiling at a
 //! time over its control socket, at critical with nothing left to shrink it freezes the
 //! lowest-priority job, and it thaws and raises ceilings again when the pressure is gone
-//! ([`jobs`]). It never kills; on the way out it thaws and lifts whatever it set.
+//! ([`jobs`]). It kills only in a slice whose configuration says `last_resort: kill`, a
+//! frozen job once critical lasted `kill_after`, and says so at start and on every reload
+//! (one entry per such slice, with the file and line that set it); on the way out it thaws
+//! and lifts whatever it set.
 
 pub mod job_io;
 pub mod jobs;
@@ -105,8 +108,10 @@ struct Daemon {
     runs_dir: PathBuf,
     /// The ceilings the daemon set, by resctl pid.
     ceilings: HashMap<u32, u32>,
-    /// The jobs the daemon froze, by resctl pid.
-    frozen: HashSet<u32>,
+    /// The jobs the daemon froze, by resctl pid, and when (the steering's clock).
+    frozen: HashMap<u32, Duration>,
+    /// The jobs the daemon killed, by resctl pid, until their run ends.
+    killed: HashSet<u32>,
 }
 
 /// One slice: its watch and its cgroup, opened when it exists.
@@ -172,7 +177,8 @@ impl Daemon {
             status_written: None,
             runs_dir: runtime_dir(),
             ceilings: HashMap::new(),
-            frozen: HashSet::new(),
+            frozen: HashMap::new(),
+            killed: HashSet::new(),
         };
         daemon.thaw_leftovers();
         daemon.apply(config)?;
@@ -183,12 +189,14 @@ impl Daemon {
     /// sets their limits, gives removed slices their own values back.
     fn apply(&mut self, config: Config) -> Result<(), String> {
         let mut plans = BTreeMap::new();
+        let mut slice_configs = BTreeMap::new();
         for name in config.slices.keys() {
             let slice_config = config.for_slice(name);
             let facts = facts_for_new_job(&self.host, None, name)?;
             let plan = resolve(&slice_config, &facts, &RunFlags::default())
                 .map_err(|err| format!("slice {name}: {err}"))?;
             plans.insert(name.clone(), plan);
+            slice_configs.insert(name.clone(), slice_config);
         }
         let (cpus, ticks) = (crate::run::available_cpus(), clock_ticks_per_second());
         let metrics = &mut self.metrics;
@@ -200,8 +208,18 @@ impl Daemon {
             kept
         });
         for (name, plan) in &plans {
+            let slice_config = &slice_configs[name];
+            let kill_after = slice_config.last_resort_kill_after();
+            let before = self
+                .slices
+                .get(name)
+                .and_then(|watched| watched.steering.kill_after());
+            say_last_resort(name, slice_config, before);
             match self.slices.get_mut(name) {
-                Some(watched) => watched.watch.reconfigure(plan.policy.clone()),
+                Some(watched) => {
+                    watched.watch.reconfigure(plan.policy.clone());
+                    watched.steering.set_kill_after(kill_after);
+                }
                 None => {
                     let dir = self.mount.join(slice_path(name));
                     self.slices.insert(
@@ -212,7 +230,7 @@ impl Daemon {
                             reader: None,
                             limits: None,
                             last_action: None,
-                            steering: JobSteering::default(),
+                            steering: JobSteering::new(kill_after),
                         },
                     );
                 }
@@ -374,14 +392,17 @@ impl Daemon {
                 .is_some_and(|figures| figures.level >= Level::High)
         });
         // Calm slices and no job held: nothing to read (the steering still counts the calm).
-        let registered = if pressed || !self.ceilings.is_empty() || !self.frozen.is_empty() {
+        // Killed jobs are read until their runs end, so a reused pid is not taken for one.
+        let held_any = !self.ceilings.is_empty() || !self.frozen.is_empty();
+        let registered = if pressed || held_any || !self.killed.is_empty() {
             job_io::registered_jobs(&self.runs_dir)
         } else {
             Vec::new()
         };
         let alive: HashSet<u32> = registered.iter().map(|job| job.resctl_pid).collect();
         self.ceilings.retain(|pid, _| alive.contains(pid));
-        self.frozen.retain(|pid| alive.contains(pid));
+        self.frozen.retain(|pid, _| alive.contains(pid));
+        self.killed.retain(|pid| alive.contains(pid));
         for (name, watched) in &mut self.slices {
             let Some(figures) = watched.watch.figures() else {
                 continue;
@@ -391,15 +412,18 @@ impl Daemon {
                 .filter(|job| job.inside(&watched.dir))
                 .collect();
             let held = members.iter().any(|job| {
-                self.ceilings.contains_key(&job.resctl_pid) || self.frozen.contains(&job.resctl_pid)
+                self.ceilings.contains_key(&job.resctl_pid)
+                    || self.frozen.contains_key(&job.resctl_pid)
             });
             // Nothing to ask the jobs while the slice is calm and none is held.
             if members.is_empty() || (figures.level < Level::High && !held) {
                 watched.steering.plan(at, name, figures.level, &[]);
                 continue;
             }
+            // A killed job is ending: nothing more to ask of it, nor to count on.
             let states: Vec<JobState> = members
                 .iter()
+                .filter(|job| !self.killed.contains(&job.resctl_pid))
                 .filter_map(|job| {
                     let status = job.status().ok()?;
                     Some(JobState {
@@ -411,7 +435,7 @@ impl Daemon {
                         min_threads: status.min_threads,
                         max_threads: status.max_threads,
                         priority: job.registration.priority,
-                        frozen: self.frozen.contains(&job.resctl_pid),
+                        frozen_at: self.frozen.get(&job.resctl_pid).copied(),
                         ceiling: self.ceilings.get(&job.resctl_pid).copied(),
                     })
                 })
@@ -432,10 +456,14 @@ impl Daemon {
                     };
                 }),
                 JobAction::Freeze { .. } => job.set_frozen(true).map(|()| {
-                    self.frozen.insert(job.resctl_pid);
+                    self.frozen.insert(job.resctl_pid, at);
                 }),
                 JobAction::Thaw { .. } => job.set_frozen(false).map(|()| {
                     self.frozen.remove(&job.resctl_pid);
+                }),
+                JobAction::Kill { .. } => job.kill().map(|()| {
+                    self.frozen.remove(&job.resctl_pid);
+                    self.killed.insert(job.resctl_pid);
                 }),
             };
             let cgroup = job.registration.cgroup.clone().unwrap_or_default();
@@ -488,7 +516,7 @@ impl Daemon {
     /// On the way out: no job stays frozen or capped by a daemon that is gone.
     fn release_jobs(&mut self) {
         for job in job_io::registered_jobs(&self.runs_dir) {
-            if self.frozen.remove(&job.resctl_pid) {
+            if self.frozen.remove(&job.resctl_pid).is_some() {
                 if let Err(err) = job.set_frozen(false) {
                     tracing::error!("cannot thaw resctl pid {}: {err}", job.resctl_pid);
                 }
@@ -619,6 +647,44 @@ impl WatchedSlice {
     }
 }
 
+/// Says, for the slice `name` of `slice_config`, that its last resort is to kill (where the
+/// file sets it), or that it no longer is (`before`: the kill_after in force until now).
+fn say_last_resort(name: &str, slice_config: &Config, before: Option<Duration>) {
+    if let Some(notice) = last_resort_notice(name, slice_config, before) {
+        tracing::info!(resctl_slice = %name, resctl_action = "last-resort", "{notice}");
+    }
+}
+
+/// What [`say_last_resort`] logs: `None` for a slice that freezes and did before.
+fn last_resort_notice(
+    name: &str,
+    slice_config: &Config,
+    before: Option<Duration>,
+) -> Option<String> {
+    let source = |key: &str| {
+        slice_config
+            .provenance
+            .source_of(key)
+            .map(|at| format!("configured at {at}"))
+            .unwrap_or_else(|| format!("the default, not set in {}", slice_config.origin()))
+    };
+    match slice_config.last_resort_kill_after() {
+        Some(after) => Some(format!(
+            "{name}: last resort is kill, {}: at critical, when no job can shrink further, the \
+             lowest-priority job is frozen, and killed (cgroup.kill) once the slice stayed at \
+             critical {} longer (kill_after: {}); never the last job running",
+            source("last_resort"),
+            crate::units::format_duration(after),
+            source("kill_after")
+        )),
+        None if before.is_some() => Some(format!(
+            "{name}: last resort is freeze again, {}: no job is killed",
+            source("last_resort")
+        )),
+        None => None,
+    }
+}
+
 /// A slice's last figures and its events into the metrics.
 fn export_slice(metrics: &mut Metrics, watch: &SliceWatch, events: &[SliceEvent]) {
     let target = Target::slice(watch.name());
@@ -744,5 +810,53 @@ impl Signals {
         let _ = poll(&mut fds, PollTimeout::from(millis));
         let mut drain = [0u8; 64];
         while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_that_kills_is_said_with_where_the_file_says_so_and_the_default_says_nothing() {
+        let config = Config::from_yaml(
+            "kill_after: 45s\nslices:\n  batch.slice:\n    last_resort: kill\n  web.slice: {}\n",
+            "/etc/resctl/resctl.yaml",
+        )
+        .unwrap();
+        let batch = config.for_slice("batch.slice");
+        assert_eq!(
+            last_resort_notice("batch.slice", &batch, None).as_deref(),
+            Some(
+                "batch.slice: last resort is kill, configured at \
+                 /etc/resctl/resctl.yaml:4:5 (slices.batch.slice.last_resort): at critical, \
+                 when no job can shrink further, the lowest-priority job is frozen, and killed \
+                 (cgroup.kill) once the slice stayed at critical 45s longer (kill_after: \
+                 configured at /etc/resctl/resctl.yaml:1:1 (kill_after)); never the last job \
+                 running"
+            )
+        );
+        // Said again on every reload while it holds.
+        assert!(last_resort_notice("batch.slice", &batch, Some(Duration::from_secs(45))).is_some());
+        // The default freezes and says nothing, unless the slice killed until this reload.
+        let web = config.for_slice("web.slice");
+        assert_eq!(last_resort_notice("web.slice", &web, None), None);
+        assert_eq!(
+            last_resort_notice("web.slice", &web, Some(Duration::from_secs(30))).as_deref(),
+            Some(
+                "web.slice: last resort is freeze again, the default, not set in \
+                 /etc/resctl/resctl.yaml: no job is killed"
+            )
+        );
+        // kill_after left to its default is named as such.
+        let only_kill =
+            Config::from_yaml("last_resort: kill\nslices:\n  a.slice: {}\n", "f.yaml").unwrap();
+        let notice = last_resort_notice("a.slice", &only_kill.for_slice("a.slice"), None);
+        assert!(
+            notice.as_deref().is_some_and(|text| text
+                .contains("kill, configured at f.yaml:1:1 (last_resort):")
+                && text.contains("30s longer (kill_after: the default, not set in f.yaml)")),
+            "{notice:?}"
+        );
     }
 }

@@ -82,7 +82,8 @@ pub struct RunRequest {
     pub metrics: MetricsOptions,
     /// The job's name in metrics (`--job-key`, else its program's file name).
     pub job_name: String,
-    /// The job's priority for `resctl daemon` (`--priority`).
+    /// The job's priority for `resctl daemon` (`--priority`, else the configuration's
+    /// `priority:` for the slice or at the top level, else 0).
     pub priority: i32,
     /// The job's history: the start count comes from it, and what this run learns goes
     /// to it (`None`: `--no-history`).
