@@ -1,5 +1,6 @@
 //! Without root on a systemd host: a user whose manager runs (lingering enabled) gets a
-//! delegated scope from that manager, `--memory-max` is enforced there, a managed pool
+//! delegated scope from that manager (over the user bus, and through `systemd-run --user`
+//! where no bus is reachable), `--memory-max` is enforced there, a managed pool
 //! finishes under a budget that kills the unmanaged one, and `resctl bench` works the same
 //! way; a user without a manager runs monitor-only and is told the fix. Nothing here runs
 //! resctl as root: the test (root in the VM) only creates the user and switches to it.
@@ -72,8 +73,8 @@ fn lingering_user() -> TestUser {
     }
 }
 
-/// A [`resctl()`] command that runs as `user` with a login's environment (no user bus:
-/// the image has no dbus-user-session, so resctl reaches the manager with systemd-run).
+/// A [`resctl()`] command that runs as `user` with a login's environment: resctl finds the
+/// user bus at `$XDG_RUNTIME_DIR/bus` (the image has dbus-user-session).
 fn as_user(user: &TestUser) -> Command {
     let mut command = resctl();
     command
@@ -115,23 +116,39 @@ fn doctor_names_the_users_manager_and_the_controllers_it_is_given() {
     assert!(given.split_whitespace().any(|c| c == "memory"), "{given}");
 }
 
+/// Said (at debug level) when no bus reaches the manager and systemd-run makes the scope.
+const THROUGH_SYSTEMD_RUN: &str = "creating the scope with systemd-run";
+
 #[test]
 #[ignore = "needs VM"]
 fn memory_max_is_enforced_in_the_users_own_scope_and_the_kill_reported_137() {
     let user = lingering_user();
-    let run = output(
-        as_user(&user)
-            .args(["run", "--memory-max", "40M", "--"])
-            .arg(example("alloc"))
-            .args(["120M", "--hold", "1s"]),
-    );
-    let err = stderr(&run);
-    assert_eq!(run.status.code(), Some(137), "{err}");
-    assert!(err.contains("OOM killer"), "{err}");
-    assert!(
-        err.contains(&manager_cgroup(&user)) && err.contains("resctl.slice/resctl-"),
-        "the job did not run in a scope of the user's manager:\n{err}"
-    );
+    // Over the user bus, and where there is none through `systemd-run --user`.
+    for bus in [None, Some("unix:path=/nonexistent/bus")] {
+        let mut command = as_user(&user);
+        command.env("RESCTL_LOG", "debug");
+        if let Some(address) = bus {
+            command.env("DBUS_SESSION_BUS_ADDRESS", address);
+        }
+        let run = output(
+            command
+                .args(["run", "--memory-max", "40M", "--"])
+                .arg(example("alloc"))
+                .args(["120M", "--hold", "1s"]),
+        );
+        let err = stderr(&run);
+        assert_eq!(run.status.code(), Some(137), "{err}");
+        assert!(err.contains("OOM killer"), "{err}");
+        assert!(
+            err.contains(&manager_cgroup(&user)) && err.contains("resctl.slice/resctl-"),
+            "the job did not run in a scope of the user's manager:\n{err}"
+        );
+        assert_eq!(
+            err.contains(THROUGH_SYSTEMD_RUN),
+            bus.is_some(),
+            "bus {bus:?}:\n{err}"
+        );
+    }
     // Within the limit the same job runs and exits 0.
     let fits = output(
         as_user(&user)
