@@ -10,6 +10,9 @@
 # Environment:
 #   FUZZ_RUNS=N        also stop a target after N executions (libFuzzer -runs)
 #   FUZZ_MAX_LEN=N     largest input, bytes (default 65536)
+#   FUZZ_SANITIZER=S   address (default) or none: resctl's parsers are safe Rust, so a long
+#                      campaign may trade AddressSanitizer for speed (debug assertions and
+#                      overflow checks stay on either way)
 #   FUZZ_EXTRA_ARGS    more libFuzzer flags, split on spaces
 #
 # Installs what it needs when missing: the nightly toolchain (rustup, minimal profile) and
@@ -48,6 +51,9 @@ else
 fi
 
 max_len="${FUZZ_MAX_LEN:-65536}"
+sanitizer="${FUZZ_SANITIZER:-address}"
+[[ "$sanitizer" == address || "$sanitizer" == none ]] ||
+    die "FUZZ_SANITIZER must be address or none, got '$sanitizer'"
 runs_flag=()
 if [ -n "${FUZZ_RUNS:-}" ]; then
     runs_flag=("-runs=$FUZZ_RUNS")
@@ -74,9 +80,9 @@ triple="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 bin_dir="$fuzz_dir/target/$triple/release"
 
 # --- build ---------------------------------------------------------------------------
-echo "fuzz/run.sh: building ${#all_targets[@]} targets (cargo +nightly fuzz build -O -a)"
+echo "fuzz/run.sh: building ${#all_targets[@]} targets (cargo +nightly fuzz build -O -a -s $sanitizer)"
 build_start=$(date +%s)
-if ! cargo +nightly fuzz build -O -a; then
+if ! cargo +nightly fuzz build -O -a -s "$sanitizer"; then
     die "building the fuzz targets failed"
 fi
 echo "fuzz/run.sh: build took $(($(date +%s) - build_start))s"
