@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cgroup::detect::{detect, HostCgroups, Layout};
+use crate::cgroup::parse::parse_word_list;
 use crate::config::explain::Explanation;
 use crate::report::logging::JOURNALD_SOCKET;
 use crate::run::protect::ProtectionCheck;
@@ -198,7 +199,7 @@ fn user_manager_controllers(mount: &Path, uid: nix::unistd::Uid) -> Vec<String> 
         "user.slice/user-{uid}.slice/user@{uid}.service/cgroup.controllers"
     ));
     std::fs::read_to_string(path)
-        .map(|text| text.split_whitespace().map(str::to_owned).collect())
+        .map(|text| parse_word_list(&text))
         .unwrap_or_default()
 }
 

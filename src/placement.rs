@@ -330,9 +330,8 @@ impl Placement {
         let Some((dir, _)) = self.watched_cgroup() else {
             return Ok(None);
         };
-        let dir = &dir;
-        match mount_of(host, dir) {
-            Some((mount, kind)) => LimitChain::open(dir, kind, &mount).map(Some),
+        match mount_of(host, &dir) {
+            Some((mount, kind)) => LimitChain::open(&dir, kind, &mount).map(Some),
             None => Ok(None),
         }
     }
