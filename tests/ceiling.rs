@@ -1,7 +1,8 @@
-//! The `ceiling` request on a job's control socket (what `resctl daemon` sends to shrink a
-//! job of a slice under pressure): from root it caps the job's worker count with its
-//! reason, lifting it lets the job's own policy decide again; the job's own user is refused.
-//! Needs root (a skipped test says so).
+//! The `ceiling` and `notice` requests on a job's control socket (what `resctl daemon`
+//! sends to shrink a job of a slice under pressure, and to say it froze, thawed or killed
+//! it): from root a ceiling caps the job's worker count with its reason, lifting it lets
+//! the job's own policy decide again, and a notice is logged escaped (a kill also in the
+//! summary); the job's own user is refused both. Needs root (a skipped test says so).
 
 mod common;
 
@@ -100,7 +101,7 @@ fn a_ceiling_from_root_caps_the_job_and_lifting_it_gives_the_count_back() {
 }
 
 #[test]
-fn the_jobs_own_user_cannot_set_or_lift_a_ceiling() {
+fn the_jobs_own_user_cannot_set_or_lift_a_ceiling_nor_send_a_notice() {
     if !running_as_root() {
         return;
     }
@@ -114,8 +115,10 @@ fn the_jobs_own_user_cannot_set_or_lift_a_ceiling() {
     let script = r#"import os, socket
 s = socket.socket(socket.AF_UNIX)
 s.connect(os.environ["RESCTL_SOCKET"])
-s.sendall(b'{"op":"ceiling","threads":null}\n')
-print(s.makefile().readline().strip())"#;
+s.sendall(b'{"op":"ceiling","threads":null}\n{"op":"notice","action":"kill","reason":"x"}\n')
+replies = s.makefile()
+print(replies.readline().strip())
+print(replies.readline().strip())"#;
     let output = resctl()
         .args(["run", "--monitor-only", "--user", "nobody", "--"])
         .args([python, "-c", script])
@@ -125,7 +128,78 @@ print(s.makefile().readline().strip())"#;
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}\n{out}", stderr(&output));
     assert!(
-        out.contains("only root (resctl daemon) may set a ceiling"),
+        out.contains("only root (resctl daemon) may set a ceiling")
+            && out.contains("only root (resctl daemon) may send a notice"),
         "{out}"
     );
+}
+
+#[test]
+fn a_notice_from_root_is_logged_escaped_and_a_kill_is_named_in_the_summary() {
+    if !running_as_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let said = dir.path().join("socket");
+    // The job says where its socket is and its pid, then waits to be killed.
+    let script = format!(
+        "echo \"$RESCTL_SOCKET $$\" > '{}'; exec sleep 60",
+        said.display()
+    );
+    let child = resctl()
+        .args(["run", "--monitor-only", "--interval", "200ms", "--"])
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (socket, pid) = loop {
+        let text = std::fs::read_to_string(&said).unwrap_or_default();
+        if let Some((socket, pid)) = text.trim().split_once(' ') {
+            break (socket.to_owned(), pid.parse::<i32>().unwrap());
+        }
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let unknown = ask(
+        &socket,
+        r#"{"op":"notice","action":"explode","reason":"x"}"#,
+    );
+    assert!(unknown.contains("\"ok\":false"), "{unknown}");
+    let frozen = ask(
+        &socket,
+        r#"{"op":"notice","action":"freeze","reason":"slice a.slice at critical"}"#,
+    );
+    assert!(frozen.contains("\"ok\":true"), "{frozen}");
+    let kill = ask(
+        &socket,
+        r#"{"op":"notice","action":"kill","reason":"slice a.slice stayed at critical for 30s\n\u001b[2Jforged"}"#,
+    );
+    assert!(kill.contains("\"ok\":true"), "{kill}");
+    // What cgroup.kill does to the job, done by hand: this run has no cgroup.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(137), "{err}");
+    assert!(
+        err.contains("resctl daemon: freeze: slice a.slice at critical"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "summary: resctl daemon killed the job: slice a.slice stayed at critical for 30s\\n\\u{1b}[2Jforged"
+        ),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "a control character reached the log: {err}"
+    );
+    assert!(!err.contains("OOM killer"), "{err}");
 }

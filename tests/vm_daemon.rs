@@ -687,6 +687,12 @@ fn at_critical_with_no_job_left_to_shrink_the_lowest_priority_job_is_frozen_and_
     let thawed = job_actions("thaw");
     assert_eq!(thawed.len(), 1, "{thawed:?}\n{}", daemon_log());
     assert_eq!(thawed[0]["RESCTL_CGROUP"], frozen[0]["RESCTL_CGROUP"]);
+    // The job's own resctl was told, and said so in its log.
+    let low_err = String::from_utf8_lossy(&low.stderr);
+    assert!(
+        low_err.contains("resctl daemon: freeze: ") && low_err.contains("resctl daemon: thaw: "),
+        "{low_err}"
+    );
     // The default last resort: nothing killed, nothing said about killing.
     assert!(job_actions("kill").is_empty(), "{}", daemon_log());
     assert!(job_actions("last-resort").is_empty(), "{}", daemon_log());
@@ -764,6 +770,13 @@ fn with_last_resort_kill_the_frozen_job_is_killed_once_critical_lasted_kill_afte
         waited >= 4_500_000,
         "killed {waited} µs after the freeze\n{}",
         daemon_log()
+    );
+    // The job's resctl was told before the kill, and its summary says who killed it and why.
+    assert!(
+        low_err.contains("summary: resctl daemon killed the job: slice ")
+            && low_err.contains("(last_resort: kill)")
+            && !low_err.contains("OOM killer killed the job"),
+        "{low_err}"
     );
     // Killed, not thawed; counted in the metrics.
     assert!(job_actions("thaw").is_empty(), "{}", daemon_log());

@@ -148,6 +148,11 @@ fuzz_target!(|data: &[u8]| {
                                 assert!(!shown.contains('\n'), "an escaped reason holds a newline");
                                 to_line(&OkReply { ok: true })
                             }
+                            Request::Notice { reason, .. } => {
+                                let shown = resctl::job_text::escape(&reason);
+                                assert!(!shown.contains('\n'), "an escaped reason holds a newline");
+                                to_line(&OkReply { ok: true })
+                            }
                         }
                     }
                 }

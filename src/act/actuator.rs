@@ -118,6 +118,15 @@ impl Actuator {
         self.control.as_ref().and_then(ControlServer::ceiling)
     }
 
+    /// What `resctl daemon` said it did to the job since the last call (control socket
+    /// `notice` requests), oldest first, reasons escaped.
+    pub fn take_notices(&self) -> Vec<(crate::control::protocol::NoticeAction, String)> {
+        self.control
+            .as_ref()
+            .map(ControlServer::take_notices)
+            .unwrap_or_default()
+    }
+
     /// Work units the job reported through the control socket so far.
     pub fn progress_units(&self) -> Option<u64> {
         self.control

@@ -109,6 +109,17 @@ impl CgroupDir {
         }
     }
 
+    /// Reads only the cgroup's memory charge, page cache included (v2 `memory.current`, v1
+    /// `memory.usage_in_bytes`): one file where [`CgroupDir::sample`] reads a dozen, for a
+    /// watcher that only needs to know whether memory may have come near a level. `None`
+    /// where the kernel keeps no such file here (the memory controller is not enabled).
+    pub fn memory_charge(&mut self) -> Result<Option<u64>, CgroupError> {
+        match self.kind {
+            CgroupKind::V2 => self.read_optional("memory.current", parse::parse_u64),
+            CgroupKind::V1Memory => self.read_optional("memory.usage_in_bytes", parse::parse_u64),
+        }
+    }
+
     fn sample_v2(&mut self) -> Result<CgroupSample, CgroupError> {
         let cpu = self.read_required("cpu.stat", parse::parse_cpu_stat)?;
         Ok(CgroupSample {
@@ -530,6 +541,25 @@ mod tests {
         assert_eq!(second.memory_current, Some(7));
         assert_eq!(second.memory_peak, Some(202_604_544));
         assert!(!dir.is_populated().unwrap());
+    }
+
+    #[test]
+    fn the_charge_alone_is_memory_current_or_the_v1_usage() {
+        let v2 = copy_fixture(V2_JOB);
+        let mut dir = CgroupDir::open_unchecked(v2.path(), CgroupKind::V2).unwrap();
+        let expected = dir.sample().unwrap().memory_current;
+        assert!(expected.is_some());
+        assert_eq!(dir.memory_charge().unwrap(), expected);
+        std::fs::write(v2.path().join("memory.current"), "4096\n").unwrap();
+        assert_eq!(dir.memory_charge().unwrap(), Some(4096));
+        std::fs::remove_file(v2.path().join("memory.current")).unwrap();
+        let mut fresh = CgroupDir::open_unchecked(v2.path(), CgroupKind::V2).unwrap();
+        assert_eq!(fresh.memory_charge().unwrap(), None);
+
+        let v1 = copy_fixture(V1_JOB);
+        let mut dir = CgroupDir::open_unchecked(v1.path(), CgroupKind::V1Memory).unwrap();
+        let usage = std::fs::read_to_string(v1.path().join("memory.usage_in_bytes")).unwrap();
+        assert_eq!(dir.memory_charge().unwrap(), usage.trim().parse().ok());
     }
 
     #[test]

@@ -79,6 +79,10 @@ pub struct SliceStatus {
     pub last_action: Option<String>,
     /// When it was taken, seconds since the Unix epoch.
     pub last_action_at: Option<f64>,
+    /// With `last_resort: kill`, how long the slice may stay at critical with a job frozen
+    /// before that job is killed, seconds; absent where the last resort is to freeze.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_after_secs: Option<f64>,
 }
 
 /// The daemon as `resctl status` saw it.
@@ -298,6 +302,7 @@ pub fn render(overview: &Overview, now: SystemTime) -> String {
             "LIMIT",
             "PSI",
             "TREND",
+            "LAST RESORT",
             "LAST ACTION",
         ]
         .map(str::to_owned)
@@ -328,6 +333,15 @@ pub fn render(overview: &Overview, now: SystemTime) -> String {
                     .memory_psi
                     .map_or_else(|| "-".to_owned(), |psi| format!("{psi:.1}%")),
                 trend(slice.leak_slope),
+                slice.kill_after_secs.map_or_else(
+                    || "freeze".to_owned(),
+                    |secs| {
+                        format!(
+                            "kill after {}",
+                            format_elapsed(Duration::try_from_secs_f64(secs).unwrap_or_default())
+                        )
+                    },
+                ),
                 last,
             ]);
         }
@@ -445,6 +459,7 @@ mod tests {
             time_to_limit_secs: None,
             last_action: Some("level normal -> moderate".to_owned()),
             last_action_at: Some(1_000.0),
+            kill_after_secs: None,
         }
     }
 
@@ -472,7 +487,13 @@ mod tests {
             daemon_file: write_status(
                 dir.path(),
                 1_030.0,
-                vec![slice("etl.slice", Level::Moderate)],
+                vec![
+                    slice("etl.slice", Level::Moderate),
+                    SliceStatus {
+                        kill_after_secs: Some(45.0),
+                        ..slice("batch.slice", Level::Normal)
+                    },
+                ],
             ),
             run_bases: vec![dir.path().join("runs")],
             proc_root: dir.path().to_path_buf(),
@@ -484,15 +505,20 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "daemon (pid 77, /etc/resctl/resctl.yaml)");
         assert!(
-            lines[1].starts_with("SLICE      LEVEL     MEMORY"),
+            lines[1].starts_with("SLICE        LEVEL     MEMORY"),
             "{text}"
         );
         assert!(
-            lines[2].starts_with("etl.slice  moderate  300M    400M  1G     0.2%  +2M/min"),
+            lines[2].starts_with("etl.slice    moderate  300M    400M  1G     0.2%  +2M/min"),
             "{text}"
         );
         assert!(
-            lines[2].ends_with("level normal -> moderate (31s ago)"),
+            lines[2].ends_with("freeze          level normal -> moderate (31s ago)"),
+            "{text}"
+        );
+        assert!(
+            lines[3].starts_with("batch.slice  normal")
+                && lines[3].contains("+2M/min  kill after 45s  level normal"),
             "{text}"
         );
     }

@@ -12,6 +12,8 @@
 //! | `{"op":"status"}` | `{"ok":true,"status":{...}}` ([`StatusSnapshot`]) |
 //! | `{"op":"progress","units":10}` | `{"ok":true}` |
 //! | `{"op":"subscribe"}` | `{"ok":true,"threads":N}`, then [`Event`] lines |
+//! | `{"op":"ceiling","threads":2,"reason":"..."}` (root only: `resctl daemon`) | `{"ok":true}` |
+//! | `{"op":"notice","action":"kill","reason":"..."}` (root only: `resctl daemon`) | `{"ok":true}` |
 //!
 //! Anything malformed gets `{"ok":false,"error":"..."}` and the connection stays usable.
 
@@ -76,6 +78,38 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// From `resctl daemon` (root only): what it did or is about to do to the job's cgroup
+    /// that the job cannot be asked about (`freeze`, `thaw`, `kill`), and why. The job's
+    /// resctl logs it at once and, for a kill, says so in its summary.
+    Notice {
+        /// The action, one word.
+        action: NoticeAction,
+        /// Why, in words (escaped before it is logged).
+        reason: String,
+    },
+}
+
+/// What `resctl daemon` did to a job's cgroup ([`Request::Notice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeAction {
+    /// Paused (`cgroup.freeze`).
+    Freeze,
+    /// Resumed.
+    Thaw,
+    /// About to be killed (`cgroup.kill`), the configured last resort.
+    Kill,
+}
+
+impl NoticeAction {
+    /// The action's word, as the daemon's journal has it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeAction::Freeze => "freeze",
+            NoticeAction::Thaw => "thaw",
+            NoticeAction::Kill => "kill",
+        }
+    }
 }
 
 /// The file in a run's folder (`/run/resctl/<pid>/`) that registers the job with

@@ -36,8 +36,8 @@ pub use super::protocol::StatusSnapshot;
 pub use crate::report::stages::StageSummary;
 
 use super::protocol::{
-    to_line, ErrorReply, Event, OkReply, RecommendReply, Request, StageEndReply, StageStartReply,
-    StatusReply, SubscribeReply, MAX_LINE_BYTES,
+    to_line, ErrorReply, Event, NoticeAction, OkReply, RecommendReply, Request, StageEndReply,
+    StageStartReply, StatusReply, SubscribeReply, MAX_LINE_BYTES,
 };
 use crate::job_text::JobText;
 use crate::policy::Ceiling;
@@ -54,6 +54,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
 /// Finished stages kept for [`ControlServer::take_finished_stages`]; older ones are dropped.
 const MAX_FINISHED_KEPT: usize = 4096;
+/// Notices from `resctl daemon` kept until the run loop takes them; older ones are dropped.
+const MAX_NOTICES: usize = 16;
 
 /// The control socket: a listening Unix socket and the threads serving it.
 #[derive(Debug)]
@@ -86,6 +88,9 @@ struct State {
     progress: Option<u64>,
     /// The worker-count ceiling `resctl daemon` set, if any.
     ceiling: Option<Ceiling>,
+    /// What `resctl daemon` said it did to the job, not yet taken (the newest
+    /// [`MAX_NOTICES`]), reasons escaped.
+    notices: VecDeque<(NoticeAction, String)>,
     clients: HashMap<u64, Client>,
     next_client_id: u64,
 }
@@ -233,6 +238,12 @@ impl ControlServer {
     /// The worker-count ceiling `resctl daemon` set (`ceiling` request), if any.
     pub fn ceiling(&self) -> Option<Ceiling> {
         self.shared.lock().ceiling.clone()
+    }
+
+    /// What `resctl daemon` said it did to the job (`notice` requests) since the last
+    /// call, oldest first, reasons escaped.
+    pub fn take_notices(&self) -> Vec<(NoticeAction, String)> {
+        self.shared.lock().notices.drain(..).collect()
     }
 
     /// The latest cumulative progress units reported by the job, if any.
@@ -503,6 +514,7 @@ fn handle_line(
         }
         Request::Subscribe => return subscribe(id, outgoing, shared),
         Request::Ceiling { threads, reason } => set_ceiling(shared, peer_uid, threads, reason),
+        Request::Notice { action, reason } => take_notice(shared, peer_uid, action, &reason),
     };
     Some(reply.unwrap_or_else(|error| to_line(&ErrorReply::new(error))))
 }
@@ -523,6 +535,26 @@ fn set_ceiling(
     }
     let reason = crate::job_text::escape(reason.as_deref().unwrap_or("a ceiling from outside"));
     shared.lock().ceiling = threads.map(|threads| Ceiling { threads, reason });
+    Ok(to_line(&OkReply { ok: true }))
+}
+
+/// `notice`: only root may send it (the daemon); kept, escaped, for the run loop to log.
+fn take_notice(
+    shared: &Shared,
+    peer_uid: u32,
+    action: NoticeAction,
+    reason: &str,
+) -> Result<String, String> {
+    if peer_uid != 0 {
+        return Err("only root (resctl daemon) may send a notice".to_owned());
+    }
+    let mut state = shared.lock();
+    if state.notices.len() >= MAX_NOTICES {
+        state.notices.pop_front();
+    }
+    state
+        .notices
+        .push_back((action, crate::job_text::escape(reason)));
     Ok(to_line(&OkReply { ok: true }))
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use crate::cgroup::reader::CgroupKind;
 use crate::cgroup::writer;
 use crate::control::client::ControlClient;
-use crate::control::protocol::{Registration, Request, StatusSnapshot, REGISTRATION_FILE};
+use crate::control::protocol::{
+    NoticeAction, Registration, Request, StatusSnapshot, REGISTRATION_FILE,
+};
 use crate::safe_fs::read_regular;
 
 /// Largest registration file read, bytes.
@@ -60,6 +62,22 @@ impl RegisteredJob {
             .request(&Request::Ceiling {
                 threads,
                 reason: Some(reason.to_owned()),
+            })
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    }
+
+    /// Tells the job's resctl what was done to its cgroup, or is about to be, and why: its
+    /// log says so, and after a kill its summary does (a killed job cannot be asked).
+    ///
+    /// # Errors
+    ///
+    /// The socket did not take it (the run is ending), in words.
+    pub fn tell(&self, action: NoticeAction, reason: &str) -> Result<(), String> {
+        self.client()?
+            .request(&Request::Notice {
+                action,
+                reason: reason.to_owned(),
             })
             .map(|_| ())
             .map_err(|err| err.to_string())

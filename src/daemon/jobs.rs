@@ -28,7 +28,7 @@
 use std::time::Duration;
 
 use crate::policy::Level;
-use crate::units::{format_duration, format_size};
+use crate::units::{format_elapsed, format_size};
 
 /// Time between two actions on the jobs of one slice.
 pub const STEP: Duration = Duration::from_secs(3);
@@ -243,7 +243,7 @@ impl JobSteering {
             reason: format!(
                 "slice {slice} stayed at critical for {} with {} (priority {}, {}) frozen and no \
                  job can shrink further: killed (last_resort: kill)",
-                format_duration(at.saturating_sub(since)),
+                format_elapsed(at.saturating_sub(since)),
                 job.name,
                 job.priority,
                 format_size(job.memory)

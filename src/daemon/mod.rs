@@ -2,7 +2,9 @@
 //! `slices:` section with that slice's levels, holds the slice's memory limits through
 //! systemd, and logs one journald entry per decision.
 //!
-//! Each interval: **sample** every slice's cgroup (cgroupfs, [`crate::cgroup::reader`]) →
+//! Each interval: **sample** every slice's cgroup (cgroupfs, [`crate::cgroup::reader`]; a
+//! quiet slice far from its levels only by its charge, in full at least every 5 s:
+//! [`slice::SliceWatch::needs_full_reading`]) →
 //! **assess** and **decide** ([`slice::SliceWatch`], the same policy a job gets) → **act**
 //! (`memory.reclaim` at the cleanup level) → **report** (journald fields `RESCTL_SLICE`,
 //! `RESCTL_CGROUP`, `RESCTL_LEVEL`, `RESCTL_ACTION`, `RESCTL_REASON`; systemd's `STATUS=`
@@ -41,6 +43,7 @@ use crate::cgroup::writer;
 use crate::config::resolve::{resolve, RunFlags};
 use crate::config::Config;
 use crate::control::overview::{now_unix_seconds, DaemonStatus, SliceStatus, DAEMON_STATUS_FILE};
+use crate::control::protocol::NoticeAction;
 use crate::exit::RESCTL_FAILED;
 use crate::job_text;
 use crate::placement::slice_path;
@@ -335,7 +338,10 @@ impl Daemon {
     fn tick(&mut self, at: Duration) {
         let started = Instant::now();
         for (name, watched) in &mut self.slices {
-            let (reading, limit) = watched.read(&self.mount);
+            // A quiet slice far from its levels is only glanced at (its charge).
+            let Some((reading, limit)) = watched.read(&self.mount, at) else {
+                continue;
+            };
             let events = watched.watch.assess(at, reading, limit);
             if let Some(export) = &mut self.metrics {
                 export_slice(export.metrics(), &watched.watch, &events);
@@ -455,16 +461,22 @@ impl Daemon {
                         None => self.ceilings.remove(&job.resctl_pid),
                     };
                 }),
-                JobAction::Freeze { .. } => job.set_frozen(true).map(|()| {
+                JobAction::Freeze { reason, .. } => job.set_frozen(true).map(|()| {
                     self.frozen.insert(job.resctl_pid, at);
+                    tell(job, NoticeAction::Freeze, reason);
                 }),
-                JobAction::Thaw { .. } => job.set_frozen(false).map(|()| {
+                JobAction::Thaw { reason, .. } => job.set_frozen(false).map(|()| {
                     self.frozen.remove(&job.resctl_pid);
+                    tell(job, NoticeAction::Thaw, reason);
                 }),
-                JobAction::Kill { .. } => job.kill().map(|()| {
-                    self.frozen.remove(&job.resctl_pid);
-                    self.killed.insert(job.resctl_pid);
-                }),
+                JobAction::Kill { reason, .. } => {
+                    // Said first: once killed, the job's resctl reports the end at once.
+                    tell(job, NoticeAction::Kill, reason);
+                    job.kill().map(|()| {
+                        self.frozen.remove(&job.resctl_pid);
+                        self.killed.insert(job.resctl_pid);
+                    })
+                }
             };
             let cgroup = job.registration.cgroup.clone().unwrap_or_default();
             let reason = job_text::escape(action.reason());
@@ -602,34 +614,43 @@ impl WatchedSlice {
                 .map(|eta| eta.as_secs_f64()),
             last_action: self.last_action.as_ref().map(|(what, _)| what.clone()),
             last_action_at: self.last_action.as_ref().map(|&(_, at)| at),
+            kill_after_secs: self.steering.kill_after().map(|after| after.as_secs_f64()),
         }
     }
 
-    /// Reads the slice's cgroup, opening it when it appeared; a cgroup that cannot be read
-    /// is closed, to be opened again next time. Its limit chain is opened apart, and again
-    /// every tick until it opens: systemd creates a slice's cgroup before it enables the
-    /// memory controller there, so `memory.max` may come a moment after the folder.
+    /// Reads the slice's cgroup at `at`, opening it when it appeared; a cgroup that cannot
+    /// be read is closed, to be opened again next time. Its limit chain is opened apart,
+    /// and again every tick until it opens: systemd creates a slice's cgroup before it
+    /// enables the memory controller there, so `memory.max` may come a moment after the
+    /// folder. `None`: only the charge was read, and the slice stays quiet
+    /// ([`SliceWatch::needs_full_reading`]): nothing to assess this tick.
     fn read(
         &mut self,
         mount: &Path,
-    ) -> (
+        at: Duration,
+    ) -> Option<(
         Result<crate::cgroup::stats::CgroupSample, String>,
         Option<u64>,
-    ) {
-        if self.reader.is_none() {
-            match CgroupDir::open(&self.dir, CgroupKind::V2) {
-                Ok(reader) => self.reader = Some(reader),
-                Err(err) => return (Err(format!("{err} (the slice is not active)")), None),
-            }
+    )> {
+        let reader = match &mut self.reader {
+            Some(reader) => reader,
+            None => match CgroupDir::open(&self.dir, CgroupKind::V2) {
+                Ok(reader) => self.reader.insert(reader),
+                Err(err) => return Some((Err(format!("{err} (the slice is not active)")), None)),
+            },
+        };
+        // A charge that cannot be read now asks for the full reading, which says why.
+        let charge = reader.memory_charge().ok().flatten();
+        if !self.watch.needs_full_reading(at, charge) {
+            return None;
         }
-        let sample = match self.reader.as_mut().map(CgroupDir::sample) {
-            Some(Ok(sample)) => sample,
-            Some(Err(err)) => {
+        let sample = match reader.sample() {
+            Ok(sample) => sample,
+            Err(err) => {
                 self.reader = None;
                 self.limits = None;
-                return (Err(err.to_string()), None);
+                return Some((Err(err.to_string()), None));
             }
-            None => return (Err("not opened".to_owned()), None),
         };
         if self.limits.is_none() {
             self.limits = LimitChain::open(&self.dir, CgroupKind::V2, mount).ok();
@@ -643,7 +664,20 @@ impl WatchedSlice {
             }
             None => None,
         };
-        (Ok(sample), limit)
+        Some((Ok(sample), limit))
+    }
+}
+
+/// Tells a job's resctl what the daemon did to it; one that does not answer (its run is
+/// ending) is only noted in the debug log: the action stands either way.
+fn tell(job: &RegisteredJob, action: NoticeAction, reason: &str) {
+    if let Err(err) = job.tell(action, reason) {
+        tracing::debug!(
+            "could not tell resctl pid {} of the {}: {}",
+            job.resctl_pid,
+            action.as_str(),
+            job_text::escape(&err)
+        );
     }
 }
 

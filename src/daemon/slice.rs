@@ -11,6 +11,15 @@ use crate::run::observe::Observer;
 use crate::sample::job::JobSample;
 use crate::units::format_size;
 
+/// How long a quiet slice goes at most between full readings: in between, only its
+/// charge (`memory.current`) is read, see [`SliceWatch::needs_full_reading`].
+pub const QUIET_FULL_READING_EVERY: Duration = Duration::from_secs(5);
+
+/// Share of the lowest level a quiet slice's charge must stay under for a full reading to
+/// wait: the margin covers what memory can grow by within one interval and still be
+/// caught before the level, read at the next tick.
+const QUIET_SHARE: f64 = 0.9;
+
 /// What a slice looked like at its last sample, for the status line and `resctl status`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SliceFigures {
@@ -92,6 +101,8 @@ pub struct SliceWatch {
     level: Level,
     unreadable: bool,
     figures: Option<SliceFigures>,
+    /// When the last full reading was assessed.
+    last_full: Option<Duration>,
 }
 
 impl SliceWatch {
@@ -104,6 +115,7 @@ impl SliceWatch {
             level: Level::Normal,
             unreadable: false,
             figures: None,
+            last_full: None,
         }
     }
 
@@ -121,6 +133,35 @@ impl SliceWatch {
     /// and its timers, the last figures, the CPU counters and the memory trend.
     pub fn reconfigure(&mut self, config: PolicyConfig) {
         self.policy.reconfigure(config);
+        // New levels: the next reading is a full one.
+        self.last_full = None;
+    }
+
+    /// Whether the reading at `at` must be a full one (every file of the slice's cgroup,
+    /// then [`SliceWatch::assess`]), given its charge read just now (`memory.current`,
+    /// page cache included, so never below its memory; `None`: not read).
+    ///
+    /// A full reading waits only while all of this holds: the slice is quiet (no level in
+    /// force or on its way, for memory, CPU or PSI), its charge is under 90 % of its lowest
+    /// memory level, cleanup level and limit, and the last full reading is younger than
+    /// [`QUIET_FULL_READING_EVERY`]. So memory never reaches a level unseen, and CPU, PSI
+    /// and the leak trend are seen at least that often; a slice near a level, or in one,
+    /// is read in full every tick.
+    pub fn needs_full_reading(&self, at: Duration, charge: Option<u64>) -> bool {
+        let Some(last_full) = self.last_full else {
+            return true;
+        };
+        if self.unreadable || at.saturating_sub(last_full) >= QUIET_FULL_READING_EVERY {
+            return true;
+        }
+        let (Some(charge), Some(quiet_below)) = (charge, self.policy.quiet_below()) else {
+            return true;
+        };
+        let limit = self
+            .figures
+            .and_then(|figures| figures.limit)
+            .unwrap_or(u64::MAX);
+        charge as f64 >= quiet_below.min(limit) as f64 * QUIET_SHARE
     }
 
     /// Feeds one reading of the slice's cgroup taken at `at` (`Err`: why it could not be
@@ -147,6 +188,7 @@ impl SliceWatch {
         if std::mem::take(&mut self.unreadable) {
             events.push(SliceEvent::Readable);
         }
+        self.last_full = Some(at);
         let memory_psi = sample.memory_pressure.as_ref().map(|p| p.some.avg10);
         let peak = sample.memory_peak;
         let oom_kills = sample.events.oom_kill;
@@ -327,5 +369,87 @@ mod tests {
             seen.extend(slice.assess(Duration::from_secs(second), reading(95), Some(100 * MIB)));
         }
         assert_eq!(levels(&seen), vec![(Level::Critical, Level::High)]);
+    }
+
+    fn secs(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn a_quiet_slice_far_from_its_levels_waits_for_a_full_reading() {
+        let mut slice = SliceWatch::new("build.slice", config(), 2, 100);
+        assert!(
+            slice.needs_full_reading(secs(0), Some(10 * MIB)),
+            "never read in full"
+        );
+        slice.assess(secs(0), reading(10), Some(100 * MIB));
+        assert!(!slice.needs_full_reading(secs(1), Some(10 * MIB)));
+        assert!(!slice.needs_full_reading(secs(4), Some(44 * MIB)));
+        // 90 % of the lowest level (moderate, 50M), the charge unknown, or 5 s since the last.
+        assert!(slice.needs_full_reading(secs(1), Some(45 * MIB)));
+        assert!(slice.needs_full_reading(secs(1), None));
+        assert!(slice.needs_full_reading(secs(5), Some(10 * MIB)));
+        // A level on its way (memory above moderate, within its grace) is followed every tick,
+        // whatever the charge says.
+        slice.assess(secs(5), reading(60), Some(100 * MIB));
+        assert_eq!(slice.figures().map(|f| f.level), Some(Level::Normal));
+        assert!(slice.needs_full_reading(secs(6), Some(10 * MIB)));
+        slice.assess(secs(6), reading(10), Some(100 * MIB));
+        assert!(!slice.needs_full_reading(secs(7), Some(10 * MIB)));
+        // A limit under the levels counts as one; new levels from a reload are read at once.
+        slice.assess(secs(7), reading(10), Some(20 * MIB));
+        assert!(slice.needs_full_reading(secs(8), Some(18 * MIB)));
+        assert!(!slice.needs_full_reading(secs(8), Some(17 * MIB)));
+        slice.reconfigure(config());
+        assert!(slice.needs_full_reading(secs(8), Some(10 * MIB)));
+        // A slice that could not be read is tried in full every tick.
+        slice.assess(secs(9), Err("gone".into()), None);
+        assert!(slice.needs_full_reading(secs(10), Some(10 * MIB)));
+    }
+
+    #[test]
+    fn glancing_at_the_charge_between_full_readings_sees_every_memory_level_at_the_same_tick() {
+        // Memory (cache excluded) wanders, jumps and falls; the charge is memory plus 0-8M
+        // of page cache. A watch read in full every tick and one read in full only when
+        // needs_full_reading says so must log the same level changes at the same ticks.
+        let mut every_tick = SliceWatch::new("a.slice", config(), 2, 100);
+        let mut glancing = SliceWatch::new("a.slice", config(), 2, 100);
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut memory_mib: u64 = 5;
+        let (mut seen_every, mut seen_glancing, mut full_readings) = (Vec::new(), Vec::new(), 0);
+        for second in 0..2_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            memory_mib = match state % 100 {
+                0..=2 => 5 + state % 90,                       // a jump anywhere
+                3..=40 => memory_mib.saturating_sub(1).max(1), // drifting down
+                41..=80 => (memory_mib + 1).min(98),           // drifting up
+                _ => memory_mib,
+            };
+            let cache = (state >> 20) % 9;
+            let at = secs(second);
+            for event in every_tick.assess(at, reading(memory_mib), Some(100 * MIB)) {
+                seen_every.push((second, event));
+            }
+            if glancing.needs_full_reading(at, Some((memory_mib + cache) * MIB)) {
+                full_readings += 1;
+                for event in glancing.assess(at, reading(memory_mib), Some(100 * MIB)) {
+                    seen_glancing.push((second, event));
+                }
+            }
+        }
+        let level_changes = |seen: &[(u64, SliceEvent)]| {
+            seen.iter()
+                .filter(|(_, event)| matches!(event, SliceEvent::Level { .. }))
+                .map(|(second, event)| (*second, event.summary()))
+                .collect::<Vec<_>>()
+        };
+        assert!(level_changes(&seen_every).len() > 10, "{seen_every:?}");
+        assert_eq!(level_changes(&seen_glancing), level_changes(&seen_every));
+        assert!(
+            full_readings < 2_000,
+            "some readings were skipped: {full_readings}"
+        );
     }
 }

@@ -171,6 +171,14 @@ impl LevelTracker {
         }
     }
 
+    /// Whether nothing is in force nor on its way: no threshold's level is on and the last
+    /// value was under every threshold.
+    pub fn is_quiet(&self) -> bool {
+        self.stages
+            .iter()
+            .all(|stage| !stage.active && stage.above_since.is_none())
+    }
+
     /// The level in force.
     pub fn level(&self) -> Level {
         self.stages

@@ -302,6 +302,36 @@ impl Policy {
         &self.config
     }
 
+    /// The memory (bytes) under which a quiet policy stays quiet whatever else it reads:
+    /// the lowest memory threshold in force, or the cleanup level (where one is set) when
+    /// that is lower.
+    /// `None` while a level is in force or on its way (memory, CPU or PSI), where every
+    /// reading counts.
+    pub fn quiet_below(&self) -> Option<u64> {
+        let quiet = self.memory.is_quiet()
+            && self.cpu.is_quiet()
+            && self.psi.iter().all(LevelTracker::is_quiet);
+        if !quiet {
+            return None;
+        }
+        let lowest_level = self
+            .memory
+            .thresholds()
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min);
+        let lowest_level = if lowest_level.is_finite() {
+            lowest_level as u64
+        } else {
+            u64::MAX
+        };
+        let cleanup = match self.config.memory_cleanup {
+            0 => u64::MAX,
+            cleanup => cleanup,
+        };
+        Some(lowest_level.min(cleanup))
+    }
+
     /// Feeds the observation to every level tracker.
     fn assess(&mut self, at: Duration, observation: &Observation) {
         let timing = self.timing;

@@ -63,6 +63,10 @@ pub struct RunSummary {
     /// Stages the job reported through the control socket, in the order they ended.
     #[serde(default)]
     pub stages: Vec<StageSummary>,
+    /// Why `resctl daemon` killed the job, where it said it would (its slice's configured
+    /// last resort); escaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub killed_by_daemon: Option<String>,
 }
 
 /// Accumulates the summary tick by tick.
@@ -82,6 +86,7 @@ pub struct SummaryBuilder {
     leak: Option<LeakVerdict>,
     leak_window: Duration,
     stages: Vec<StageSummary>,
+    killed_by_daemon: Option<String>,
 }
 
 impl SummaryBuilder {
@@ -102,6 +107,7 @@ impl SummaryBuilder {
             leak: None,
             leak_window: config.leak_window,
             stages: Vec::new(),
+            killed_by_daemon: None,
         }
     }
 
@@ -113,6 +119,11 @@ impl SummaryBuilder {
             self.oom_kills = self.oom_kills.max(cgroup.events.oom_kill.unwrap_or(0));
             self.high_events = self.high_events.max(cgroup.events.high.unwrap_or(0));
         }
+    }
+
+    /// Takes in that `resctl daemon` is killing the job, and why (escaped).
+    pub fn killed_by_daemon(&mut self, reason: &str) {
+        self.killed_by_daemon = Some(reason.to_owned());
     }
 
     /// Takes in a stage the job ended.
@@ -165,6 +176,7 @@ impl SummaryBuilder {
             leak_window: self.leak_window,
             placement,
             stages: self.stages,
+            killed_by_daemon: self.killed_by_daemon,
         }
     }
 }
@@ -188,6 +200,13 @@ impl RunSummary {
             format_elapsed(self.wall),
             self.exit_code
         ));
+        let by_daemon = self
+            .killed_by_daemon
+            .as_ref()
+            .filter(|_| self.end == JobEnd::Signaled(nix::libc::SIGKILL));
+        if let Some(reason) = by_daemon {
+            lines.push(format!("summary: resctl daemon killed the job: {reason}"));
+        }
         if self.killed_by_oom() {
             lines.push(format!(
                 "summary: the kernel's OOM killer killed the job: it needed more than its memory limit{} ({} OOM kill{})",

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::control::protocol::NoticeAction;
 use crate::exit::JobEnd;
 use crate::policy::{Decision, Level, Observation, PolicyConfig};
 use crate::report::metrics::{Figures, Target};
@@ -223,6 +224,21 @@ impl TickReporter {
         }
         if let Some(leak) = decision.leak.as_ref().filter(|leak| leak.suspected) {
             tracing::warn!(resctl_cgroup = %label, resctl_action = "leak", "{}", leak.message);
+        }
+    }
+
+    /// What `resctl daemon` said it did to the job (a `notice` on the control socket,
+    /// reason escaped): logged at once, and a kill kept for the summary.
+    pub fn notice(&mut self, action: NoticeAction, reason: &str) {
+        tracing::warn!(
+            resctl_cgroup = %self.cgroup_label,
+            resctl_action = action.as_str(),
+            resctl_reason = %reason,
+            "resctl daemon: {}: {reason}",
+            action.as_str()
+        );
+        if action == NoticeAction::Kill {
+            self.summary.killed_by_daemon(reason);
         }
     }
 

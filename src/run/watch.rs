@@ -59,6 +59,7 @@ impl Watch {
         }
         observation.progress_units = self.actuator.progress_units();
         observation.ceiling = self.actuator.ceiling();
+        self.take_notices();
         let limit_before = self.policy.config().memory_limit;
         let decision = self.policy.step(&observation);
         if sample.cgroup_gone {
@@ -86,6 +87,13 @@ impl Watch {
             stages,
             sample_duration,
         });
+    }
+
+    /// Logs what `resctl daemon` said it did to the job since the last tick.
+    fn take_notices(&mut self) {
+        for (action, reason) in self.actuator.take_notices() {
+            self.reporter.notice(action, &reason);
+        }
     }
 
     /// One line on the last tick (`3 threads, memory 1.2G of 4G, normal`), for systemd's
@@ -121,6 +129,8 @@ impl Watch {
     /// and OOM counters) and hands back the reporter for the summary, with the limit in
     /// force. The pipeline's files are closed on return.
     pub fn finish(mut self, at: Duration) -> (TickReporter, Option<u64>, Learning) {
+        // A kill said just before the job died has had no tick to be logged in.
+        self.take_notices();
         let stages = self.actuator.finish();
         let last = self.sampler.sample(at);
         let observation = self.observer.observe(&last);

@@ -15,6 +15,9 @@
 #                examples/EXAMPLE.rs does not exist but benches/EXAMPLE.sh does, that script
 #                runs in the guest with bash, ARGS and RESCTL_BIN=<release resctl>
 #                (e.g. --bench 'soak:200')
+#   --baseline PATH  with --bench: also stage the resctl binary PATH (e.g. the previous
+#                commit's release build); a bench script finds it in RESCTL_BASELINE_BIN
+#                and runs it side by side with the binary under test (benches/daemon.sh)
 #
 # Environment:
 #   RESCTL_VM_TIMEOUT   seconds the VM may run (default 600)
@@ -58,6 +61,7 @@ keep=0
 cargo_test_targets=()
 test_filters=()
 benches=()
+baseline_bin=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --rebuild) rebuild=1 ;;
@@ -74,6 +78,11 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     --bench=*) benches+=("${1#--bench=}") ;;
+    --baseline)
+        [[ $# -ge 2 ]] || die "--baseline needs the path of a resctl binary"
+        baseline_bin=$2
+        shift
+        ;;
     -h | --help)
         usage
         exit 0
@@ -84,6 +93,10 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
+if [[ -n $baseline_bin ]]; then
+    [[ ${#benches[@]} -gt 0 ]] || die "--baseline is for --bench runs"
+    [[ -f $baseline_bin && -x $baseline_bin ]] || die "--baseline $baseline_bin: not an executable file"
+fi
 [[ $vm_timeout =~ ^[0-9]+$ && $vm_timeout -gt 0 ]] || die "RESCTL_VM_TIMEOUT must be a positive number of seconds, got '$vm_timeout'"
 [[ $(id -u) -eq 0 ]] || die "run as root (debootstrap, mknod and apt-get need it)"
 
@@ -392,6 +405,10 @@ if [[ ${#benches[@]} -gt 0 ]]; then
         fi
         printf '%s\t%s\t%s\n' "$name" "$staged" "$args" >>"$share_dir/benches.list"
     done
+    if [[ -n $baseline_bin ]]; then
+        mkdir -p "$share_dir/target/baseline"
+        cp "$baseline_bin" "$share_dir/target/baseline/resctl"
+    fi
 fi
 guest_resctl=$(stage_executable "$resctl_bin")
 [[ $guest_resctl == target/debug/resctl ]] || die "resctl binary at unexpected place $resctl_bin"

@@ -120,9 +120,13 @@ if [[ -s $SHARE/benches.list ]]; then
         [[ -n $name ]] || continue
         say "bench $name $args"
         if [[ $relative_path == *.sh ]]; then
-            # A bench script (benches/NAME.sh): told where resctl is through RESCTL_BIN.
+            # A bench script (benches/NAME.sh): told where resctl is through RESCTL_BIN, and
+            # a baseline binary (run.sh --baseline) through RESCTL_BASELINE_BIN.
+            baseline=""
+            [[ -x $SHARE/target/baseline/resctl ]] && baseline=$SHARE/target/baseline/resctl
             # shellcheck disable=SC2086 # ARGS are split on spaces, as documented
-            RESCTL_BIN="$SHARE/target/release/resctl" timeout --kill-after=10 "$BINARY_TIMEOUT" \
+            RESCTL_BIN="$SHARE/target/release/resctl" RESCTL_BASELINE_BIN=$baseline \
+                timeout --kill-after=10 "$BINARY_TIMEOUT" \
                 bash "$SHARE/$relative_path" $args >"$RESULTS/bench-$name.log" 2>&1 </dev/null
         else
             # shellcheck disable=SC2086 # ARGS are split on spaces, as documented
