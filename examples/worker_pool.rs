@@ -4,8 +4,13 @@
 //! is really resident), holds it for `--task-time DURATION` while doing light CPU work, then
 //! frees it. `--task-memory 8M,36M` makes phases, like a pipeline whose light models come
 //! before its heavy ones: the tasks are split in order into as many equal runs as sizes are
-//! given (24 tasks: 12 of 8M, then 12 of 36M). At most "the current worker count" tasks run
-//! at once:
+//! given (24 tasks: 12 of 8M, then 12 of 36M). `--task-memory 20M..60M` makes the sizes
+//! vary instead: task `i` gets a pseudo-random size between the two bounds, skewed to the low
+//! end like a long-tailed (lognormal-ish) workload — `low + (high - low) * u * u` for a `u`
+//! uniform in [0, 1), so the median is a quarter of the way up and the mean a third — rounded
+//! up to whole pages. `u` comes from a fixed seed and the task's index alone (SplitMix64), so
+//! every run of the same command gets the same sequence whatever the worker count. At most
+//! "the current worker count" tasks run at once:
 //!
 //! - the count starts as `--workers W`, else `$RESCTL_THREADS`, else 4;
 //! - it then follows `$RESCTL_THREADS_FILE` (a decimal number and a newline, replaced
@@ -21,10 +26,11 @@
 //! `worker_pool: done tasks=8 max_concurrency=4 elapsed=1.23s`.
 //!
 //! ```text
-//! worker_pool --tasks N --task-memory SIZE[,SIZE...] --task-time DURATION [--workers W]
-//!             [--on-signal] [--ignore-file]
+//! worker_pool --tasks N --task-memory SIZE[,SIZE...]|LOW..HIGH --task-time DURATION
+//!             [--workers W] [--on-signal] [--ignore-file]
 //!
 //! cargo run --example worker_pool -- --tasks 8 --task-memory 50M --task-time 200ms
+//! cargo run --example worker_pool -- --tasks 40 --task-memory 20M..60M --task-time 1s
 //! echo 2 > /tmp/n.tmp && mv /tmp/n.tmp /tmp/n   # while it runs with RESCTL_THREADS_FILE=/tmp/n
 //! ```
 //!
@@ -67,15 +73,85 @@ const THREADS_VARIABLE: &str = "RESCTL_THREADS";
 /// Environment variable naming the worker-count file (resctl's contract).
 const THREADS_FILE_VARIABLE: &str = "RESCTL_THREADS_FILE";
 
+/// Seed of the `LOW..HIGH` task sizes: fixed, so every run gets the same sequence.
+const TASK_MEMORY_SEED: u64 = 0x7265_7363_746c_0011;
+
 const USAGE: &str =
-    "usage: worker_pool --tasks N --task-memory SIZE[,SIZE...] --task-time DURATION \
+    "usage: worker_pool --tasks N --task-memory SIZE[,SIZE...]|LOW..HIGH --task-time DURATION \
 [--workers W] [--on-signal] [--ignore-file]";
+
+/// How much memory each task takes.
+#[derive(Debug, Clone, PartialEq)]
+enum TaskMemory {
+    /// One size per phase (never empty): the tasks are split in order into equal runs.
+    Phases(Vec<usize>),
+    /// Seeded pseudo-random sizes in `low..=high`, skewed to the low end.
+    Range { low: usize, high: usize },
+}
+
+impl TaskMemory {
+    /// Parses `SIZE[,SIZE...]` or `LOW..HIGH`.
+    fn parse(text: &str) -> Result<TaskMemory, String> {
+        if let Some((low, high)) = text.split_once("..") {
+            let (low, high) = (size_argument(low)?, size_argument(high)?);
+            if low > high {
+                return Err(format!(
+                    "--task-memory {text:?}: the low end is larger than the high end"
+                ));
+            }
+            return Ok(TaskMemory::Range { low, high });
+        }
+        // `split` yields at least one piece, so the list is never empty.
+        text.split(',')
+            .map(size_argument)
+            .collect::<Result<Vec<_>, _>>()
+            .map(TaskMemory::Phases)
+    }
+
+    /// How the sizes read in the start line: `8M then 36M`, `20M..60M (skewed low)`.
+    fn describe(&self) -> String {
+        match self {
+            TaskMemory::Phases(sizes) => sizes
+                .iter()
+                .map(|&bytes| format_bytes(bytes))
+                .collect::<Vec<_>>()
+                .join(" then "),
+            TaskMemory::Range { low, high } => format!(
+                "{}..{} (seeded, skewed low)",
+                format_bytes(*low),
+                format_bytes(*high)
+            ),
+        }
+    }
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit value for each input.
+fn split_mix64(mut state: u64) -> u64 {
+    state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    state = (state ^ (state >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    state = (state ^ (state >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    state ^ (state >> 31)
+}
+
+/// Size of task `index` in `low..=high`: `low + (high - low) * u * u` for the task's own
+/// uniform `u`, rounded up to a whole page (and clamped to `high`).
+fn skewed_size(low: usize, high: usize, index: usize) -> usize {
+    let bits = split_mix64(TASK_MEMORY_SEED ^ (index as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    // The top 53 bits as a fraction in [0, 1).
+    let unit = (bits >> 11) as f64 / (1u64 << 53) as f64;
+    let span = (high - low) as f64;
+    let bytes = low + (span * unit * unit) as usize;
+    bytes
+        .div_ceil(PAGE_SIZE)
+        .saturating_mul(PAGE_SIZE)
+        .min(high)
+}
 
 /// What the command line asks for.
 struct Options {
     tasks: usize,
-    /// Memory per task, one size per phase (never empty).
-    task_memory: Vec<usize>,
+    /// Memory per task: phases or a seeded range.
+    task_memory: TaskMemory,
     task_time: Duration,
     workers: Option<usize>,
     on_signal: bool,
@@ -83,11 +159,17 @@ struct Options {
 }
 
 impl Options {
-    /// Memory of task `index` (0-based): the phases split the tasks in order.
+    /// Memory of task `index` (0-based): the phases split the tasks in order; a range gives
+    /// each task its seeded size.
     fn memory_of(&self, index: usize) -> usize {
-        let phases = self.task_memory.len();
-        let phase = index * phases / self.tasks.max(1);
-        self.task_memory[phase.min(phases - 1)]
+        match &self.task_memory {
+            TaskMemory::Phases(sizes) => {
+                let phases = sizes.len();
+                let phase = index * phases / self.tasks.max(1);
+                sizes[phase.min(phases - 1)]
+            }
+            TaskMemory::Range { low, high } => skewed_size(*low, *high, index),
+        }
     }
 }
 
@@ -237,12 +319,7 @@ fn run(options: &Options) -> Result<bool, String> {
     eprintln!(
         "worker_pool: {} tasks of {} for {:?}, workers {workers} (from {source}), {}",
         options.tasks,
-        options
-            .task_memory
-            .iter()
-            .map(|&bytes| format_bytes(bytes))
-            .collect::<Vec<_>>()
-            .join(" then "),
+        options.task_memory.describe(),
         options.task_time,
         match (&count_file, options.ignore_file) {
             (Some(file), _) => format!("following {}", file.path.display()),
@@ -443,14 +520,7 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--tasks" => tasks = Some(parse_count_argument("--tasks", &value()?)?),
-            "--task-memory" => {
-                task_memory = Some(
-                    value()?
-                        .split(',')
-                        .map(size_argument)
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-            }
+            "--task-memory" => task_memory = Some(TaskMemory::parse(&value()?)?),
             "--task-time" => task_time = Some(duration_argument(&value()?)?),
             "--workers" => workers = Some(parse_count_argument("--workers", &value()?)?),
             "--on-signal" => on_signal = true,
@@ -464,7 +534,6 @@ fn parse_arguments(mut arguments: impl Iterator<Item = String>) -> Result<Option
     Ok(Some(Options {
         tasks: tasks.ok_or("missing --tasks N")?,
         task_memory: task_memory.ok_or("missing --task-memory SIZE")?,
-        // `split` yields at least one piece, so the list is never empty.
         task_time: task_time.ok_or("missing --task-time DURATION")?,
         workers,
         on_signal,
@@ -477,4 +546,92 @@ fn parse_count_argument(flag: &str, text: &str) -> Result<usize, String> {
     text.trim()
         .parse()
         .map_err(|_| format!("{flag} {text:?}: expected a whole number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(arguments: &[&str]) -> Options {
+        match parse_arguments(arguments.iter().map(|a| a.to_string())) {
+            Ok(Some(options)) => options,
+            other => panic!("{arguments:?} did not parse: {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn phases_split_the_tasks_in_order() {
+        let options = options(&[
+            "--tasks",
+            "6",
+            "--task-memory",
+            "8M,36M,8M",
+            "--task-time",
+            "1s",
+        ]);
+        let mib = 1 << 20;
+        let sizes: Vec<usize> = (0..6).map(|i| options.memory_of(i)).collect();
+        assert_eq!(
+            sizes,
+            [8 * mib, 8 * mib, 36 * mib, 36 * mib, 8 * mib, 8 * mib]
+        );
+    }
+
+    #[test]
+    fn a_range_is_seeded_within_bounds_and_skewed_low() {
+        let options = options(&[
+            "--tasks",
+            "1000",
+            "--task-memory",
+            "20M..60M",
+            "--task-time",
+            "1s",
+        ]);
+        let (low, high) = (20usize << 20, 60usize << 20);
+        let sizes: Vec<usize> = (0..1000).map(|i| options.memory_of(i)).collect();
+        assert!(sizes
+            .iter()
+            .all(|&s| (low..=high).contains(&s) && s % PAGE_SIZE == 0));
+        // The same sequence every time.
+        assert_eq!(
+            sizes,
+            (0..1000).map(|i| options.memory_of(i)).collect::<Vec<_>>()
+        );
+        // Skewed to the low end: more than half below the midpoint, a mean near a third up.
+        let below_middle = sizes.iter().filter(|&&s| s < (low + high) / 2).count();
+        assert!(
+            below_middle > 600,
+            "{below_middle} of 1000 below the middle"
+        );
+        let mean = sizes.iter().sum::<usize>() as f64 / 1000.0;
+        let third = low as f64 + (high - low) as f64 / 3.0;
+        assert!((mean - third).abs() < 2.0 * (1 << 20) as f64, "mean {mean}");
+        // Not all alike.
+        assert!(sizes.iter().max() > sizes.iter().min());
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        for text in ["60M..20M", "20M..", "..60M", "20M..x"] {
+            let parsed = parse_arguments(
+                ["--tasks", "4", "--task-memory", text, "--task-time", "1s"]
+                    .iter()
+                    .map(|a| a.to_string()),
+            );
+            assert!(parsed.is_err(), "{text} was accepted");
+        }
+    }
+
+    #[test]
+    fn an_equal_range_is_one_size() {
+        let options = options(&[
+            "--tasks",
+            "4",
+            "--task-memory",
+            "24M..24M",
+            "--task-time",
+            "1s",
+        ]);
+        assert!((0..4).all(|i| options.memory_of(i) == 24 << 20));
+    }
 }
