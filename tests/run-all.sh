@@ -17,6 +17,9 @@ cargo clippy --all-targets --quiet -- -D warnings
 stage "host test suite: cargo test"
 cargo test
 
+stage "the examples' own unit tests: cargo test --examples"
+cargo test --examples
+
 stage "fuzz smoke: fuzz/run.sh 20"
 fuzz/run.sh 20
 

@@ -177,7 +177,12 @@ impl RunPlan {
             .map_or(policy.growth_ceiling(), |plan| {
                 plan.ceiling.max(policy.growth_ceiling())
             });
-        let (count, why) = record.start_count(ceiling, policy.min_threads, policy.max_threads);
+        let (count, why) = record.start_count(
+            ceiling,
+            policy.memory_critical,
+            policy.min_threads,
+            policy.max_threads,
+        );
         policy.initial_threads = count;
         Some(why)
     }
@@ -242,6 +247,7 @@ mod tests {
             peaks: Default::default(),
             exit_code: 0,
             oom_kills: 0,
+            held_threads: None,
         };
         let mut config = Config::default();
         config.limits.memory_max = Some(Limit::Bytes(128 * MIB));

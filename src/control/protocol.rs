@@ -25,6 +25,7 @@ use crate::job_text::JobText;
 use crate::policy::LeakRule;
 use crate::policy::{Decision, LeakVerdict, Level, MemoryThresholds, PolicyConfig};
 use crate::report::stages::{OpenStage, StageSummary};
+pub use crate::report::summary::NoticeAction;
 use crate::sample::job::JobSample;
 use crate::units::{format_elapsed, format_size};
 
@@ -87,29 +88,6 @@ pub enum Request {
         /// Why, in words (escaped before it is logged).
         reason: String,
     },
-}
-
-/// What `resctl daemon` did to a job's cgroup ([`Request::Notice`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoticeAction {
-    /// Paused (`cgroup.freeze`).
-    Freeze,
-    /// Resumed.
-    Thaw,
-    /// About to be killed (`cgroup.kill`), the configured last resort.
-    Kill,
-}
-
-impl NoticeAction {
-    /// The action's word, as the daemon's journal has it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoticeAction::Freeze => "freeze",
-            NoticeAction::Thaw => "thaw",
-            NoticeAction::Kill => "kill",
-        }
-    }
 }
 
 /// The file in a run's folder (`/run/resctl/<pid>/`) that registers the job with

@@ -57,6 +57,11 @@ pub struct JobRecord {
     pub exit_code: i32,
     /// OOM kills in the last run.
     pub oom_kills: u64,
+    /// The worker count in force when the last run ended, where it finished cleanly (exit 0,
+    /// no OOM kill): a count the run's policy kept to the end. Absent in older records and
+    /// after a sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_threads: Option<u32>,
 }
 
 /// What a finished run learned, before it is merged into the job's record.
@@ -76,6 +81,8 @@ pub struct Learned {
     pub exit_code: i32,
     /// OOM kills in the job's cgroup.
     pub oom_kills: u64,
+    /// The worker count in force when the job ended.
+    pub final_threads: u32,
 }
 
 impl JobRecord {
@@ -131,16 +138,23 @@ impl JobRecord {
             peaks,
             exit_code: learned.exit_code,
             oom_kills: learned.oom_kills,
+            held_threads: (learned.exit_code == 0
+                && learned.oom_kills == 0
+                && learned.final_threads > 0)
+                .then_some(learned.final_threads),
         })
     }
 
     /// The worker count a run of this job should start with, between `min` and `max`,
     /// when its memory must stay below `ceiling` bytes (the growth plan's ceiling), and
     /// why: as many workers as fit (`base + n × per_worker < ceiling`), no more than the
-    /// fastest measured count. A job the kernel OOM-killed last time
+    /// fastest measured count. A second run is never more cautious than the first one's
+    /// clean end: the count the last run held to its end (exit 0, no OOM kill) is kept when
+    /// every count up to it peaked below `held_below` (the critical level), even where a
+    /// peak passed the growth ceiling for a moment. A job the kernel OOM-killed last time
     /// starts one below the count it had then.
-    pub fn start_count(&self, ceiling: u64, min: u32, max: u32) -> (u32, String) {
-        let (fitting, mut why) = match self.fitting_by_peaks(ceiling) {
+    pub fn start_count(&self, ceiling: u64, held_below: u64, min: u32, max: u32) -> (u32, String) {
+        let (mut fitting, mut why) = match self.fitting_by_peaks(ceiling) {
             Some(fit) => fit,
             None => {
                 let room = ceiling.saturating_sub(self.base);
@@ -154,6 +168,22 @@ impl JobRecord {
                 (fitting, why)
             }
         };
+        if let Some(held) = self.held_threads.filter(|&held| held > fitting) {
+            let envelope = self
+                .peaks
+                .range(..=held)
+                .map(|(_, &peak)| peak)
+                .max()
+                .unwrap_or(u64::MAX);
+            if envelope < held_below {
+                fitting = held;
+                why = format!(
+                    "{why}; the last run finished at {held} workers, peaking at {} (below {})",
+                    crate::units::format_size(envelope),
+                    crate::units::format_size(held_below)
+                );
+            }
+        }
         let mut count = fitting;
         if let Some((best, _)) = self.best {
             if best < count {
@@ -296,6 +326,7 @@ impl JobRecord {
             ),
             exit_code: 0,
             oom_kills,
+            held_threads: None,
         })
     }
 }
@@ -367,6 +398,7 @@ mod tests {
             throughput: BTreeMap::new(),
             exit_code: 0,
             oom_kills: 0,
+            final_threads: threads,
         }
     }
 
@@ -394,7 +426,7 @@ mod tests {
         assert_eq!(record.best, Some((4, 1.0 / 12.0)));
         assert_eq!((record.peak_threads, record.oom_kills), (6, 2));
         // 6 was OOM-killed: a run starts below it, at the fastest count here.
-        assert_eq!(record.start_count(10_000 * MIB, 1, 8).0, 4);
+        assert_eq!(record.start_count(10_000 * MIB, 0, 1, 8).0, 4);
         // A later run without progress keeps the sweep's fastest count.
         let after = JobRecord::after_run("job", Some(&record), &learned(None, 330 * MIB, 4), 9);
         assert_eq!(after.unwrap().best, Some((4, 1.0 / 12.0)));
@@ -428,15 +460,15 @@ mod tests {
         let record =
             JobRecord::after_run("pool", None, &learned(Some(60 * MIB), 280 * MIB, 4), 0).unwrap();
         // (255M − 40M) ÷ 60M = 3 workers fit below a 255M ceiling.
-        let (count, why) = record.start_count(255 * MIB, 1, 8);
+        let (count, why) = record.start_count(255 * MIB, 0, 1, 8);
         assert_eq!(count, 3, "{why}");
         assert!(
             why.contains("3 workers of 60M over a base of 40M fit below 255M"),
             "{why}"
         );
         // Bounds still win.
-        assert_eq!(record.start_count(10_000 * MIB, 1, 8).0, 8);
-        assert_eq!(record.start_count(MIB, 2, 8).0, 2);
+        assert_eq!(record.start_count(10_000 * MIB, 0, 1, 8).0, 8);
+        assert_eq!(record.start_count(MIB, 0, 2, 8).0, 2);
     }
 
     #[test]
@@ -446,21 +478,21 @@ mod tests {
         let mut run = learned(Some(92 * MIB), 120 * MIB, 3);
         run.peaks = BTreeMap::from([(1, 30 * MIB), (2, 40 * MIB), (3, 120 * MIB)]);
         let record = JobRecord::after_run("phased", None, &run, 0).unwrap();
-        let (count, why) = record.start_count(125 * MIB, 1, 8);
+        let (count, why) = record.start_count(125 * MIB, 0, 1, 8);
         assert_eq!(count, 3, "{why}");
         assert!(why.contains("3 workers peaked below 125M"), "{why}");
         // A ceiling the heavy phase at 3 reached: 2, whose peak stayed below.
-        let (count, why) = record.start_count(110 * MIB, 1, 8);
+        let (count, why) = record.start_count(110 * MIB, 0, 1, 8);
         assert_eq!(count, 2, "{why}");
         // A heavy phase met at 2 bounds 3 as well (the envelope), even if 3 only ran light.
         let mut run = learned(Some(40 * MIB), 100 * MIB, 3);
         run.peaks = BTreeMap::from([(1, 30 * MIB), (2, 100 * MIB), (3, 60 * MIB)]);
         let record = JobRecord::after_run("heavy-at-2", None, &run, 0).unwrap();
-        assert_eq!(record.start_count(95 * MIB, 1, 8).0, 1);
+        assert_eq!(record.start_count(95 * MIB, 0, 1, 8).0, 1);
         // Room above the highest count measured: more workers at one worker's memory each,
         // strictly below the ceiling.
-        assert_eq!(record.start_count(181 * MIB, 1, 8).0, 5);
-        assert_eq!(record.start_count(180 * MIB, 1, 8).0, 4);
+        assert_eq!(record.start_count(181 * MIB, 0, 1, 8).0, 5);
+        assert_eq!(record.start_count(180 * MIB, 0, 1, 8).0, 4);
         // A later run that measured a count again replaces what that count cost.
         let mut later = learned(Some(40 * MIB), 50 * MIB, 2);
         later.peaks = BTreeMap::from([(2, 50 * MIB)]);
@@ -477,12 +509,12 @@ mod tests {
         run.throughput = BTreeMap::from([(2, 10.0), (4, 18.0), (6, 17.5)]);
         let record = JobRecord::after_run("build", None, &run, 0).unwrap();
         assert_eq!(record.best, Some((4, 18.0)));
-        let (count, why) = record.start_count(1000 * MIB, 1, 16);
+        let (count, why) = record.start_count(1000 * MIB, 0, 1, 16);
         assert_eq!(count, 4, "{why}");
         let mut killed = learned(Some(100 * MIB), 400 * MIB, 4);
         killed.oom_kills = 1;
         let record = JobRecord::after_run("k", None, &killed, 0).unwrap();
-        let (count, why) = record.start_count(1000 * MIB, 1, 16);
+        let (count, why) = record.start_count(1000 * MIB, 0, 1, 16);
         assert_eq!(count, 3, "{why}");
         // Rates that are not numbers are not kept.
         let mut odd = learned(None, MIB, 1);
@@ -491,6 +523,52 @@ mod tests {
             .unwrap()
             .throughput
             .is_empty());
+    }
+
+    #[test]
+    fn a_count_the_last_run_held_to_a_clean_end_is_kept_below_the_critical_level() {
+        // The first run held 2 workers to its end; one of its peaks there (90M) passed the
+        // growth ceiling (80M) for a moment but not the critical level (98M).
+        let held = |exit_code: i32, oom_kills: u64| {
+            JobRecord::after_run(
+                "k",
+                None,
+                &Learned {
+                    peaks: BTreeMap::from([(2, 90 * MIB)]),
+                    exit_code,
+                    oom_kills,
+                    final_threads: 2,
+                    ..learned(None, 90 * MIB, 2)
+                },
+                0,
+            )
+            .unwrap()
+        };
+        let record = held(0, 0);
+        assert_eq!(record.held_threads, Some(2));
+        let (count, why) = record.start_count(80 * MIB, 98 * MIB, 1, 8);
+        assert_eq!(count, 2, "{why}");
+        assert!(
+            why.contains("0 workers peaked below 80M")
+                && why.contains("the last run finished at 2 workers, peaking at 90M (below 98M)"),
+            "{why}"
+        );
+        // Not where it came near the critical level, nor after a failed or OOM-killed run.
+        assert_eq!(record.start_count(80 * MIB, 90 * MIB, 1, 8).0, 1);
+        assert_eq!(held(1, 0).held_threads, None);
+        assert_eq!(held(0, 1).start_count(80 * MIB, 98 * MIB, 1, 8).0, 1);
+        // A count whose memory nothing remembers is not taken on trust.
+        let unmeasured = JobRecord {
+            peaks: BTreeMap::new(),
+            ..record.clone()
+        };
+        assert_eq!(unmeasured.start_count(80 * MIB, 98 * MIB, 1, 8).0, 1);
+        // Records written before the field existed read as before.
+        let json = serde_json::to_string(&record)
+            .unwrap()
+            .replace(",\"held_threads\":2", "");
+        let old: JobRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(old.held_threads, None);
     }
 
     #[test]

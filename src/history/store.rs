@@ -320,6 +320,7 @@ mod tests {
                 throughput: BTreeMap::from([(4, 12.5)]),
                 exit_code: 0,
                 oom_kills: 0,
+                final_threads: 4,
             },
             1_700_000_000,
         )

@@ -11,6 +11,29 @@ use crate::report::stages::StageSummary;
 use crate::sample::job::JobSample;
 use crate::units::{format_elapsed, format_size};
 
+/// What `resctl daemon` did to a job's cgroup (the control socket's `notice` request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeAction {
+    /// Paused (`cgroup.freeze`).
+    Freeze,
+    /// Resumed.
+    Thaw,
+    /// About to be killed (`cgroup.kill`), the configured last resort.
+    Kill,
+}
+
+impl NoticeAction {
+    /// The action's word, as the daemon's journal has it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeAction::Freeze => "freeze",
+            NoticeAction::Thaw => "thaw",
+            NoticeAction::Kill => "kill",
+        }
+    }
+}
+
 /// What a run amounted to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSummary {

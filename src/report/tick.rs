@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
-use crate::control::protocol::NoticeAction;
 use crate::exit::JobEnd;
 use crate::policy::{Decision, Level, Observation, PolicyConfig};
 use crate::report::metrics::{Figures, Target};
 use crate::report::metrics_export::MetricsExport;
 use crate::report::record::{Recorder, TraceLine};
 use crate::report::stages::StageSummary;
-use crate::report::summary::{RunSummary, SummaryBuilder};
+use crate::report::summary::{NoticeAction, RunSummary, SummaryBuilder};
 use crate::sample::job::JobSample;
 use crate::units::format_size;
 

@@ -320,6 +320,7 @@ fn finish(
             throughput: learning.throughput,
             exit_code: summary.exit_code,
             oom_kills: summary.oom_kills,
+            final_threads: summary.threads_final,
         });
     }
     if let Some(output) = &after.summary {
