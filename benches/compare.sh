@@ -39,6 +39,10 @@
 #   resctl first    `resctl run --memory-max B -- JOB` following the file (make and cargo:
 #                   `--jobserver=MAX`), no history
 #   resctl second   the same with a private history taught by one earlier run (and by each run)
+# In the VM test bed (`tests/vm/run.sh --bench compare:'--quick --runs 2'`, no cargo there):
+# RESCTL_BIN names resctl and RESCTL_EXAMPLES the folder of the examples, nothing is built,
+# and the raw results are printed between "==== results.tsv" / "==== meta.tsv" lines for the
+# host to render (examples/benchmarks_report --results FILE --meta FILE ...).
 # Raw results: target/compare/results.tsv (one line per run), target/compare/meta.tsv (the
 # machine, the command, the workloads), logs and summaries in target/compare/logs/. The report:
 # examples/benchmarks_report.rs. Never a pass/fail: the exit status says only whether the
@@ -88,13 +92,26 @@ for count in "$max_workers" "$cargo_max_workers"; do
     [[ $count =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: worker counts must be positive: $count" >&2; exit 2; }
 done
 
-cargo build --release --quiet --bins --examples
 root=$PWD
-resctl=$root/target/release/resctl
-pool=$root/target/release/examples/worker_pool
-alloc=$root/target/release/examples/alloc
-report=$root/target/release/examples/benchmarks_report
-out=$root/target/compare
+if [[ -n ${RESCTL_BIN:-} ]]; then
+    # Given binaries (the VM bed): nothing is built, and the report is rendered elsewhere.
+    resctl=$RESCTL_BIN
+    examples=${RESCTL_EXAMPLES:-$(dirname "$RESCTL_BIN")/examples}
+    render=0
+    out=${COMPARE_OUT:-$(mktemp -d)/compare}
+else
+    render=1
+    cargo build --release --quiet --bins --examples
+    resctl=$root/target/release/resctl
+    examples=$root/target/release/examples
+fi
+pool=$examples/worker_pool
+alloc=$examples/alloc
+report=$examples/benchmarks_report
+for binary in "$resctl" "$pool" "$alloc"; do
+    [[ -x $binary ]] || { echo "compare.sh: $binary is not an executable" >&2; exit 2; }
+done
+out=${out:-${COMPARE_OUT:-$root/target/compare}}
 logs=$out/logs
 results=$out/results.tsv
 meta=$out/meta.tsv
@@ -298,6 +315,11 @@ for workload in "${workloads[@]}"; do
     esac
     budget=$(workload_budget "$workload")
     max=$(workload_max "$workload")
+    if [[ $workload == make ]] && ! command -v make >/dev/null; then
+        echo "compare.sh: make workload skipped: make is not installed" >&2
+        printf 'skipped\tmake\t%s\n' "make is not installed" >>"$meta"
+        continue
+    fi
     if [[ $workload == make ]]; then
         mkdir -p "$work/make"
         {
@@ -386,5 +408,14 @@ done
 printf '\r%60s\r' '' >&2
 printf 'info\telapsed\t%s s\n' "$(($(date +%s) - started))" >>"$meta"
 
-"$report" --results "$results" --meta "$meta" --markdown "$root/docs/benchmarks.md" \
-    --svg "$root/docs/benchmarks.svg"
+if ((render)); then
+    "$report" --results "$results" --meta "$meta" --markdown "$root/docs/benchmarks.md" \
+        --svg "$root/docs/benchmarks.svg"
+else
+    echo "compare.sh: given binaries (RESCTL_BIN): the raw results follow, to be rendered elsewhere" >&2
+    echo "==== results.tsv"
+    cat "$results"
+    echo "==== meta.tsv"
+    cat "$meta"
+    echo "==== end"
+fi

@@ -21,7 +21,7 @@ deb_cache_dir=$3
 vm_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 readonly SUITE=bookworm
-readonly PACKAGES=systemd,systemd-sysv,libpam-systemd,dbus,dbus-user-session,udev,kmod,procps
+readonly PACKAGES=systemd,systemd-sysv,libpam-systemd,dbus,dbus-user-session,udev,kmod,procps,make,systemd-oomd
 readonly IMAGE_SIZE=2G # sparse; ~280 MB are used
 # Modules the booted system needs besides those in the initramfs (the 9p share).
 readonly ROOTFS_MODULES=(9pnet_virtio 9p virtio_pci virtio_blk ext4)
