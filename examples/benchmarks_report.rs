@@ -516,8 +516,8 @@ fn table_row(report: &WorkloadReport, label: &str, cell: Option<&Cell>) -> Strin
     )
 }
 
-/// docs/benchmarks.md.
-fn markdown(meta: &Meta, reports: &[WorkloadReport]) -> String {
+/// docs/benchmarks.md, whose chart is the file `chart` beside it.
+fn markdown(meta: &Meta, reports: &[WorkloadReport], chart: &str) -> String {
     let mut md = String::new();
     let quick = meta.get("mode") == "quick";
     md.push_str("# Benchmarks: resctl side by side with what users would do instead\n\n");
@@ -618,7 +618,10 @@ fn markdown(meta: &Meta, reports: &[WorkloadReport]) -> String {
             md_text(reason)
         ));
     }
-    md.push_str("![wall time ÷ the oracle's, per workload and contender](benchmarks.svg)\n");
+    md.push_str(&format!(
+        "![wall time ÷ the oracle's, per workload and contender]({})\n",
+        md_text(chart)
+    ));
     md
 }
 
@@ -897,7 +900,11 @@ fn run(arguments: &Arguments) -> Result<(), String> {
     let write = |path: &str, text: &str| {
         std::fs::write(path, text).map_err(|error| format!("{}: {error}", escape(path)))
     };
-    write(&arguments.markdown, &markdown(&meta, &reports))?;
+    // The chart is named from the markdown's folder: the two are written side by side.
+    let chart = std::path::Path::new(&arguments.svg)
+        .file_name()
+        .map_or_else(|| arguments.svg.clone(), |name| name.to_string_lossy().into_owned());
+    write(&arguments.markdown, &markdown(&meta, &reports, &chart))?;
     write(&arguments.svg, &svg(&meta, &reports)?)?;
     print!("{}", summary(&meta, &reports));
     println!(
@@ -1074,7 +1081,7 @@ mod tests {
         meta.skipped
             .push(("cargo".into(), "offline <build> impossible".into()));
         let reports = build_reports(&meta, &lines);
-        let md = markdown(&meta, &reports);
+        let md = markdown(&meta, &reports, "benchmarks.svg");
         for row in md
             .lines()
             .filter(|l| l.starts_with("| ") && !l.starts_with("| contender"))
