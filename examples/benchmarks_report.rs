@@ -903,7 +903,10 @@ fn run(arguments: &Arguments) -> Result<(), String> {
     // The chart is named from the markdown's folder: the two are written side by side.
     let chart = std::path::Path::new(&arguments.svg)
         .file_name()
-        .map_or_else(|| arguments.svg.clone(), |name| name.to_string_lossy().into_owned());
+        .map_or_else(
+            || arguments.svg.clone(),
+            |name| name.to_string_lossy().into_owned(),
+        );
     write(&arguments.markdown, &markdown(&meta, &reports, &chart))?;
     write(&arguments.svg, &svg(&meta, &reports)?)?;
     print!("{}", summary(&meta, &reports));
