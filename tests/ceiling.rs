@@ -22,6 +22,20 @@ fn ask(socket: &str, request: &str) -> String {
     reply
 }
 
+/// The line the job wrote to `path` (its socket, and what else it says), waiting up to 20 s
+/// for the job to start.
+fn said_by_the_job(path: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.ends_with('\n') {
+            return text.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_ceiling_from_root_caps_the_job_and_lifting_it_gives_the_count_back() {
     if !running_as_root() {
@@ -60,15 +74,8 @@ fn a_ceiling_from_root_caps_the_job_and_lifting_it_gives_the_count_back() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let socket = said_by_the_job(&said);
     let deadline = Instant::now() + Duration::from_secs(20);
-    let socket = loop {
-        let text = std::fs::read_to_string(&said).unwrap_or_default();
-        if !text.trim().is_empty() {
-            break text.trim().to_owned();
-        }
-        assert!(Instant::now() < deadline, "the job never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
     let refused = ask(&socket, r#"{"op":"ceiling","threads":0}"#);
     assert!(refused.contains("\"ok\":false"), "{refused}");
     let reply = ask(
@@ -154,15 +161,9 @@ fn a_notice_from_root_is_logged_escaped_and_a_kill_is_named_in_the_summary() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (socket, pid) = loop {
-        let text = std::fs::read_to_string(&said).unwrap_or_default();
-        if let Some((socket, pid)) = text.trim().split_once(' ') {
-            break (socket.to_owned(), pid.parse::<i32>().unwrap());
-        }
-        assert!(Instant::now() < deadline, "the job never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let said = said_by_the_job(&said);
+    let (socket, pid) = said.split_once(' ').unwrap();
+    let pid: i32 = pid.parse().unwrap();
     let unknown = ask(
         &socket,
         r#"{"op":"notice","action":"explode","reason":"x"}"#,
