@@ -164,18 +164,15 @@ fn a_notice_from_root_is_logged_escaped_and_a_kill_is_named_in_the_summary() {
     let said = said_by_the_job(&said);
     let (socket, pid) = said.split_once(' ').unwrap();
     let pid: i32 = pid.parse().unwrap();
-    let unknown = ask(
-        &socket,
-        r#"{"op":"notice","action":"explode","reason":"x"}"#,
-    );
+    let unknown = ask(socket, r#"{"op":"notice","action":"explode","reason":"x"}"#);
     assert!(unknown.contains("\"ok\":false"), "{unknown}");
     let frozen = ask(
-        &socket,
+        socket,
         r#"{"op":"notice","action":"freeze","reason":"slice a.slice at critical"}"#,
     );
     assert!(frozen.contains("\"ok\":true"), "{frozen}");
     let kill = ask(
-        &socket,
+        socket,
         r#"{"op":"notice","action":"kill","reason":"slice a.slice stayed at critical for 30s\n\u001b[2Jforged"}"#,
     );
     assert!(kill.contains("\"ok\":true"), "{kill}");
