@@ -4,7 +4,7 @@
 //! memory.stat, events, PSI, cpu.stat, the limits) copied to a temporary folder, read the way
 //! the daemon reads it (files kept open, re-read with `pread`), through the daemon's own
 //! [`SliceWatch`]. Side by side in one criterion group:
-//! - `full`: the charge, every file, and the observe → policy step (`SliceWatch::assess`),
+//! - `full`: every file, and the observe → policy step (`SliceWatch::assess`),
 //!   what each tick cost before the daemon learned to glance, and still costs for a slice
 //!   near or in a level, and every 5 s for a quiet one;
 //! - `glance`: the charge alone and the decision that it is enough
@@ -58,20 +58,22 @@ impl Slice {
         slice
     }
 
-    /// A tick that reads everything and assesses it.
+    /// A tick that reads everything and assesses it (a full reading that is due anyway
+    /// does not read the charge first).
     fn full(&mut self) -> usize {
         self.at += Duration::from_secs(1);
-        let charge = self.reader.memory_charge().expect("read memory.current");
         let sample = self.reader.sample().expect("read the fixture copy");
-        self.watch.assess(self.at, Ok(sample), Some(LIMIT)).len() + usize::from(charge.is_some())
+        self.watch.assess(self.at, Ok(sample), Some(LIMIT)).len()
     }
 
     /// A tick that reads the charge and finds it enough (the clock stays within the quiet
     /// slice's 5 s, so the answer is the glance's every time).
     fn glance(&mut self) -> bool {
-        let charge = self.reader.memory_charge().expect("read memory.current");
+        let reader = &mut self.reader;
         self.watch
-            .needs_full_reading(self.at + Duration::from_secs(1), charge)
+            .needs_full_reading(self.at + Duration::from_secs(1), || {
+                reader.memory_charge().expect("read memory.current")
+            })
     }
 }
 

@@ -640,8 +640,10 @@ impl WatchedSlice {
             },
         };
         // A charge that cannot be read now asks for the full reading, which says why.
-        let charge = reader.memory_charge().ok().flatten();
-        if !self.watch.needs_full_reading(at, charge) {
+        if !self
+            .watch
+            .needs_full_reading(at, || reader.memory_charge().ok().flatten())
+        {
             return None;
         }
         let sample = match reader.sample() {

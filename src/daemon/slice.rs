@@ -138,8 +138,10 @@ impl SliceWatch {
     }
 
     /// Whether the reading at `at` must be a full one (every file of the slice's cgroup,
-    /// then [`SliceWatch::assess`]), given its charge read just now (`memory.current`,
-    /// page cache included, so never below its memory; `None`: not read).
+    /// then [`SliceWatch::assess`]), given its charge (`memory.current`, page cache
+    /// included, so never below its memory; `None`: not read), which `charge` reads only
+    /// when nothing else already asks for a full reading: a slice read in full does not
+    /// read that file twice in one tick.
     ///
     /// A full reading waits only while all of this holds: the slice is quiet (no level in
     /// force or on its way, for memory, CPU or PSI), its charge is under 90 % of its lowest
@@ -147,14 +149,17 @@ impl SliceWatch {
     /// [`QUIET_FULL_READING_EVERY`]. So memory never reaches a level unseen, and CPU, PSI
     /// and the leak trend are seen at least that often; a slice near a level, or in one,
     /// is read in full every tick.
-    pub fn needs_full_reading(&self, at: Duration, charge: Option<u64>) -> bool {
+    pub fn needs_full_reading(&self, at: Duration, charge: impl FnOnce() -> Option<u64>) -> bool {
         let Some(last_full) = self.last_full else {
             return true;
         };
         if self.unreadable || at.saturating_sub(last_full) >= QUIET_FULL_READING_EVERY {
             return true;
         }
-        let (Some(charge), Some(quiet_below)) = (charge, self.policy.quiet_below()) else {
+        let Some(quiet_below) = self.policy.quiet_below() else {
+            return true;
+        };
+        let Some(charge) = charge() else {
             return true;
         };
         let limit = self
@@ -379,32 +384,34 @@ mod tests {
     fn a_quiet_slice_far_from_its_levels_waits_for_a_full_reading() {
         let mut slice = SliceWatch::new("build.slice", config(), 2, 100);
         assert!(
-            slice.needs_full_reading(secs(0), Some(10 * MIB)),
+            slice.needs_full_reading(secs(0), || Some(10 * MIB)),
             "never read in full"
         );
         slice.assess(secs(0), reading(10), Some(100 * MIB));
-        assert!(!slice.needs_full_reading(secs(1), Some(10 * MIB)));
-        assert!(!slice.needs_full_reading(secs(4), Some(44 * MIB)));
+        assert!(!slice.needs_full_reading(secs(1), || Some(10 * MIB)));
+        assert!(!slice.needs_full_reading(secs(4), || Some(44 * MIB)));
         // 90 % of the lowest level (moderate, 50M), the charge unknown, or 5 s since the last.
-        assert!(slice.needs_full_reading(secs(1), Some(45 * MIB)));
-        assert!(slice.needs_full_reading(secs(1), None));
-        assert!(slice.needs_full_reading(secs(5), Some(10 * MIB)));
+        assert!(slice.needs_full_reading(secs(1), || Some(45 * MIB)));
+        assert!(slice.needs_full_reading(secs(1), || None));
+        assert!(slice.needs_full_reading(secs(5), || Some(10 * MIB)));
+        // Where a full reading is due anyway, the charge is not read at all.
+        assert!(slice.needs_full_reading(secs(5), || panic!("charge read for nothing")));
         // A level on its way (memory above moderate, within its grace) is followed every tick,
         // whatever the charge says.
         slice.assess(secs(5), reading(60), Some(100 * MIB));
         assert_eq!(slice.figures().map(|f| f.level), Some(Level::Normal));
-        assert!(slice.needs_full_reading(secs(6), Some(10 * MIB)));
+        assert!(slice.needs_full_reading(secs(6), || Some(10 * MIB)));
         slice.assess(secs(6), reading(10), Some(100 * MIB));
-        assert!(!slice.needs_full_reading(secs(7), Some(10 * MIB)));
+        assert!(!slice.needs_full_reading(secs(7), || Some(10 * MIB)));
         // A limit under the levels counts as one; new levels from a reload are read at once.
         slice.assess(secs(7), reading(10), Some(20 * MIB));
-        assert!(slice.needs_full_reading(secs(8), Some(18 * MIB)));
-        assert!(!slice.needs_full_reading(secs(8), Some(17 * MIB)));
+        assert!(slice.needs_full_reading(secs(8), || Some(18 * MIB)));
+        assert!(!slice.needs_full_reading(secs(8), || Some(17 * MIB)));
         slice.reconfigure(config());
-        assert!(slice.needs_full_reading(secs(8), Some(10 * MIB)));
+        assert!(slice.needs_full_reading(secs(8), || Some(10 * MIB)));
         // A slice that could not be read is tried in full every tick.
         slice.assess(secs(9), Err("gone".into()), None);
-        assert!(slice.needs_full_reading(secs(10), Some(10 * MIB)));
+        assert!(slice.needs_full_reading(secs(10), || Some(10 * MIB)));
     }
 
     #[test]
@@ -432,7 +439,7 @@ mod tests {
             for event in every_tick.assess(at, reading(memory_mib), Some(100 * MIB)) {
                 seen_every.push((second, event));
             }
-            if glancing.needs_full_reading(at, Some((memory_mib + cache) * MIB)) {
+            if glancing.needs_full_reading(at, || Some((memory_mib + cache) * MIB)) {
                 full_readings += 1;
                 for event in glancing.assess(at, reading(memory_mib), Some(100 * MIB)) {
                     seen_glancing.push((second, event));
