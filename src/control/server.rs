@@ -527,15 +527,22 @@ fn set_ceiling(
     threads: Option<u32>,
     reason: Option<String>,
 ) -> Result<String, String> {
-    if peer_uid != 0 {
-        return Err("only root (resctl daemon) may set a ceiling".to_owned());
-    }
+    from_the_daemon(peer_uid, "set a ceiling")?;
     if threads == Some(0) {
         return Err("a ceiling must be at least 1 thread".to_owned());
     }
     let reason = crate::job_text::escape(reason.as_deref().unwrap_or("a ceiling from outside"));
     shared.lock().ceiling = threads.map(|threads| Ceiling { threads, reason });
     Ok(to_line(&OkReply { ok: true }))
+}
+
+/// Refuses a request only `resctl daemon` (root) may make, naming `what` it would do.
+fn from_the_daemon(peer_uid: u32, what: &str) -> Result<(), String> {
+    if peer_uid == 0 {
+        Ok(())
+    } else {
+        Err(format!("only root (resctl daemon) may {what}"))
+    }
 }
 
 /// `notice`: only root may send it (the daemon); kept, escaped, for the run loop to log.
@@ -545,9 +552,7 @@ fn take_notice(
     action: NoticeAction,
     reason: &str,
 ) -> Result<String, String> {
-    if peer_uid != 0 {
-        return Err("only root (resctl daemon) may send a notice".to_owned());
-    }
+    from_the_daemon(peer_uid, "send a notice")?;
     let mut state = shared.lock();
     if state.notices.len() >= MAX_NOTICES {
         state.notices.pop_front();
