@@ -3,9 +3,13 @@
 # contender on the same memory budget, then docs/benchmarks.md (every cell) and
 # docs/benchmarks.svg (wall ÷ oracle per contender) are regenerated from the raw results.
 #
-#   benches/compare.sh [--runs N] [--quick]
+#   benches/compare.sh [--runs N] [--quick] [--workloads LIST] [--run-timeout SECONDS]
 #
 #   --runs N   runs per contender and workload (default 10; the medians are reported)
+#   --workloads LIST  the workloads to run, comma-separated (default: all; same as WORKLOADS)
+#   --run-timeout SECONDS  one run that lasts longer is stopped (SIGTERM to its process
+#              group, SIGKILL 10 s later) and counted as not finished, exit 124 (default
+#              1800, 300 with --quick; RUN_TIMEOUT)
 #   --quick    small task counts and times, at most 4 workers: the whole comparison in a few
 #              minutes, to try it (the report says it is a quick run). The default sizes make
 #              each job run for at least a minute at the oracle's count.
@@ -50,14 +54,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 invocation="benches/compare.sh${*:+ $*}"
-usage="usage: benches/compare.sh [--runs N] [--quick]"
+usage="usage: benches/compare.sh [--runs N] [--quick] [--workloads LIST] [--run-timeout SECONDS]"
 runs=10
 quick=0
+workload_list=${WORKLOADS:-}
+run_timeout=${RUN_TIMEOUT:-}
 while [[ $# -gt 0 ]]; do
     case $1 in
         --runs) runs=${2:-}; shift 2 || { echo "$usage" >&2; exit 2; } ;;
         --runs=*) runs=${1#--runs=}; shift ;;
         --quick) quick=1; shift ;;
+        --workloads) workload_list=${2:-}; shift 2 || { echo "$usage" >&2; exit 2; } ;;
+        --workloads=*) workload_list=${1#--workloads=}; shift ;;
+        --run-timeout) run_timeout=${2:-}; shift 2 || { echo "$usage" >&2; exit 2; } ;;
+        --run-timeout=*) run_timeout=${1#--run-timeout=}; shift ;;
         -h | --help) echo "$usage"; exit 0 ;;
         *) echo "$usage" >&2; exit 2 ;;
     esac
@@ -68,6 +78,11 @@ if ! [[ $runs =~ ^[1-9][0-9]*$ ]]; then
 fi
 # pick QUICK_VALUE FULL_VALUE: the default for this mode.
 pick() { if ((quick)); then echo "$1"; else echo "$2"; fi; }
+run_timeout=${run_timeout:-$(pick 300 1800)}
+if ! [[ $run_timeout =~ ^[1-9][0-9]*$ ]]; then
+    echo "compare.sh: --run-timeout wants a positive number of seconds, not '$run_timeout'" >&2
+    exit 2
+fi
 
 max_workers=${MAX_WORKERS:-$(pick 4 8)}
 pool_tasks=${POOL_TASKS:-$(pick 16 320)}
@@ -87,7 +102,8 @@ make_budget=${MAKE_BUDGET:-$(pick 128M 200M)}
 cargo_build_args=${CARGO_BUILD_ARGS:-$(pick "-p memchr -p itoa -p anstyle -p clap_lex -p libc -p humantime" "--lib")}
 cargo_budget=${CARGO_BUDGET:-$(pick 512M 1G)}
 cargo_max_workers=${CARGO_MAX_WORKERS:-$(pick 3 4)}
-read -r -a workloads <<<"${WORKLOADS:-uniform variable phased make cargo}"
+read -r -a workloads <<<"${workload_list//,/ }"
+((${#workloads[@]})) || workloads=(uniform variable phased make cargo)
 for count in "$max_workers" "$cargo_max_workers"; do
     [[ $count =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: worker counts must be positive: $count" >&2; exit 2; }
 done
@@ -245,7 +261,10 @@ measure() {
     local psi_before psi_after start end code=0
     psi_before=$(psi_some_total)
     start=$(date +%s%N)
-    "${command[@]}" >"$base.out" 2>"$base.err" </dev/null || code=$?
+    timeout --kill-after=10 "$run_timeout" "${command[@]}" >"$base.out" 2>"$base.err" </dev/null ||
+        code=$?
+    local note=""
+    ((code != 124)) || note="stopped after the run timeout of $run_timeout s"
     end=$(date +%s%N)
     psi_after=$(psi_some_total)
     local stall=- peak=- oom=- wall
@@ -259,7 +278,7 @@ measure() {
         oom=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$figures")
     fi
     printf '%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$contender" "$run" "$code" \
-        "$wall" "${peak:--}" "$stall" "$(tasks_done "$workload" "$base.out")" "${oom:--}" "" \
+        "$wall" "${peak:--}" "$stall" "$(tasks_done "$workload" "$base.out")" "${oom:--}" "$note" \
         >>"$results"
 }
 
@@ -295,6 +314,7 @@ printf 'workload\tcontender\trun\texit\twall_s\tpeak_bytes\thost_psi_some_us\tta
     printf 'info\tcommand\t%s\n' "$invocation"
     printf 'info\tmode\t%s\n' "$(pick quick full)"
     printf 'info\truns\t%s\n' "$runs"
+    printf 'info\trun timeout\t%s s\n' "$run_timeout"
     printf 'info\tkernel\t%s\n' "$(uname -r)"
     printf 'info\tcpus\t%s\n' "$(nproc)"
     printf 'info\tmemory\t%s MiB\n' "$(($(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo) / 1024))"

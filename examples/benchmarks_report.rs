@@ -37,6 +37,8 @@ use resctl::units::format_size;
 const FIRST_RUN_GOAL: f64 = 1.10;
 /// Issue #11's goal for a second run (starting from the job's history).
 const SECOND_RUN_GOAL: f64 = 1.05;
+/// Runs of each contender the goals are judged over (issue #11: "0 OOM kills in 10 runs").
+const GOAL_RUNS: u32 = 10;
 /// Columns of a results line.
 const RESULT_COLUMNS: usize = 10;
 /// Width and height of the chart, pixels.
@@ -530,13 +532,26 @@ fn markdown(meta: &Meta, reports: &[WorkloadReport], chart: &str) -> String {
              These figures are not the benchmark; run `benches/compare.sh` without `--quick`.\n\n",
         );
     }
+    if let Some(runs) = meta
+        .get("runs")
+        .parse::<u32>()
+        .ok()
+        .filter(|&runs| !quick && runs < GOAL_RUNS)
+    {
+        md.push_str(&format!(
+            "> **{runs} run(s) per contender, not the {GOAL_RUNS} the goals ask for**: the \
+             completion figures say what these runs did, not what {GOAL_RUNS} would.\n\n"
+        ));
+    }
     md.push_str(&format!(
-        "- date: {}\n- command: {}\n- runs per contender: {}\n- machine: Linux {}, {} CPUs, \
+        "- date: {}\n- command: {}\n- runs per contender: {}\n- run timeout: {} (a run \
+         stopped by it counts as not finished)\n- machine: Linux {}, {} CPUs, \
          {} memory, {}, systemd {}\n- host memory PSI: {} (\"some\" stall during each run, \
          **host-wide**: anything else running on the host counts too)\n- elapsed: {}\n\n",
         md_text(meta.get("date")),
         md_code(meta.get("command")),
         md_text(meta.get("runs")),
+        md_text(meta.get("run timeout")),
         md_text(meta.get("kernel")),
         md_text(meta.get("cpus")),
         md_text(meta.get("memory")),
@@ -1099,6 +1114,21 @@ mod tests {
         let picture = svg(&meta, &reports).unwrap_or_else(|e| panic!("{e}"));
         assert!(picture.contains("0/1"));
         assert!(picture.contains("offline &lt;build&gt;") || picture.contains("cargo: not run"));
+    }
+
+    #[test]
+    fn fewer_runs_than_the_goals_ask_for_are_flagged() {
+        let lines = results(&[line("w", "static-1", 1, 0, 10.0)]);
+        let banner = |mode: &str, runs: &str| {
+            let mut meta = Meta::default();
+            meta.info.insert("mode".into(), mode.into());
+            meta.info.insert("runs".into(), runs.into());
+            markdown(&meta, &build_reports(&meta, &lines), "b.svg")
+                .contains("not the 10 the goals ask for")
+        };
+        assert!(banner("full", "3"));
+        assert!(!banner("full", "10"));
+        assert!(!banner("quick", "2"), "a quick run has its own banner");
     }
 
     #[test]
