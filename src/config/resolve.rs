@@ -161,19 +161,22 @@ impl RunPlan {
         flags: &RunFlags,
     ) -> Option<String> {
         let policy = &mut self.policy;
-        if record.per_worker > 0 {
-            policy.remembered = Some(RememberedWorkers {
-                per_worker: record.per_worker,
-                base: record.base,
-            });
-        }
+        let remembered = (record.per_worker > 0).then_some(RememberedWorkers {
+            per_worker: record.per_worker,
+            base: record.base,
+            spread: record.spread,
+        });
+        policy.remembered = remembered;
         if flags.threads.is_some() || config.threads.initial.is_some() {
             return None;
         }
-        // With a hard limit, the remembered line plans like a measured one (one worker's
-        // memory kept free below the limit); the run drops it if its memory disagrees.
-        let ceiling = policy
-            .limit_plan(record.per_worker)
+        // With a hard limit, a predictable remembered line plans like a measured one (one
+        // worker's memory, or three times the remembered spread, kept free below the
+        // limit); the run drops it if its memory disagrees. A line the last run saw its
+        // memory stray from plans nothing beyond the high level.
+        let ceiling = remembered
+            .and_then(|line| line.limit_margin())
+            .and_then(|margin| policy.limit_plan(margin))
             .map_or(policy.growth_ceiling(), |plan| {
                 plan.ceiling.max(policy.growth_ceiling())
             });
@@ -248,6 +251,7 @@ mod tests {
             exit_code: 0,
             oom_kills: 0,
             held_threads: None,
+            spread: None,
         };
         let mut config = Config::default();
         config.limits.memory_max = Some(Limit::Bytes(128 * MIB));
@@ -260,9 +264,23 @@ mod tests {
             plan.policy.remembered,
             Some(RememberedWorkers {
                 per_worker: 24 * MIB,
-                base: MIB / 2
+                base: MIB / 2,
+                spread: None,
             })
         );
+        // A remembered spread of 2M keeps 24M free too (3 × 2M is less); one of 9M (more
+        // than a quarter of a worker: not predictable) leaves the high level to plan: 3.
+        let with_spread = |spread_mib: u64| JobRecord {
+            spread: Some(spread_mib * MIB),
+            ..record(24 * MIB)
+        };
+        let mut plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        plan.start_from_history(&with_spread(2), &config, &RunFlags::default());
+        assert_eq!(plan.policy.initial_threads, 4);
+        let mut plan = resolve(&config, &host(), &RunFlags::default()).unwrap();
+        let why = plan.start_from_history(&with_spread(9), &config, &RunFlags::default());
+        assert_eq!(plan.policy.initial_threads, 3, "{why:?}");
+        assert!(why.is_some_and(|why| why.ends_with("fit below 91.2M")));
         // Without a hard limit (the host's memory is the budget) the high level plans.
         let mut unlimited = resolve(&Config::default(), &host(), &RunFlags::default()).unwrap();
         let ceiling = unlimited.policy.growth_ceiling();

@@ -62,6 +62,13 @@ pub struct JobRecord {
     /// after a sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_threads: Option<u32>,
+    /// How far the last run's memory per worker strayed from the line `base + workers ×
+    /// per_worker`, bytes, when it measured the line over two counts or more. A later run
+    /// plans to the limit from the line only when this is small (the job's memory per
+    /// worker was predictable) and keeps three times it free. A run that saw one count
+    /// only keeps the earlier record's. Absent in older records and after a sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<u64>,
 }
 
 /// What a finished run learned, before it is merged into the job's record.
@@ -69,6 +76,8 @@ pub struct JobRecord {
 pub struct Learned {
     /// The policy's marginal memory per worker, when two counts were measured.
     pub marginal: Option<u64>,
+    /// How far the memory per worker strayed from that line, bytes (with `marginal`).
+    pub spread: Option<u64>,
     /// The highest settled memory at each worker count over the run, bytes.
     pub peaks: BTreeMap<u32, u64>,
     /// The job's peak memory, bytes.
@@ -142,6 +151,12 @@ impl JobRecord {
                 && learned.oom_kills == 0
                 && learned.final_threads > 0)
                 .then_some(learned.final_threads),
+            // A run that measured no line keeps the scatter an earlier run saw: never
+            // less cautious than forgetting it (an unknown spread plans as a small one).
+            spread: match learned.marginal {
+                Some(_) => learned.spread,
+                None => previous.and_then(|p| p.spread),
+            },
         })
     }
 
@@ -327,6 +342,7 @@ impl JobRecord {
             exit_code: 0,
             oom_kills,
             held_threads: None,
+            spread: None,
         })
     }
 }
@@ -392,6 +408,7 @@ mod tests {
     fn learned(marginal: Option<u64>, peak: u64, threads: u32) -> Learned {
         Learned {
             marginal,
+            spread: None,
             peaks: BTreeMap::new(),
             peak_memory: peak,
             peak_threads: threads,
@@ -569,6 +586,35 @@ mod tests {
             .replace(",\"held_threads\":2", "");
         let old: JobRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(old.held_threads, None);
+    }
+
+    #[test]
+    fn the_spread_is_kept_with_the_line_it_was_measured_around() {
+        let with = |marginal: Option<u64>| {
+            JobRecord::after_run(
+                "k",
+                None,
+                &Learned {
+                    spread: Some(MIB),
+                    ..learned(marginal, 100 * MIB, 4)
+                },
+                0,
+            )
+            .unwrap()
+        };
+        let record = with(Some(24 * MIB));
+        assert_eq!(record.spread, Some(MIB));
+        // peak ÷ workers is no line: a spread around it would mean nothing, and the spread
+        // an earlier run measured is kept.
+        assert_eq!(with(None).spread, None);
+        let later = JobRecord::after_run("k", Some(&record), &learned(None, 100 * MIB, 4), 1);
+        assert_eq!(later.and_then(|r| r.spread), Some(MIB));
+        // Round trip, and records written before the field existed read as unmeasured.
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<JobRecord>(&json).unwrap(), record);
+        let old: JobRecord =
+            serde_json::from_str(&json.replace(&format!(",\"spread\":{MIB}"), "")).unwrap();
+        assert_eq!(old.spread, None);
     }
 
     #[test]

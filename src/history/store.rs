@@ -314,6 +314,7 @@ mod tests {
             None,
             &Learned {
                 marginal: Some(50 << 20),
+                spread: Some(1 << 20),
                 peaks: BTreeMap::from([(4, 220 << 20)]),
                 peak_memory: 220 << 20,
                 peak_threads: 4,

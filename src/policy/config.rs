@@ -100,6 +100,23 @@ pub struct RememberedWorkers {
     pub per_worker: u64,
     /// Memory that did not grow with workers, bytes.
     pub base: u64,
+    /// How far the earlier run's memory per worker strayed from that line, bytes; `None`
+    /// when it was not measured (one count only, or a record from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<u64>,
+}
+
+impl RememberedWorkers {
+    /// The margin a plan to the limit from this line keeps free (one worker's memory, or
+    /// three times the remembered spread if more); `None` when the remembered spread says
+    /// the job's memory per worker was not predictable, so the line plans nothing beyond
+    /// the high level. A line without a remembered spread plans like a predictable one: the
+    /// run drops it as soon as its own memory strays from it.
+    pub fn limit_margin(&self) -> Option<u64> {
+        let spread = self.spread.unwrap_or(0);
+        super::workers::predictable(self.per_worker, spread)
+            .then(|| super::workers::learned_margin(self.per_worker, spread))
+    }
 }
 
 impl Default for PolicyConfig {

@@ -286,6 +286,16 @@ impl Policy {
         self.worker_memory.marginal()
     }
 
+    /// How far the job's memory per worker strayed over the recent window (the last
+    /// [`defaults::WORKER_MEMORY_WINDOW`] up to `at`), bytes: the largest distance of a
+    /// count's peak from the line through them, or of a count's peak from itself one settle
+    /// time later. `None` until two counts were measured. The job's history keeps it, so a
+    /// later run knows whether the line it starts from can be planned to the limit.
+    pub fn memory_spread(&self, at: Duration) -> Option<u64> {
+        self.worker_memory
+            .window_spread(at.saturating_add(Duration::from_nanos(1)), self.settle())
+    }
+
     /// The highest settled memory seen at each worker count over the whole run, bytes.
     pub fn peaks_per_count(&self) -> std::collections::BTreeMap<u32, u64> {
         self.worker_memory.run_peaks().clone()
@@ -479,10 +489,9 @@ impl Policy {
         if !fit.predictable_with(spread) {
             return None;
         }
-        let plan = self.config.limit_plan(
-            fit.slope
-                .max(spread.saturating_mul(defaults::MARGIN_SPREADS)),
-        )?;
+        let plan = self
+            .config
+            .limit_plan(workers::learned_margin(fit.slope, spread))?;
         (plan.ceiling > self.config.growth_ceiling()).then(|| LearnedPlan {
             ceiling: plan.ceiling,
             text: format!(
@@ -520,9 +529,10 @@ impl Policy {
         let line = remembered
             .base
             .saturating_add(remembered.per_worker.saturating_mul(u64::from(threads)));
+        // The run's own distance from the line, and the spread the earlier run saw around it.
         Some(MarginalFit {
             slope: remembered.per_worker,
-            residual: peak.abs_diff(line),
+            residual: peak.abs_diff(line).max(remembered.spread.unwrap_or(0)),
             counts: 0,
         })
     }

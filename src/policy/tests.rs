@@ -605,6 +605,7 @@ fn a_remembered_line_plans_from_the_first_count() {
         remembered: Some(RememberedWorkers {
             per_worker: per_worker_mib * MIB,
             base: MIB / 2,
+            spread: None,
         }),
         ..budget_128m(Some(128 * MIB))
     };
@@ -617,6 +618,21 @@ fn a_remembered_line_plans_from_the_first_count() {
         "{}",
         decisions[4].reason
     );
+    // A line the last run saw its memory stray from by 9 MiB (more than a quarter of a
+    // worker) is not planned to the limit, though this run lies on it: 3 workers stay.
+    let straying = PolicyConfig {
+        remembered: Some(RememberedWorkers {
+            per_worker: 24 * MIB,
+            base: MIB / 2,
+            spread: Some(9 * MIB),
+        }),
+        ..remembered(24)
+    };
+    let (_, decisions) = simulate(straying, 60, pool_model(|_| 24.0));
+    assert_eq!(changes(&decisions), vec![]);
+    assert!(decisions
+        .iter()
+        .all(|decision| !decision.reason.contains("remembered")));
     // A line the job no longer follows (10 MiB per worker remembered) is not used: the
     // high level plans, and 3 workers stay.
     let (_, decisions) = simulate(remembered(10), 60, pool_model(|_| 24.0));
@@ -624,6 +640,37 @@ fn a_remembered_line_plans_from_the_first_count() {
     assert!(decisions
         .iter()
         .all(|decision| !decision.reason.contains("remembered")));
+}
+
+#[test]
+fn the_spread_handed_to_the_history_tells_steady_memory_from_straying_memory() {
+    let spread_after = |per_worker: fn(u64) -> f64| {
+        let mut policy = Policy::new(budget_128m(Some(128 * MIB)));
+        let mut model = pool_model(per_worker);
+        for second in 0..=300 {
+            let observation = model(Duration::from_secs(second), policy.threads());
+            policy.step(&observation);
+        }
+        policy.memory_spread(Duration::from_secs(300))
+    };
+    // 24 MiB per worker at every count: on the line, and steady.
+    let steady = spread_after(|_| 24.0);
+    assert!(steady.is_some_and(|spread| spread < 1024), "{steady:?}");
+    // 24 MiB for 5 s, then 16 MiB: the peak at 3 workers moves by 24 MiB.
+    let straying = spread_after(|second| if second % 10 < 5 { 24.0 } else { 16.0 });
+    assert!(
+        straying.is_some_and(|spread| spread >= 20 * MIB),
+        "{straying:?}"
+    );
+    // One count only (the starting one, never grown from): no line, no spread.
+    let mut policy = Policy::new(PolicyConfig {
+        max_threads: 2,
+        ..budget_128m(Some(128 * MIB))
+    });
+    for second in 0..=60 {
+        policy.step(&memory_at(Duration::from_secs(second), 50 * MIB));
+    }
+    assert_eq!(policy.memory_spread(Duration::from_secs(60)), None);
 }
 
 #[test]

@@ -111,6 +111,25 @@ impl WorkerMemory {
         (peaks.len() >= 2).then(|| highest - lowest)
     }
 
+    /// How far the job's memory per worker strays, bytes: the largest of the fit's residual
+    /// over the window's counts and of how far each count's peak moved from one `width` to
+    /// the next ([`peak_spread`](Self::peak_spread) up to `until`); `None` until two counts
+    /// give a line.
+    pub fn window_spread(&self, until: Duration, width: Duration) -> Option<u64> {
+        let fit = self.fit_since(Duration::ZERO)?;
+        let counts: std::collections::BTreeSet<u32> = self
+            .samples
+            .iter()
+            .map(|&(_, threads, _)| threads)
+            .collect();
+        let moved = counts
+            .into_iter()
+            .filter_map(|threads| self.peak_spread(threads, Duration::ZERO, until, width))
+            .max()
+            .unwrap_or(0);
+        Some(fit.residual.max(moved))
+    }
+
     /// How many distinct worker counts were sampled at `from` or later.
     pub fn counts_since(&self, from: Duration) -> usize {
         let mut counts: Vec<u32> = self
@@ -176,8 +195,21 @@ impl MarginalFit {
     /// Whether `spread` bytes of scatter around the line still make the job's memory per
     /// worker predictable ([`defaults::PREDICTABLE_SPREAD`] of one worker's memory).
     pub fn predictable_with(&self, spread: u64) -> bool {
-        spread as f64 <= self.slope as f64 * defaults::PREDICTABLE_SPREAD
+        predictable(self.slope, spread)
     }
+}
+
+/// Whether memory per worker of `per_worker` bytes that strays by `spread` bytes is
+/// predictable: the spread within [`defaults::PREDICTABLE_SPREAD`] of one worker's memory.
+pub(crate) fn predictable(per_worker: u64, spread: u64) -> bool {
+    spread as f64 <= per_worker as f64 * defaults::PREDICTABLE_SPREAD
+}
+
+/// The margin a plan to the limit keeps free for memory per worker of `per_worker` bytes
+/// that strays by `spread` bytes: one worker's memory, or [`defaults::MARGIN_SPREADS`]
+/// times the spread if more ([`super::PolicyConfig::limit_plan`] adds the hysteresis share).
+pub(crate) fn learned_margin(per_worker: u64, spread: u64) -> u64 {
+    per_worker.max(spread.saturating_mul(defaults::MARGIN_SPREADS))
 }
 
 /// Work done per worker count, from the job's cumulative progress units.

@@ -314,6 +314,7 @@ fn finish(
     if let Some(history) = &after.history {
         history.remember(&Learned {
             marginal: learning.marginal,
+            spread: learning.spread,
             peaks: learning.peaks,
             peak_memory: summary.peak_memory,
             peak_threads: summary.threads_highest,

@@ -137,6 +137,7 @@ impl Watch {
         self.reporter.last(&last, &observation, stages);
         let learning = Learning {
             marginal: self.policy.marginal_memory_per_worker(),
+            spread: self.policy.memory_spread(at),
             peaks: self.policy.peaks_per_count(),
             throughput: self.policy.measured_throughput(),
         };
@@ -149,6 +150,8 @@ impl Watch {
 pub struct Learning {
     /// Memory one more worker costs, bytes, when two counts were measured.
     pub marginal: Option<u64>,
+    /// How far the memory per worker strayed from that line, bytes (with `marginal`).
+    pub spread: Option<u64>,
     /// The highest settled memory at each worker count over the run, bytes.
     pub peaks: BTreeMap<u32, u64>,
     /// Units per second per worker count measured (jobs that report progress).
