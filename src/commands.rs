@@ -284,8 +284,12 @@ fn describe_record(record: &JobRecord) -> String {
         .best
         .map(|(count, rate)| format!(", fastest {count} ({rate:.1} units/s)"))
         .unwrap_or_default();
+    let spread = record
+        .spread
+        .map(|spread| format!(" (spread {})", format_size(spread)))
+        .unwrap_or_default();
     format!(
-        "{}  {} run(s), {} per worker, base {}, peak {} at {} workers{best}  {}",
+        "{}  {} run(s), {} per worker{spread}, base {}, peak {} at {} workers{best}  {}",
         &file_name(&record.key)[..16],
         record.runs,
         format_size(record.per_worker),

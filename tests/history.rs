@@ -176,3 +176,37 @@ fn a_job_key_with_control_characters_is_shown_escaped() {
     );
     assert_eq!(list.lines().count(), 1, "one line per job: {list:?}");
 }
+
+/// A run that measured its line over two counts keeps the spread around it, and for a pool
+/// of equal tasks that spread is within a quarter of one worker (the next run may plan to
+/// the limit). Jobs whose memory strays are the policy's unit tests
+/// (`the_spread_handed_to_the_history_tells_steady_memory_from_straying_memory`).
+#[test]
+fn the_record_keeps_how_far_the_memory_per_worker_strayed() {
+    if !common::running_as_root() {
+        return;
+    }
+    let record_after = |budget: &str, task_memory: &str| {
+        let store = tempfile::tempdir().unwrap();
+        let dir = store.path().join("history");
+        let output = with_history(&dir)
+            .args(["run", "--memory-max", budget, "--max-threads", "4"])
+            .args(["--threads", "2", "--job-key", "spread-test", "--"])
+            .arg(example("worker_pool"))
+            .args(["--tasks", "120", "--task-memory", task_memory])
+            .args(["--task-time", "500ms"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let shown = history_cli(&dir, &["show", "spread-test"]);
+        assert!(shown.status.success(), "{}", stderr(&shown));
+        let record: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        let per_worker = record["per_worker"].as_u64().unwrap();
+        let spread = record["spread"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no spread kept (two counts not measured?): {record}"));
+        (per_worker, spread, stderr(&output))
+    };
+    let (per_worker, spread, err) = record_after("128M", "24M");
+    assert!(spread * 4 <= per_worker, "{spread} of {per_worker}: {err}");
+}

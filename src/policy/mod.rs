@@ -288,8 +288,9 @@ impl Policy {
 
     /// How far the job's memory per worker strayed over the recent window (the last
     /// [`defaults::WORKER_MEMORY_WINDOW`] up to `at`), bytes: the largest distance of a
-    /// count's peak from the line through them, or of a count's peak from itself one settle
-    /// time later. `None` until two counts were measured. The job's history keeps it, so a
+    /// count's peak from the line through them, or of a count's peak in a typical (median)
+    /// settle time below its highest. `None` until two counts were measured. The job's
+    /// history keeps it, so a
     /// later run knows whether the line it starts from can be planned to the limit.
     pub fn memory_spread(&self, at: Duration) -> Option<u64> {
         self.worker_memory

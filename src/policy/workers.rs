@@ -94,6 +94,22 @@ impl WorkerMemory {
         until: Duration,
         width: Duration,
     ) -> Option<u64> {
+        let peaks = self.window_peaks(threads, from, until, width)?;
+        let highest = peaks.values().max()?;
+        let lowest = peaks.values().min()?;
+        (peaks.len() >= 2).then(|| highest - lowest)
+    }
+
+    /// The peak at `threads` workers in each `width` of time over `from..until`, keyed by
+    /// how many widths before `until` it lies (so the latest window comes first); `None`
+    /// for a zero width.
+    fn window_peaks(
+        &self,
+        threads: u32,
+        from: Duration,
+        until: Duration,
+        width: Duration,
+    ) -> Option<BTreeMap<u128, u64>> {
         if width.is_zero() {
             return None;
         }
@@ -106,15 +122,36 @@ impl WorkerMemory {
             let peak = peaks.entry(window).or_insert(memory);
             *peak = (*peak).max(memory);
         }
-        let highest = peaks.values().max()?;
-        let lowest = peaks.values().min()?;
-        (peaks.len() >= 2).then(|| highest - lowest)
+        Some(peaks)
+    }
+
+    /// How far the peak at `threads` workers in a typical `width` of time over
+    /// `from..until` lies below its highest: the highest window peak less the median one
+    /// (the upper middle); 0 with fewer than two windows. The median, so that a few low
+    /// windows — a pool starting its first tasks or draining its last — are not taken for
+    /// scatter, while tasks of varying size, which move most windows, are.
+    fn peak_shortfall(
+        &self,
+        threads: u32,
+        from: Duration,
+        until: Duration,
+        width: Duration,
+    ) -> u64 {
+        let Some(peaks) = self.window_peaks(threads, from, until, width) else {
+            return 0;
+        };
+        let mut sorted: Vec<u64> = peaks.into_values().collect();
+        sorted.sort_unstable();
+        match (sorted.get(sorted.len() / 2), sorted.last()) {
+            (Some(median), Some(highest)) if sorted.len() >= 2 => highest - median,
+            _ => 0,
+        }
     }
 
     /// How far the job's memory per worker strays, bytes: the largest of the fit's residual
-    /// over the window's counts and of how far each count's peak moved from one `width` to
-    /// the next ([`peak_spread`](Self::peak_spread) up to `until`); `None` until two counts
-    /// give a line.
+    /// over the window's counts and of how far each count's typical peak per `width` of
+    /// time lies below its highest ([`peak_shortfall`](Self::peak_shortfall)) up to
+    /// `until`; `None` until two counts give a line.
     pub fn window_spread(&self, until: Duration, width: Duration) -> Option<u64> {
         let fit = self.fit_since(Duration::ZERO)?;
         let counts: std::collections::BTreeSet<u32> = self
@@ -122,12 +159,12 @@ impl WorkerMemory {
             .iter()
             .map(|&(_, threads, _)| threads)
             .collect();
-        let moved = counts
+        let short = counts
             .into_iter()
-            .filter_map(|threads| self.peak_spread(threads, Duration::ZERO, until, width))
+            .map(|threads| self.peak_shortfall(threads, Duration::ZERO, until, width))
             .max()
             .unwrap_or(0);
-        Some(fit.residual.max(moved))
+        Some(fit.residual.max(short))
     }
 
     /// How many distinct worker counts were sampled at `from` or later.
@@ -373,6 +410,40 @@ mod tests {
         memory.record(Duration::ZERO, 2, 900);
         memory.record(Duration::from_secs(1), 4, 500);
         assert_eq!(memory.marginal(), None);
+    }
+
+    #[test]
+    fn the_window_spread_takes_scatter_not_a_pool_starting_or_draining() {
+        let secs = Duration::from_secs;
+        let spread_of = |at_four: &[u64]| {
+            let mut memory = WorkerMemory::default();
+            for second in 0..6 {
+                memory.record(secs(second), 2, 200);
+            }
+            for (i, &peak) in at_four.iter().enumerate() {
+                memory.record(secs(6 + i as u64), 4, peak);
+            }
+            let until = secs(6 + at_four.len() as u64);
+            memory.window_spread(until, secs(3))
+        };
+        // Windows of 3 s are counted back from the end. Starting (50), steady at 400, then
+        // the last tasks end (300, 200, 100): windows [50] [400 400 400] [400 400 300]
+        // [200 100] peak at 50, 400, 400, 200: no scatter.
+        assert_eq!(
+            spread_of(&[50, 400, 400, 400, 400, 400, 300, 200, 100]),
+            Some(0)
+        );
+        // Tasks of varying size: windows [300] [420 380 390] [250 240 200] [280 260]
+        // peak at 300, 420, 250, 280; the median (upper middle) 300 is 120 below 420.
+        assert_eq!(
+            spread_of(&[300, 420, 380, 390, 250, 240, 200, 280, 260]),
+            Some(120)
+        );
+        // One count only: no line, no spread.
+        let mut alone = WorkerMemory::default();
+        alone.record(secs(0), 2, 200);
+        alone.record(secs(5), 2, 900);
+        assert_eq!(alone.window_spread(secs(6), secs(3)), None);
     }
 
     #[test]
