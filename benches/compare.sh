@@ -182,13 +182,45 @@ systemd_user=()
 ((EUID == 0)) || systemd_user=(--user)
 # Runs inside a systemd scope: the job, then the scope's memory.peak and oom_kill count into
 # the file named by $1, and the job's exit status. (If systemd stops the scope after an OOM
-# kill the wrapper dies with the job and the figures stay unknown.)
+# kill the wrapper dies with the job: watch_scope's last reading and the kernel log stand in.)
 # shellcheck disable=SC2016 # expanded by the inner bash
 scope_wrapper='figures=$1; shift; code=0; "$@" || code=$?
 cg=/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)
 { sed "s/^/peak /" "$cg/memory.peak"; grep "^oom_kill " "$cg/memory.events"; } >"$figures" 2>/dev/null
 exit "$code"'
 scope_serial=0
+scope_unit=""
+
+# watch_scope UNIT FILE: while UNIT's cgroup exists, writes its memory.peak and oom_kill
+# count to FILE every 0.2 s (bash builtins only, so the job under test is barely disturbed):
+# what is known of a scope that systemd stopped, wrapper and all, after an OOM kill.
+watch_scope() {
+    local unit=$1 file=$2 cg="" i peak line kills
+    for ((i = 0; i < 100; i++)); do
+        cg=$(systemctl ${systemd_user[@]+"${systemd_user[@]}"} show -p ControlGroup --value \
+            "$unit.scope" 2>/dev/null || true)
+        [[ -z $cg ]] || break
+        sleep 0.1
+    done
+    [[ -n $cg ]] || return 0
+    cg=/sys/fs/cgroup$cg
+    while read -r peak 2>/dev/null <"$cg/memory.peak"; do
+        kills=""
+        while read -r line; do
+            [[ $line == "oom_kill "* ]] && kills=$line
+        done 2>/dev/null <"$cg/memory.events"
+        printf 'peak %s\n%s\n' "$peak" "$kills" >"$file.tmp" && mv -f "$file.tmp" "$file"
+        sleep 0.2
+    done
+}
+
+# scope_oom_kills UNIT: the OOM kills the kernel logged for UNIT's scope (one
+# "oom-kill:... oom_memcg=.../UNIT.scope," line each); nothing when the log cannot be read.
+scope_oom_kills() {
+    local log
+    log=$(dmesg 2>/dev/null) || return 0
+    grep -c "oom_memcg=[^,]*/$1\.scope," <<<"$log" || true
+}
 
 # The workloads' jobs. job_static KIND K and job_follow KIND set the array `job` (the command
 # at K workers, unsteered; the command that follows resctl) and `follow_options` (resctl
@@ -277,6 +309,13 @@ measure() {
         peak=$(sed -n 's/^peak \([0-9]*\)$/\1/p' "$figures")
         oom=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$figures")
     fi
+    if [[ -n $scope_unit ]]; then
+        # The kernel's own count: a kill just before systemd stopped the scope may have
+        # come after the watcher's last reading.
+        local logged
+        logged=$(scope_oom_kills "$scope_unit")
+        [[ -z $logged ]] || oom=$logged
+    fi
     printf '%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$contender" "$run" "$code" \
         "$wall" "${peak:--}" "$stall" "$(tasks_done "$workload" "$base.out")" "${oom:--}" "$note" \
         >>"$results"
@@ -302,9 +341,17 @@ systemd_runs() {
         # --scope runs the command in the foreground, as a child of nothing: systemd-run
         # execs it, so its exit status is the job's own; --collect drops the unit even when
         # it failed (an OOM kill), so no failed unit is left behind.
+        scope_unit="resctl-compare-$$-$scope_serial"
+        # The wrapper writes the figures file when it outlives the job; the watcher keeps
+        # it current until then (both replace it whole).
+        watch_scope "$scope_unit" "$logs/$workload.$contender.$i.scope" &
+        local watcher=$!
         measure "$workload" "$contender" "$i" systemd-run ${systemd_user[@]+"${systemd_user[@]}"} \
-            --scope --quiet --collect --unit "resctl-compare-$$-$scope_serial" "$@" -- \
+            --scope --quiet --collect --unit "$scope_unit" "$@" -- \
             bash -c "$scope_wrapper" scope-wrapper @FIGURES@ "${job[@]}"
+        kill "$watcher" 2>/dev/null || true
+        wait "$watcher" 2>/dev/null || true
+        scope_unit=""
     done
 }
 

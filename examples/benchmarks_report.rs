@@ -566,7 +566,9 @@ fn markdown(meta: &Meta, reports: &[WorkloadReport], chart: &str) -> String {
          (found by trying each, as `resctl bench` does). Columns: finished runs (exit 0) of \
          all runs; median wall time of the finished runs; that ÷ the oracle's; work lost (wall \
          seconds of the runs that did not finish); highest peak memory of the job's cgroup \
-         (resctl's summary; for systemd-run the scope's memory.peak); OOM kills; median host \
+         (resctl's summary; for systemd-run the scope's memory.peak at the job's end, or its \
+         last reading, 0.2 s apart, where systemd stopped the scope after an OOM kill); OOM \
+         kills (for systemd-run the kernel log's count for the scope); median host \
          PSI stall per run; median tasks done (pools: the pool's own count; make: recipes \
          finished).\n\n",
     );
