@@ -179,7 +179,10 @@ fn a_job_key_with_control_characters_is_shown_escaped() {
 
 /// A run that measured its line over two counts keeps the spread around it, and for a pool
 /// of equal tasks that spread is within a quarter of one worker (the next run may plan to
-/// the limit). Jobs whose memory strays are the policy's unit tests
+/// the limit). The tasks hold their memory for twice the sampling interval: tasks shorter
+/// than it are sampled at random points of their life, so their windows' peaks do stray
+/// (in the VM, up to a third of a worker for 500 ms tasks) and the record
+/// rightly calls them unpredictable. Jobs whose memory strays are the policy's unit tests
 /// (`the_spread_handed_to_the_history_tells_steady_memory_from_straying_memory`).
 #[test]
 fn the_record_keeps_how_far_the_memory_per_worker_strayed() {
@@ -193,8 +196,8 @@ fn the_record_keeps_how_far_the_memory_per_worker_strayed() {
             .args(["run", "--memory-max", budget, "--max-threads", "4"])
             .args(["--threads", "2", "--job-key", "spread-test", "--"])
             .arg(example("worker_pool"))
-            .args(["--tasks", "120", "--task-memory", task_memory])
-            .args(["--task-time", "500ms"])
+            .args(["--tasks", "48", "--task-memory", task_memory])
+            .args(["--task-time", "2s"])
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", stderr(&output));
@@ -205,7 +208,7 @@ fn the_record_keeps_how_far_the_memory_per_worker_strayed() {
         let spread = record["spread"]
             .as_u64()
             .unwrap_or_else(|| panic!("no spread kept (two counts not measured?): {record}"));
-        (per_worker, spread, stderr(&output))
+        (per_worker, spread, format!("{record}\n{}", stderr(&output)))
     };
     let (per_worker, spread, err) = record_after("128M", "24M");
     assert!(spread * 4 <= per_worker, "{spread} of {per_worker}: {err}");
