@@ -149,6 +149,8 @@ struct Cell {
     unavailable: Option<String>,
     runs: usize,
     finished: usize,
+    /// Runs that compare.sh stopped at its run timeout (exit 124): not finished, not killed.
+    timed_out: usize,
     /// Median wall of the finished runs.
     median_wall: Option<f64>,
     /// Wall seconds of the runs that did not finish.
@@ -305,6 +307,9 @@ fn median_whole(values: &[u64]) -> Option<u64> {
     median(&floats).map(|m| m as u64)
 }
 
+/// The exit status compare.sh gives a run it stopped at its run timeout (as `timeout` does).
+const RUN_TIMEOUT_EXIT: i32 = 124;
+
 /// One contender's cell from its lines.
 fn aggregate(contender: &str, lines: &[&RunLine]) -> Cell {
     let unavailable = lines
@@ -329,6 +334,10 @@ fn aggregate(contender: &str, lines: &[&RunLine]) -> Cell {
         unavailable,
         runs: runs.len(),
         finished: finished.len(),
+        timed_out: runs
+            .iter()
+            .filter(|l| l.exit == Some(RUN_TIMEOUT_EXIT))
+            .count(),
         median_wall: median(&walls),
         work_lost,
         peak: known(runs.iter().map(|l| l.peak).collect()).and_then(|v| v.into_iter().max()),
@@ -497,11 +506,14 @@ fn table_row(report: &WorkloadReport, label: &str, cell: Option<&Cell>) -> Strin
     if let Some(why) = &cell.unavailable {
         return format!("| {label} | {} | - | - | - | - | - | - | - |", md_text(why));
     }
-    let completion = if cell.all_finished() {
+    let mut completion = if cell.all_finished() {
         format!("{}/{}", cell.finished, cell.runs)
     } else {
         format!("**{}/{}**", cell.finished, cell.runs)
     };
+    if cell.timed_out > 0 {
+        completion.push_str(&format!(" ({} stopped at the run timeout)", cell.timed_out));
+    }
     let ratio = match report.ratio(cell) {
         Some(ratio) => format!("{ratio:.2}×"),
         None => "-".into(),
@@ -1131,6 +1143,23 @@ mod tests {
         assert!(banner("full", "3"));
         assert!(!banner("full", "10"));
         assert!(!banner("quick", "2"), "a quick run has its own banner");
+    }
+
+    #[test]
+    fn runs_stopped_at_the_run_timeout_are_counted_apart_from_kills() {
+        let lines = results(&[
+            line("w", "static-1", 1, 0, 10.0),
+            line("w", "systemd-memoryhigh", 1, RUN_TIMEOUT_EXIT, 60.0),
+            line("w", "systemd-memoryhigh", 2, 143, 20.0),
+        ]);
+        let meta = Meta::default();
+        let reports = build_reports(&meta, &lines);
+        let text = markdown(&meta, &reports, "b.svg");
+        assert!(
+            text.contains("**0/2** (1 stopped at the run timeout)"),
+            "{text}"
+        );
+        assert_eq!(text.matches("stopped at the run timeout").count(), 1);
     }
 
     #[test]
