@@ -98,14 +98,22 @@ fn max_concurrency(intervals: &[Interval], from: u64, until: u64) -> usize {
         .unwrap_or(0)
 }
 
-/// When the last job that started before `instant` ended.
-fn settled_after(intervals: &[Interval], instant: u64) -> u64 {
-    intervals
-        .iter()
-        .filter(|interval| interval.start < instant)
-        .map(|interval| interval.end)
-        .max()
-        .unwrap_or(instant)
+/// Waits until the jobserver holds back `count` tokens and returns that instant: from then
+/// on make has none of them, so no more jobs run than the tokens left allow. Read from the
+/// jobserver, not from the jobs' log: a job logs its start some time after make took its
+/// token (long, under software emulation), so a job that looks as if it started after a
+/// shrink may hold a token taken before it.
+fn settled_when_withheld(jobserver: &Jobserver, count: u32) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while jobserver.withheld() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {count} tokens withheld after 30 s",
+            jobserver.withheld()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    now_ns()
 }
 
 /// `make -f FIXTURE VARS…` as a pipe-form client of `jobserver`, with no -j
@@ -234,21 +242,23 @@ fn make_shrinks_to_one_job_when_tokens_are_withheld() {
     assert_eq!(pool.jobserver.limit(), 1);
     // All tokens are with make's running jobs: none can be taken yet.
     assert_eq!(pool.jobserver.withheld(), 0);
+    let settled = settled_when_withheld(&pool.jobserver, JOBS - 1);
     wait_success(child);
 
     let intervals = read_intervals(&pool.log);
     assert_eq!(intervals.len(), 8);
     let before = max_concurrency(&intervals, 0, shrunk_at);
-    let settled = settled_after(&intervals, shrunk_at);
     let after = max_concurrency(&intervals, settled, u64::MAX);
     let later_jobs = intervals.iter().filter(|i| i.start >= settled).count();
     eprintln!(
-        "make shrink 4 -> 1: concurrency {before} before, {after} after the running jobs ended \
-         ({later_jobs} jobs ran after)"
+        "make shrink 4 -> 1: concurrency {before} before, {after} after the tokens were back \
+         ({later_jobs} jobs started after)"
     );
     assert_eq!(before, JOBS as usize);
+    // One, not none: a job ran after the shrink took effect. How many started after it
+    // depends on whether make's implicit job or the jobserver got back the last tokens
+    // first, so it is only printed.
     assert_eq!(after, 1);
-    assert_eq!(later_jobs, 4);
     assert_eq!(pool.jobserver.withheld(), JOBS - 1);
     assert_tokens_conserved(&pool.jobserver);
 }
@@ -261,8 +271,8 @@ fn make_grows_back_when_tokens_are_returned() {
 
     let child = pool.sleeps(12, 0.6).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let shrunk_at = now_ns();
     pool.jobserver.set_limit(1);
+    let settled = settled_when_withheld(&pool.jobserver, JOBS - 1);
     std::thread::sleep(Duration::from_millis(1200));
     let grown_at = now_ns();
     assert_eq!(pool.jobserver.withheld(), JOBS - 1);
@@ -272,11 +282,9 @@ fn make_grows_back_when_tokens_are_returned() {
 
     let intervals = read_intervals(&pool.log);
     assert_eq!(intervals.len(), 12);
-    let settled = settled_after(&intervals, shrunk_at);
     let shrunk = max_concurrency(&intervals, settled, grown_at);
     let grown = max_concurrency(&intervals, grown_at, u64::MAX);
     eprintln!("make 4 -> 1 -> 4: concurrency {shrunk} while shrunk, {grown} after growing back");
-    assert!(settled < grown_at, "the shrink never took effect");
     assert_eq!(shrunk, 1);
     assert_eq!(grown, JOBS as usize);
     assert_eq!(pool.jobserver.available().unwrap(), JOBS - 1);
