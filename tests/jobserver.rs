@@ -104,16 +104,28 @@ fn max_concurrency(intervals: &[Interval], from: u64, until: u64) -> usize {
 /// token (long, under software emulation), so a job that looks as if it started after a
 /// shrink may hold a token taken before it.
 fn settled_when_withheld(jobserver: &Jobserver, count: u32) -> u64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while jobserver.withheld() < count {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of {count} tokens withheld after 30 s",
-            jobserver.withheld()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let withheld = eventually(Duration::from_secs(30), || jobserver.withheld() >= count);
+    assert!(
+        withheld,
+        "{} of {count} tokens withheld after 30 s",
+        jobserver.withheld()
+    );
     now_ns()
+}
+
+/// Polls `done` every 10 ms until it holds or `limit` has passed; whether it held (the
+/// jobserver's keeper moves tokens on its own thread).
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// `make -f FIXTURE VARS…` as a pipe-form client of `jobserver`, with no -j
@@ -185,20 +197,15 @@ fn wait_success(mut child: Child) {
 /// No client is running: every token is free in the pool or held by resctl.
 fn assert_tokens_conserved(jobserver: &Jobserver) {
     // The keeper may still be moving the last returned tokens.
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    let total = loop {
-        let total = jobserver.available().unwrap() + jobserver.withheld();
-        if total == JOBS - 1 || std::time::Instant::now() > deadline {
-            break total;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(
-        total,
-        JOBS - 1,
-        "available {} + withheld {}",
+    let conserved = eventually(Duration::from_secs(2), || {
+        jobserver.available().unwrap() + jobserver.withheld() == JOBS - 1
+    });
+    assert!(
+        conserved,
+        "available {} + withheld {} (of {})",
         jobserver.available().unwrap(),
-        jobserver.withheld()
+        jobserver.withheld(),
+        JOBS - 1
     );
 }
 
