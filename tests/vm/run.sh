@@ -20,12 +20,15 @@
 #                and runs it side by side with the binary under test (benches/daemon.sh)
 #
 # Environment:
-#   RESCTL_VM_TIMEOUT   seconds the VM may run (default 600)
+#   RESCTL_VM_TIMEOUT   seconds the VM may run (default 1200: the whole suite takes 9-11 min
+#                       under TCG on 2 CPUs)
 #   RESCTL_VM_ACCEL     tcg | kvm (default: kvm only if the CPU has vmx/svm and a probe boots)
 #   RESCTL_VM_MIRROR    Debian mirror for debootstrap (default: from the host's apt sources)
 #   RESCTL_VM_CONSOLE   0 hides the guest console (default: streamed to stdout)
 #   RESCTL_VM_MEMORY    guest memory in MiB (default 2048)
-#   RESCTL_VM_BINARY_TIMEOUT  seconds one test binary may run in the guest (default: timeout - 60)
+#   RESCTL_VM_BINARY_TIMEOUT  seconds one test binary may run in the guest (default: the VM's
+#                       time less a minute, for a test binary at most 420: the longest takes
+#                       about 3 min)
 #   RESCTL_TEST_*, PROPTEST_*, RUST_LOG, RUST_BACKTRACE   passed into the guest's test environment
 #
 # Exit codes: 0 all tests passed; 1 a test failed; 2 host-side setup/build failed;
@@ -45,7 +48,7 @@ project_dir=$(cd "$vm_dir/../.." && pwd)
 cache_dir=$vm_dir/.cache
 bed_dir=$cache_dir/bed
 deb_cache_dir=$cache_dir/debs
-vm_timeout=${RESCTL_VM_TIMEOUT:-600}
+vm_timeout=${RESCTL_VM_TIMEOUT:-1200}
 vm_memory=${RESCTL_VM_MEMORY:-2048}
 
 log() { echo "[vm] $*" >&2; }
@@ -426,8 +429,14 @@ for folder in systemd config tests/fixtures; do
 done
 cp "$vm_dir/guest/runner.sh" "$share_dir/runner.sh"
 
-# Each test binary gets the VM's time less a minute for boot and the journal (at least 30 s).
-binary_timeout=${RESCTL_VM_BINARY_TIMEOUT:-$((vm_timeout > 90 ? vm_timeout - 60 : 30))}
+# Each test binary (or bench) gets the VM's time less a minute for boot and the journal (at
+# least 30 s). A test binary gets at most 420 s, so that one hung binary fails alone and the
+# others still run; a bench gets all of it.
+default_binary_timeout=$((vm_timeout > 90 ? vm_timeout - 60 : 30))
+if [[ ${#benches[@]} -eq 0 && $default_binary_timeout -gt 420 ]]; then
+    default_binary_timeout=420
+fi
+binary_timeout=${RESCTL_VM_BINARY_TIMEOUT:-$default_binary_timeout}
 [[ $binary_timeout =~ ^[0-9]+$ && $binary_timeout -gt 0 ]] ||
     die "RESCTL_VM_BINARY_TIMEOUT must be a positive number of seconds, got '$binary_timeout'"
 pass_env_lines=()
