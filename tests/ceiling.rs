@@ -9,7 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{resctl, running_as_root, stderr};
 
@@ -25,15 +25,13 @@ fn ask(socket: &str, request: &str) -> String {
 /// The line the job wrote to `path` (its socket, and what else it says), waiting up to 20 s
 /// for the job to start.
 fn said_by_the_job(path: &std::path::Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.ends_with('\n') {
-            return text.trim().to_owned();
-        }
-        assert!(Instant::now() < deadline, "the job never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut text = String::new();
+    let said = common::eventually(Duration::from_secs(20), Duration::from_millis(50), || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.ends_with('\n')
+    });
+    assert!(said, "the job never started");
+    text.trim().to_owned()
 }
 
 #[test]
@@ -75,7 +73,6 @@ fn a_ceiling_from_root_caps_the_job_and_lifting_it_gives_the_count_back() {
         .spawn()
         .unwrap();
     let socket = said_by_the_job(&said);
-    let deadline = Instant::now() + Duration::from_secs(20);
     let refused = ask(&socket, r#"{"op":"ceiling","threads":0}"#);
     assert!(refused.contains("\"ok\":false"), "{refused}");
     let reply = ask(
@@ -83,14 +80,12 @@ fn a_ceiling_from_root_caps_the_job_and_lifting_it_gives_the_count_back() {
         r#"{"op":"ceiling","threads":2,"reason":"slice test.slice at high"}"#,
     );
     assert!(reply.contains("\"ok\":true"), "{reply}");
-    let capped = loop {
-        let status = ask(&socket, r#"{"op":"status"}"#);
-        if status.contains("\"threads\":2,") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "never capped: {status}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut capped = String::new();
+    let in_time = common::eventually(Duration::from_secs(20), Duration::from_millis(100), || {
+        capped = ask(&socket, r#"{"op":"status"}"#);
+        capped.contains("\"threads\":2,")
+    });
+    assert!(in_time, "never capped: {capped}");
     assert!(
         capped.contains("slice test.slice at high: at most 2 threads"),
         "{capped}"

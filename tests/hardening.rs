@@ -107,11 +107,7 @@ fn finding_8_the_run_folder_of_a_sigkilled_resctl_is_removed_by_the_next_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !info.exists() {
-        assert!(Instant::now() < deadline, "the job never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_file(&info, "the job never started");
     let text = std::fs::read_to_string(&info).unwrap();
     let (threads_file, job_pid) = text.trim().rsplit_once(' ').unwrap();
     let run_folder = PathBuf::from(threads_file).parent().unwrap().to_path_buf();
@@ -247,13 +243,12 @@ fn run_bounded(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("resctl {args:?} did not finish within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let finished = common::eventually(Duration::from_secs(20), Duration::from_millis(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !finished {
+        child.kill().unwrap();
+        panic!("resctl {args:?} did not finish within 20 s");
     }
     child.wait_with_output().unwrap()
 }

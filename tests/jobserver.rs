@@ -14,6 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use resctl::act::jobserver::{AuthForm, Jobserver};
 
+mod common;
+use common::eventually;
+
 const JOBS: u32 = 4;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -104,7 +107,9 @@ fn max_concurrency(intervals: &[Interval], from: u64, until: u64) -> usize {
 /// token (long, under software emulation), so a job that looks as if it started after a
 /// shrink may hold a token taken before it.
 fn settled_when_withheld(jobserver: &Jobserver, count: u32) -> u64 {
-    let withheld = eventually(Duration::from_secs(30), || jobserver.withheld() >= count);
+    let withheld = eventually(Duration::from_secs(30), POLL, || {
+        jobserver.withheld() >= count
+    });
     assert!(
         withheld,
         "{} of {count} tokens withheld after 30 s",
@@ -113,20 +118,8 @@ fn settled_when_withheld(jobserver: &Jobserver, count: u32) -> u64 {
     now_ns()
 }
 
-/// Polls `done` every 10 ms until it holds or `limit` has passed; whether it held (the
-/// jobserver's keeper moves tokens on its own thread).
-fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+/// How often the tests look at the jobserver (its keeper moves tokens on its own thread).
+const POLL: Duration = Duration::from_millis(10);
 
 /// `make -f FIXTURE VARS…` as a pipe-form client of `jobserver`, with no -j
 /// on its command line and no jobserver inherited from the test's caller.
@@ -197,7 +190,7 @@ fn wait_success(mut child: Child) {
 /// No client is running: every token is free in the pool or held by resctl.
 fn assert_tokens_conserved(jobserver: &Jobserver) {
     // The keeper may still be moving the last returned tokens.
-    let conserved = eventually(Duration::from_secs(2), || {
+    let conserved = eventually(Duration::from_secs(2), POLL, || {
         jobserver.available().unwrap() + jobserver.withheld() == JOBS - 1
     });
     assert!(

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{resctl, run_with_pid, stderr, stdout};
 
 fn run_code(args: &[&str]) -> i32 {
@@ -85,18 +83,6 @@ fn the_thread_file_is_removed_after_the_run() {
     assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
 }
 
-fn wait_for(path: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn signal_is_forwarded(signal: nix::sys::signal::Signal, trap: &str) {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
@@ -110,7 +96,7 @@ fn signal_is_forwarded(signal: nix::sys::signal::Signal, trap: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(&ready);
+    common::wait_for_file(&ready, "the job never started");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(42), "{}", stderr(&output));

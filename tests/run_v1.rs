@@ -87,11 +87,7 @@ fn sigterm_to_resctl_still_removes_the_cgroup() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !ready.exists() {
-        assert!(std::time::Instant::now() < deadline, "job never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_for_file(&ready, "job never started");
     let pid = child.id();
     assert!(own.join(format!("resctl-{pid}/job")).is_dir());
     nix::sys::signal::kill(

@@ -7,12 +7,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use resctl::control::client::{recommend_from_host, stage, ControlClient, DEFAULT_PER_WORKER};
 use resctl::control::protocol::{Event, Request, StatusSnapshot, MAX_LINE_BYTES};
 use resctl::control::server::{ControlServer, MAX_CLIENTS};
 use resctl::policy::{Decision, Level, PolicyConfig};
+
+mod common;
 use resctl::sample::job::JobSample;
 use serde_json::{json, Value};
 
@@ -521,18 +523,14 @@ fn clients_are_capped() {
     );
     drop(clients.pop());
     // The slot frees once the server has seen the disconnect.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let freed = common::eventually(Duration::from_secs(5), Duration::from_millis(50), || {
         let mut again = Raw::connect(server.path());
         // A refused connection may be closed before the request is written: the reply
         // (already sent) is what counts.
         let _ = again.writer.write_all(b"{\"op\":\"status\"}\n");
-        if again.reply()["ok"] == true {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slot never freed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        again.reply()["ok"] == true
+    });
+    assert!(freed, "slot never freed");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{resctl, stderr, stdout};
 
@@ -50,9 +50,9 @@ fn status_outside_a_job_lists_the_running_jobs_with_their_figures() {
         .spawn()
         .unwrap();
     let resctl_pid = run.id() as u64;
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // A job never listed within 20 s leaves `listed` null and fails the assertions below.
     let mut listed = serde_json::Value::Null;
-    while Instant::now() < deadline {
+    common::eventually(Duration::from_secs(20), Duration::from_millis(100), || {
         let output = status(&runtime, &["--json"]);
         assert!(output.status.success(), "{}", stderr(&output));
         let overview: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
@@ -60,12 +60,14 @@ fn status_outside_a_job_lists_the_running_jobs_with_their_figures() {
             .as_array()
             .and_then(|jobs| jobs.iter().find(|job| job["pid"] == resctl_pid))
             .cloned();
-        if let Some(job) = job.filter(|job| !job["status"].is_null()) {
-            listed = job;
-            break;
+        match job.filter(|job| !job["status"].is_null()) {
+            Some(job) => {
+                listed = job;
+                true
+            }
+            None => false,
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     let table = status(&runtime, &[]);
     // The run registered its job for the daemon in the same folder as its socket.
     let socket = std::path::PathBuf::from(listed["socket"].as_str().unwrap_or(""));

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{example, resctl_bin, stdout, vm_cgroup};
 
@@ -96,16 +96,13 @@ fn daemon_entries() -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Waits up to `seconds` for `check`.
-fn wait_for(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    check()
+/// Waits up to `seconds` for `check`, asking every 200 ms (each ask may start systemctl).
+fn wait_for(seconds: u64, check: impl FnMut() -> bool) -> bool {
+    common::eventually(
+        Duration::from_secs(seconds),
+        Duration::from_millis(200),
+        check,
+    )
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     assert_page_cache_is_not_pressure, assert_peak_between_samples_observed, bench_of_the_pool,
@@ -112,15 +112,10 @@ fn by_default_the_job_gets_a_delegated_scope_in_resctl_slice() {
         stderr(&output)
     );
     let scope = Path::new("/sys/fs/cgroup/resctl.slice").join(format!("resctl-{pid}.scope"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while scope.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        !scope.exists(),
-        "systemd did not collect {}",
-        scope.display()
-    );
+    let collected = common::eventually(Duration::from_secs(10), Duration::from_millis(100), || {
+        !scope.exists()
+    });
+    assert!(collected, "systemd did not collect {}", scope.display());
 }
 
 #[test]
@@ -248,39 +243,39 @@ fn journald_gets_the_runs_messages_with_resctl_fields() {
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let mut text = String::new();
+    let mut entries: Vec<serde_json::Value> = Vec::new();
+    let logged = common::eventually(Duration::from_secs(20), Duration::from_millis(500), || {
         let output = std::process::Command::new("journalctl")
             .args(["--no-pager", "-o", "json", "-t", "resctl"])
             .arg(format!("_SYSTEMD_UNIT={unit}.service"))
             .output()
             .unwrap();
-        let text = stdout(&output);
-        let entries: Vec<serde_json::Value> = text
+        text = stdout(&output);
+        entries = text
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        let start = entries.iter().find(|e| e["RESCTL_ACTION"] == "start");
-        let summary = entries.iter().find(|e| e["RESCTL_ACTION"] == "summary");
-        if let (Some(start), Some(summary)) = (start, summary) {
-            assert_eq!(
-                start["RESCTL_THREADS"]
-                    .as_str()
-                    .map(|t| t.parse::<u32>().is_ok()),
-                Some(true),
-                "{start}"
-            );
-            assert!(start.get("RESCTL_CGROUP").is_some(), "{start}");
-            assert_eq!(summary["RESCTL_LEVEL"], "normal", "{summary}");
-            assert_eq!(start["SYSLOG_IDENTIFIER"], "resctl");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no resctl start/summary entries for {unit}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        let has = |action: &str| entries.iter().any(|e| e["RESCTL_ACTION"] == action);
+        has("start") && has("summary")
+    });
+    assert!(
+        logged,
+        "no resctl start/summary entries for {unit}:\n{text}"
+    );
+    let find = |action: &str| entries.iter().find(|e| e["RESCTL_ACTION"] == action);
+    let start = find("start").expect("found above");
+    let summary = find("summary").expect("found above");
+    assert_eq!(
+        start["RESCTL_THREADS"]
+            .as_str()
+            .map(|t| t.parse::<u32>().is_ok()),
+        Some(true),
+        "{start}"
+    );
+    assert!(start.get("RESCTL_CGROUP").is_some(), "{start}");
+    assert_eq!(summary["RESCTL_LEVEL"], "normal", "{summary}");
+    assert_eq!(start["SYSLOG_IDENTIFIER"], "resctl");
 }
 
 #[test]
@@ -371,20 +366,17 @@ fn journald_stopped_and_restarted_during_a_run_costs_neither_the_run_nor_later_e
         Some(5),
         "the job's exit status passed through"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let entries = journal_entries(&unit);
+    let mut entries = Vec::new();
+    let logged = common::eventually(Duration::from_secs(20), Duration::from_millis(500), || {
+        entries = journal_entries(&unit);
         let decided = entries.iter().any(|e| e["RESCTL_ACTION"] == "threads");
         let summary = entries.iter().any(|e| e["RESCTL_ACTION"] == "summary");
-        if decided && summary {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "entries after journald came back are missing: {entries:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        decided && summary
+    });
+    assert!(
+        logged,
+        "entries after journald came back are missing: {entries:?}"
+    );
 }
 
 #[test]

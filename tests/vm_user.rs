@@ -11,7 +11,7 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{example, resctl, stderr, stdout, vm_cgroup};
 
@@ -52,20 +52,19 @@ fn lingering_user() -> TestUser {
         stderr(&linger)
     );
     let socket = PathBuf::from(format!("/run/user/{uid}/systemd/private"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "user@{uid}.service did not start: {}",
-            stdout(
-                &Command::new("systemctl")
-                    .args(["status", "--no-pager", &format!("user@{uid}.service")])
-                    .output()
-                    .unwrap()
-            )
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let started = common::eventually(Duration::from_secs(90), Duration::from_millis(200), || {
+        socket.exists()
+    });
+    assert!(
+        started,
+        "user@{uid}.service did not start: {}",
+        stdout(
+            &Command::new("systemctl")
+                .args(["status", "--no-pager", &format!("user@{uid}.service")])
+                .output()
+                .unwrap()
+        )
+    );
     TestUser {
         uid,
         gid,

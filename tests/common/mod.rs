@@ -6,6 +6,7 @@ pub mod render;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The resctl binary (the VM runner points `RESCTL_BIN` at its staged copy).
 pub fn resctl_bin() -> PathBuf {
@@ -91,6 +92,33 @@ pub fn running_as_root() -> bool {
 /// Text of stdout.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Asks `done` every `every` until it holds or `limit` has passed, and says whether it held.
+/// `done` is asked once more after the deadline, so a condition that came true during the
+/// last sleep still counts.
+pub fn eventually(limit: Duration, every: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Waits up to 20 s for `path` to appear (a file a job writes once it runs); panics with
+/// `what` and the path when it does not.
+pub fn wait_for_file(path: &Path, what: &str) {
+    assert!(
+        eventually(Duration::from_secs(20), Duration::from_millis(20), || path
+            .exists()),
+        "{what}: {} never appeared",
+        path.display()
+    );
 }
 
 /// This process's v1 memory cgroup directory, when the host has a writable
