@@ -58,8 +58,8 @@ sanitizer="${FUZZ_SANITIZER:-address}"
     die "FUZZ_SANITIZER must be address or none, got '$sanitizer'"
 profile="${FUZZ_PROFILE:-release}"
 case "$profile" in
-release) profile_flag=(-O) ;;
-dev) profile_flag=(--dev) ;;
+release) profile_flag=(-O) profile_dir=release ;;
+dev) profile_flag=(--dev) profile_dir=debug ;;
 *) die "FUZZ_PROFILE must be release or dev, got '$profile'" ;;
 esac
 runs_flag=()
@@ -85,7 +85,7 @@ fi
 unset CARGO_TARGET_DIR
 triple="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 [ -n "$triple" ] || die "cannot tell the host triple from rustc +nightly -vV"
-bin_dir="$fuzz_dir/target/$triple/$([[ $profile == dev ]] && echo debug || echo release)"
+bin_dir="$fuzz_dir/target/$triple/$profile_dir"
 
 # --- build ---------------------------------------------------------------------------
 echo "fuzz/run.sh: building ${#all_targets[@]} targets (cargo +nightly fuzz build ${profile_flag[*]} -a -s $sanitizer)"
