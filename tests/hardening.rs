@@ -243,13 +243,11 @@ fn run_bounded(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let finished = common::eventually(Duration::from_secs(20), Duration::from_millis(20), || {
-        child.try_wait().unwrap().is_some()
-    });
-    if !finished {
-        child.kill().unwrap();
-        panic!("resctl {args:?} did not finish within 20 s");
-    }
+    common::wait_for_exit(
+        &mut child,
+        Duration::from_secs(20),
+        &format!("resctl {args:?}"),
+    );
     child.wait_with_output().unwrap()
 }
 

@@ -5,14 +5,15 @@
 //! Every test is `#[ignore = "needs VM"]`: a plain `cargo test` on the host skips them, and the
 //! VM runner runs them with `--include-ignored`. Run with `tests/vm/run.sh --test vm_smoke`.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output};
-use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Root of the unified cgroup hierarchy in the guest.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -142,30 +143,12 @@ impl TestCgroup {
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         let _ = fs::write(self.path.join("cgroup.kill"), "1");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if fs::remove_dir(&self.path).is_ok() {
-                return;
-            }
-            sleep(Duration::from_millis(100));
-        }
-        eprintln!("warning: could not remove cgroup {}", self.path.display());
-    }
-}
-
-/// Waits for `child` until `deadline`; kills it and panics if it is still running then.
-fn wait_with_deadline(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return status,
-            Ok(None) if started.elapsed() < deadline => sleep(Duration::from_millis(100)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what} still running after {deadline:?}");
-            }
-            Err(error) => panic!("cannot wait for {what}: {error}"),
+        let removed =
+            common::eventually(Duration::from_secs(10), Duration::from_millis(100), || {
+                fs::remove_dir(&self.path).is_ok()
+            });
+        if !removed {
+            eprintln!("warning: could not remove cgroup {}", self.path.display());
         }
     }
 }
@@ -303,7 +286,7 @@ fn memory_max_oom_kills_a_growing_process() {
         .arg(&cgroup.path)
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start sh: {error}"));
-    let status = wait_with_deadline(
+    let status = common::wait_for_exit(
         &mut child,
         OOM_DEADLINE,
         "tail /dev/zero under memory.max=32M",
@@ -415,26 +398,25 @@ fn journald_receives_logger_and_systemd_cat_messages() {
     }
     assert!(cat.wait().unwrap().success(), "systemd-cat failed");
 
-    let started = Instant::now();
-    loop {
-        let journal = run(
+    let mut journal = String::new();
+    let found_both = common::eventually(JOURNAL_DEADLINE, Duration::from_millis(250), || {
+        let read = run(
             "journalctl",
             &["-t", JOURNAL_TAG, "-o", "cat", "--no-pager"],
         );
-        let text = String::from_utf8_lossy(&journal.stdout);
-        let found_both = text.lines().any(|line| line == via_logger)
-            && text.lines().any(|line| line == via_systemd_cat);
-        if found_both {
-            return;
-        }
-        assert!(
-            started.elapsed() < JOURNAL_DEADLINE,
-            "journalctl -t {JOURNAL_TAG} lacks {via_logger} or {via_systemd_cat} after \
-             {JOURNAL_DEADLINE:?}:\n{text}{}",
-            String::from_utf8_lossy(&journal.stderr)
+        journal = format!(
+            "{}{}",
+            String::from_utf8_lossy(&read.stdout),
+            String::from_utf8_lossy(&read.stderr)
         );
-        sleep(Duration::from_millis(250));
-    }
+        journal.lines().any(|line| line == via_logger)
+            && journal.lines().any(|line| line == via_systemd_cat)
+    });
+    assert!(
+        found_both,
+        "journalctl -t {JOURNAL_TAG} lacks {via_logger} or {via_systemd_cat} after \
+         {JOURNAL_DEADLINE:?}:\n{journal}"
+    );
 }
 
 #[test]

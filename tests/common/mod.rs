@@ -5,7 +5,7 @@
 pub mod render;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The resctl binary (the VM runner points `RESCTL_BIN` at its staged copy).
@@ -108,6 +108,23 @@ pub fn eventually(limit: Duration, every: Duration, mut done: impl FnMut() -> bo
         }
         std::thread::sleep(every);
     }
+}
+
+/// Waits up to `limit` for `child` to exit and returns its status; kills and reaps it and
+/// panics with `what` when it is still running then (a test must not hang on a stuck child).
+pub fn wait_for_exit(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let mut status = None;
+    eventually(limit, Duration::from_millis(20), || {
+        status = child
+            .try_wait()
+            .unwrap_or_else(|error| panic!("cannot wait for {what}: {error}"));
+        status.is_some()
+    });
+    status.unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} still running after {limit:?}");
+    })
 }
 
 /// Waits up to 20 s for `path` to appear (a file a job writes once it runs); panics with
