@@ -432,9 +432,10 @@ cp "$vm_dir/guest/runner.sh" "$share_dir/runner.sh"
 # Each test binary (or bench) gets the VM's time less a minute for boot and the journal (at
 # least 30 s). A test binary gets at most 420 s, so that one hung binary fails alone and the
 # others still run; a bench gets all of it.
+test_binary_cap=420
 default_binary_timeout=$((vm_timeout > 90 ? vm_timeout - 60 : 30))
-if [[ ${#benches[@]} -eq 0 && $default_binary_timeout -gt 420 ]]; then
-    default_binary_timeout=420
+if [[ ${#benches[@]} -eq 0 ]] && ((default_binary_timeout > test_binary_cap)); then
+    default_binary_timeout=$test_binary_cap
 fi
 binary_timeout=${RESCTL_VM_BINARY_TIMEOUT:-$default_binary_timeout}
 [[ $binary_timeout =~ ^[0-9]+$ && $binary_timeout -gt 0 ]] ||
