@@ -398,24 +398,21 @@ fn journald_receives_logger_and_systemd_cat_messages() {
     }
     assert!(cat.wait().unwrap().success(), "systemd-cat failed");
 
-    let mut journal = String::new();
+    let (mut text, mut errors) = (String::new(), String::new());
     let found_both = common::eventually(JOURNAL_DEADLINE, Duration::from_millis(250), || {
-        let read = run(
+        let journal = run(
             "journalctl",
             &["-t", JOURNAL_TAG, "-o", "cat", "--no-pager"],
         );
-        journal = format!(
-            "{}{}",
-            String::from_utf8_lossy(&read.stdout),
-            String::from_utf8_lossy(&read.stderr)
-        );
-        journal.lines().any(|line| line == via_logger)
-            && journal.lines().any(|line| line == via_systemd_cat)
+        text = String::from_utf8_lossy(&journal.stdout).into_owned();
+        errors = String::from_utf8_lossy(&journal.stderr).into_owned();
+        text.lines().any(|line| line == via_logger)
+            && text.lines().any(|line| line == via_systemd_cat)
     });
     assert!(
         found_both,
         "journalctl -t {JOURNAL_TAG} lacks {via_logger} or {via_systemd_cat} after \
-         {JOURNAL_DEADLINE:?}:\n{journal}"
+         {JOURNAL_DEADLINE:?}:\n{text}{errors}"
     );
 }
 
