@@ -53,7 +53,16 @@
 # comparison ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-invocation="benches/compare.sh${*:+ $*}"
+# The command as typed, led by the settings it took from the environment (sizes, budgets,
+# binaries), so that the report names the job it measured.
+settings=()
+for knob in WORKLOADS RUN_TIMEOUT MAX_WORKERS POOL_TASKS POOL_TASK_TIME UNIFORM_MEMORY \
+    UNIFORM_BUDGET VARIABLE_TASKS VARIABLE_MEMORY VARIABLE_BUDGET PHASED_TASKS PHASED_MEMORY \
+    PHASED_BUDGET MAKE_RECIPES MAKE_RECIPE_MEMORY MAKE_RECIPE_TIME MAKE_BUDGET CARGO_BUILD_ARGS \
+    CARGO_BUDGET CARGO_MAX_WORKERS COMPARE_CARGO RESCTL_BIN RESCTL_EXAMPLES; do
+    [[ -z ${!knob+set} ]] || settings+=("$knob=${!knob@Q}")
+done
+invocation="${settings[*]+${settings[*]} }benches/compare.sh${*:+ $*}"
 usage="usage: benches/compare.sh [--runs N] [--quick] [--workloads LIST] [--run-timeout SECONDS]"
 runs=10
 quick=0
