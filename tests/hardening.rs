@@ -243,12 +243,29 @@ fn run_bounded(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    common::wait_for_exit(
+    // Drain both pipes while waiting, so a child that writes more than a pipe holds is not
+    // blocked on a full pipe until the bound (and then reported as stuck).
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let status = common::wait_for_exit(
         &mut child,
         Duration::from_secs(20),
         &format!("resctl {args:?}"),
     );
-    child.wait_with_output().unwrap()
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own; the handle yields the bytes read.
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).unwrap();
+        bytes
+    })
 }
 
 #[test]
