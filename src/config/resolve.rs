@@ -113,6 +113,7 @@ pub fn resolve(
         memory_limit,
         memory_rules: Some(rules),
         remembered: None,
+        remembered_critical_count: None,
         memory_throttle: limits.memory_high,
         cpu_moderate: config.cpu.moderate,
         cpu_high: config.cpu.high,
@@ -167,6 +168,7 @@ impl RunPlan {
             spread: record.spread,
         });
         policy.remembered = remembered;
+        policy.remembered_critical_count = record.first_count_reaching(policy.memory_critical);
         if flags.threads.is_some() || config.threads.initial.is_some() {
             return None;
         }
@@ -297,6 +299,15 @@ mod tests {
             .is_none());
         assert_eq!(plan.policy.initial_threads, 2);
         assert!(plan.policy.remembered.is_some());
+        // Growth stops below the count whose remembered peak reached this budget's critical
+        // level (112M of 128M), even with an explicit count.
+        assert_eq!(plan.policy.remembered_critical_count, None);
+        let heavy = JobRecord {
+            peaks: [(3, 100 * MIB), (4, 112 * MIB)].into_iter().collect(),
+            ..record(24 * MIB)
+        };
+        plan.start_from_history(&heavy, &config, &fixed);
+        assert_eq!(plan.policy.remembered_critical_count, Some(4));
     }
 
     #[test]

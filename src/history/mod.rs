@@ -220,6 +220,24 @@ impl JobRecord {
         )
     }
 
+    /// The fewest workers at which earlier runs came within reach of the OOM killer: the
+    /// first count whose remembered peak, or that of any lower count (a heavy part met at
+    /// few workers is no lighter at more), reached `level` (the critical level), or the
+    /// count the last run held when the kernel OOM-killed inside it, whichever is fewer.
+    /// `None` when no remembered count did either.
+    pub fn first_count_reaching(&self, level: u64) -> Option<u32> {
+        let mut envelope = 0u64;
+        let by_peaks = self.peaks.iter().find_map(|(&count, &peak)| {
+            envelope = envelope.max(peak);
+            (envelope >= level).then_some(count)
+        });
+        let killed = (self.oom_kills > 0 && self.peak_threads > 0).then_some(self.peak_threads);
+        match (by_peaks, killed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The most workers whose remembered peak stayed below `ceiling`, judged by what each
     /// count cost at its heaviest (the highest peak at that count or any lower one, so a
     /// heavy phase met at a few workers also bounds more), and beyond the highest count
@@ -540,6 +558,53 @@ mod tests {
             .unwrap()
             .throughput
             .is_empty());
+    }
+
+    #[test]
+    fn the_first_count_that_reached_critical_or_was_oom_killed_is_remembered() {
+        // The cargo build measured on the host: one worker peaked at 420M, two reached
+        // 528M, past the 525M critical level of a 600M budget.
+        let run = |peaks: &[(u32, u64)], oom_kills: u64, threads: u32| {
+            JobRecord::after_run(
+                "k",
+                None,
+                &Learned {
+                    peaks: peaks
+                        .iter()
+                        .map(|&(count, mib)| (count, mib * MIB))
+                        .collect(),
+                    oom_kills,
+                    ..learned(None, 528 * MIB, threads)
+                },
+                0,
+            )
+            .unwrap()
+        };
+        let critical = 525 * MIB;
+        assert_eq!(
+            run(&[(1, 420), (2, 528)], 0, 2).first_count_reaching(critical),
+            Some(2)
+        );
+        assert_eq!(
+            run(&[(1, 420), (2, 524)], 0, 2).first_count_reaching(critical),
+            None
+        );
+        // A heavy part met at one worker bounds every count above it, though a later, lighter
+        // spell at more workers stayed below.
+        assert_eq!(
+            run(&[(1, 530), (3, 300)], 0, 3).first_count_reaching(critical),
+            Some(1)
+        );
+        // An OOM kill counts at the most workers that run held, whatever its peaks say.
+        assert_eq!(
+            run(&[(1, 200), (2, 300)], 1, 3).first_count_reaching(critical),
+            Some(3)
+        );
+        assert_eq!(
+            run(&[(1, 200), (2, 530)], 1, 3).first_count_reaching(critical),
+            Some(2)
+        );
+        assert_eq!(run(&[], 0, 2).first_count_reaching(critical), None);
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub struct PolicyConfig {
     /// count it runs at agrees with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remembered: Option<RememberedWorkers>,
+    /// The fewest workers at which the job's earlier runs reached the critical level or
+    /// were OOM-killed, from its history (the record's `first_count_reaching`): growth stops
+    /// below it in every phase, since a count that came within reach of the OOM killer once
+    /// may again when the job's heavy part comes round. `None`: no such count remembered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remembered_critical_count: Option<u32>,
     /// CPU level "moderate", percent of the CPUs the job may use.
     pub cpu_moderate: f64,
     /// CPU level "high", percent; at or above it the thread count does not grow.
@@ -129,6 +135,7 @@ impl Default for PolicyConfig {
             memory_limit: None,
             memory_rules: None,
             remembered: None,
+            remembered_critical_count: None,
             memory_throttle: None,
             cpu_moderate: defaults::CPU_MODERATE,
             cpu_high: defaults::CPU_HIGH,

@@ -721,6 +721,10 @@ impl Policy {
         if pressure_pending.is_some() {
             return hold(" while pressure is pending".to_owned());
         }
+        let critical_count = self.config.remembered_critical_count;
+        if let Some(count) = critical_count.filter(|&count| count <= threads.saturating_add(1)) {
+            return hold(format!(": {}", remembered_critical_text(count)));
+        }
         if let Some(contention) = self.cpu_contention(at, observation, levels) {
             return hold(format!(": cpu contended ({contention})"));
         }
@@ -814,7 +818,16 @@ impl Policy {
             measures_each_count: self.last_progress.is_some(),
             runnable_per_core: observation.runnable_per_core,
         });
-        let target = threads + ramp.step;
+        // Short of the count earlier runs took to the critical level (checked above: at
+        // least one worker more fits below it).
+        let (step, capped) = match critical_count {
+            Some(count) if threads + ramp.step >= count => (
+                count - 1 - threads,
+                format!("; no more: {}", remembered_critical_text(count)),
+            ),
+            _ => (ramp.step, String::new()),
+        };
+        let target = threads + step;
         if let Some((slower, best)) = self.throughput.slower_on_the_way(target, min_span) {
             return hold(format!(
                 ": {} threads measured slower ({:.1} units/s) than {} ({:.1} units/s)",
@@ -828,14 +841,14 @@ impl Policy {
             ),
             _ => String::new(),
         };
-        let added = match ramp.step {
+        let added = match step {
             1 => bytes(per_worker),
             step => format!("{step} × {}", bytes(per_worker)),
         };
         (
             target,
             format!(
-                "{prefix}: {threads} → {target} threads (peak {} + {added} {basis} < {ceiling_text}{}{phase})",
+                "{prefix}: {threads} → {target} threads (peak {} + {added} {basis} < {ceiling_text}{}{capped}{phase})",
                 bytes(peak),
                 ramp.limited_by
             ),
@@ -913,4 +926,10 @@ pub fn replay(config: PolicyConfig, observations: &[Observation]) -> Vec<Decisio
         .iter()
         .map(|observation| policy.step(observation))
         .collect()
+}
+
+/// Why growth stops short of `count` workers: earlier runs of the job reached the critical
+/// level (or an OOM kill) there.
+fn remembered_critical_text(count: u32) -> String {
+    format!("earlier runs reached the critical level or an OOM kill at {count} threads")
 }

@@ -765,6 +765,40 @@ fn peaks_between_samples_enter_the_level_they_reach() {
 }
 
 #[test]
+fn growth_stops_short_of_the_count_earlier_runs_took_to_critical() {
+    // As in recovery_grows_by_measured_headroom_below_high (8 → 1 at critical, then 1 → 4 in
+    // one step), but the job's history says 3 workers reached the critical level (or an
+    // OOM kill): the step ends at 2, which stays for the rest of the run. Where it says 2,
+    // one worker stays: the light spell now says nothing about the heavy part to come.
+    let capped = |count| PolicyConfig {
+        remembered_critical_count: Some(count),
+        ..memory_levels_mib(950, 1000, 1500)
+    };
+    let (_, decisions) = simulate(capped(3), 900, per_worker_model);
+    assert_eq!(changes(&decisions), vec![(0, 8, 1), (30, 1, 2)]);
+    assert!(
+        decisions[30].reason.ends_with(
+            "1 → 2 threads (peak 300M + 200M per worker < 950M (high 1000M less 5 %); no more: \
+             earlier runs reached the critical level or an OOM kill at 3 threads)"
+        ),
+        "{}",
+        decisions[30].reason
+    );
+    assert!(decisions[60].reason.ends_with(
+        "holding 2 threads: earlier runs reached the critical level or an OOM kill at 3 threads"
+    ));
+    let (_, decisions) = simulate(capped(2), 900, per_worker_model);
+    assert_eq!(changes(&decisions), vec![(0, 8, 1)]);
+    assert!(
+        decisions[30].reason.ends_with(
+            "holding 1 threads: earlier runs reached the critical level or an OOM kill at 2 threads"
+        ),
+        "{}",
+        decisions[30].reason
+    );
+}
+
+#[test]
 fn growth_into_moderate_stays_there_without_flapping() {
     // With high at 1000 MiB and moderate at 800 MiB, 4 workers (900 MiB) enter moderate,
     // which only stops growth: the count stays at 4 for the next half hour.
