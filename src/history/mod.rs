@@ -226,16 +226,22 @@ impl JobRecord {
     /// count the last run held when the kernel OOM-killed inside it, whichever is fewer.
     /// `None` when no remembered count did either.
     pub fn first_count_reaching(&self, level: u64) -> Option<u32> {
-        let mut envelope = 0u64;
-        let by_peaks = self.peaks.iter().find_map(|(&count, &peak)| {
-            envelope = envelope.max(peak);
-            (envelope >= level).then_some(count)
-        });
+        let by_peaks = self
+            .peak_envelope()
+            .find(|&(_, envelope)| envelope >= level)
+            .map(|(count, _)| count);
         let killed = (self.oom_kills > 0 && self.peak_threads > 0).then_some(self.peak_threads);
-        match (by_peaks, killed) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        by_peaks.into_iter().chain(killed).min()
+    }
+
+    /// Each remembered count, fewest first, with the highest peak at it or at any lower
+    /// count: what the count cost at its heaviest (a heavy part met at few workers is no
+    /// lighter at more).
+    fn peak_envelope(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.peaks.iter().scan(0u64, |envelope, (&count, &peak)| {
+            *envelope = (*envelope).max(peak);
+            Some((count, *envelope))
+        })
     }
 
     /// The most workers whose remembered peak stayed below `ceiling`, judged by what each
@@ -247,12 +253,11 @@ impl JobRecord {
         let (&highest, _) = self.peaks.last_key_value()?;
         let mut envelope = 0u64;
         let mut fitting = 0u32;
-        for (&count, &peak) in &self.peaks {
-            envelope = envelope.max(peak);
-            if envelope >= ceiling {
+        for (count, heaviest) in self.peak_envelope() {
+            if heaviest >= ceiling {
                 break;
             }
-            fitting = count;
+            (fitting, envelope) = (count, heaviest);
         }
         let mut why = format!(
             "{fitting} workers peaked below {} in earlier runs",
