@@ -185,11 +185,10 @@ impl JobRecord {
         };
         if let Some(held) = self.held_threads.filter(|&held| held > fitting) {
             let envelope = self
-                .peaks
-                .range(..=held)
-                .map(|(_, &peak)| peak)
-                .max()
-                .unwrap_or(u64::MAX);
+                .peak_envelope()
+                .take_while(|&(count, _)| count <= held)
+                .last()
+                .map_or(u64::MAX, |(_, heaviest)| heaviest);
             if envelope < held_below {
                 fitting = held;
                 why = format!(
