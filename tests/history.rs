@@ -20,8 +20,11 @@ fn with_history(dir: &Path) -> Command {
     command
 }
 
-/// A pool of 12 tasks of 30M under a 400M limit (levels 200M / 300M / 350M), up to 6
-/// workers, with its summary in `summary`.
+/// A pool of 18 tasks of 30M under a 400M limit (levels 200M / 300M / 350M), up to 6
+/// workers, with its summary in `summary`. 18, so that a first run, which grows from 2
+/// workers after 5 s at the normal level, still has whole rounds of tasks at 3: with 12 a
+/// loaded machine left 2 tasks for the 3 workers, and the pool draining there read as
+/// 24M per worker.
 fn run_pool(dir: &Path, summary: &Path, extra: &[&str]) -> Output {
     let output = with_history(dir)
         .args(["run", "--memory-max", "400M", "--max-threads", "6"])
@@ -31,7 +34,7 @@ fn run_pool(dir: &Path, summary: &Path, extra: &[&str]) -> Output {
         .arg(summary)
         .arg("--")
         .arg(example("worker_pool"))
-        .args(["--tasks", "12", "--task-memory", "30M", "--task-time", "1s"])
+        .args(["--tasks", "18", "--task-memory", "30M", "--task-time", "1s"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
