@@ -102,9 +102,12 @@ impl DoctorReport {
                 .map(|p| p.display().to_string()),
             memory_v1_cgroup: host.memory_v1_own.as_ref().map(|p| p.display().to_string()),
             memory_v1_writable,
-            // Only cgroup v2 gives a job its own pressure figures; on hybrid
-            // hosts the flag describes the host's root.
-            psi: host.psi && host.layout == Layout::Unified,
+            // cgroup v2 gives a job its own pressure figures; a hybrid host does through
+            // the cgroup2 leaf beside a writable v1 memory cgroup.
+            psi: host.psi
+                && (host.layout == Layout::Unified
+                    || (memory_v1_writable
+                        && crate::placement::pressure_leaf_parent(&host).is_some())),
             host_psi: proc_root.join("pressure/memory").exists(),
             systemd,
             journald,
@@ -262,10 +265,18 @@ fn plan_without_systemd(host: &HostCgroups, v2_writable: bool, v1_writable: bool
         Layout::Unified => "run monitor-only: its own cgroup is not writable (give --cgroup-parent a delegated \
              subtree)"
             .to_string(),
-        Layout::Hybrid | Layout::Legacy if v1_writable => "use the v1 memory hierarchy: <own memory cgroup>/resctl-<pid>/job \
-             with memory.limit_in_bytes (--memory-max); no memory.high throttling, no memory.reclaim and no \
-             per-cgroup PSI on v1 (host PSI is used instead)"
-            .to_string(),
+        Layout::Hybrid | Layout::Legacy if v1_writable => {
+            let pressure = if crate::placement::pressure_leaf_parent(host).is_some() {
+                "the job's own PSI from a cgroup2 leaf, <own cgroup2 group>/resctl-<pid>/job, which holds it \
+                 with no controller"
+            } else {
+                "no per-cgroup PSI (the host's PSI stands in for the job's)"
+            };
+            format!(
+                "use the v1 memory hierarchy: <own memory cgroup>/resctl-<pid>/job with memory.limit_in_bytes \
+                 (--memory-max); no memory.high throttling and no memory.reclaim on v1; {pressure}"
+            )
+        }
         Layout::Hybrid | Layout::Legacy => "run monitor-only: the v1 memory cgroup is not writable".to_string(),
         Layout::NoCgroups => "run monitor-only: no cgroup filesystem is mounted".to_string(),
     }

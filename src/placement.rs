@@ -8,7 +8,10 @@
 //!   children, resctl first moves itself to `<base>/resctl-<pid>/supervisor`
 //!   (cgroup v2's no-internal-process rule) and enables the controllers.
 //! - **v1** (hybrid hosts): `<own memory cgroup>/resctl-<pid>/job` in the v1
-//!   memory hierarchy.
+//!   memory hierarchy. Where the host's cgroup2 mount has PSI, the job also gets
+//!   `<own v2 cgroup>/resctl-<pid>/job` there, with no controller: its pressure
+//!   files are the job's own stalls, where `/proc/pressure` counts every other
+//!   process on the host too.
 //! - **monitor-only**: no writable cgroup; the job runs where resctl runs and is
 //!   watched through `/proc` only.
 //!
@@ -18,7 +21,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::cgroup::detect::{HostCgroups, Layout};
+use crate::cgroup::detect::{parse_proc_cgroup, HostCgroups, Layout};
 use crate::cgroup::reader::{CgroupKind, LimitChain};
 use crate::cgroup::writer;
 use crate::cgroup::CgroupError;
@@ -26,6 +29,9 @@ use crate::cgroup::CgroupError;
 /// Prefix of every cgroup resctl creates; the suffix is resctl's pid, so
 /// leftovers of a resctl that was SIGKILLed can be recognised and removed.
 pub const CGROUP_PREFIX: &str = "resctl-";
+/// Why a job's cgroup may not be removable at the end, and what becomes of it.
+const LEFT_BEHIND: &str =
+    "processes the job left behind may still run there; the next resctl run removes it once empty";
 /// Controllers resctl enables for the job where it can.
 pub const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 
@@ -82,6 +88,17 @@ pub struct Placement {
     enclosing: Option<PathBuf>,
     run_dir: Option<PathBuf>,
     supervisor: Option<SupervisorMove>,
+    /// Hybrid hosts: the job's cgroup2 leaf, read for its pressure (PSI) only.
+    pressure: Option<PressureLeaf>,
+}
+
+/// On a hybrid host, `<own v2 cgroup>/resctl-<pid>/job` in the cgroup2 hierarchy: no
+/// controller is enabled there (the v1 memory cgroup holds the limits); it exists so that
+/// the kernel keeps the job's own pressure-stall figures.
+#[derive(Debug)]
+struct PressureLeaf {
+    run_dir: PathBuf,
+    job_dir: PathBuf,
 }
 
 /// resctl moved itself out of `base` into a supervisor leaf.
@@ -120,7 +137,29 @@ impl Placement {
         {
             placement.enclosing = host.v2_own.clone();
         }
+        placement.add_pressure_leaf(host, &run_name);
         Ok(placement)
+    }
+
+    /// A job in a v1 memory cgroup on a host whose cgroup2 hierarchy has PSI also gets a
+    /// cgroup2 leaf for its own pressure figures. Optional: when it cannot be created the
+    /// run goes on with the host's PSI, and says so.
+    fn add_pressure_leaf(&mut self, host: &HostCgroups, run_name: &str) {
+        if self.kind != PlacementKind::V1Memory {
+            return;
+        }
+        let Some(own) = pressure_leaf_parent(host) else {
+            tracing::debug!("no writable cgroup2 group with PSI: the host's PSI stands in");
+            return;
+        };
+        writer::remove_stale(own, CGROUP_PREFIX);
+        match create_pressure_leaf(own, run_name) {
+            Ok(leaf) => self.pressure = Some(leaf),
+            Err(err) => tracing::warn!(
+                "no cgroup2 leaf for the job's own pressure figures ({err}); the host's PSI \
+                 stands in for the job's"
+            ),
+        }
     }
 
     /// Decides and creates the job's cgroup under resctl's own.
@@ -172,6 +211,7 @@ impl Placement {
             enclosing: None,
             run_dir: None,
             supervisor: None,
+            pressure: None,
         }
     }
 
@@ -186,7 +226,9 @@ impl Placement {
         if kind == CgroupKind::V2 && host.v2_own.as_deref() == Some(parent.as_path()) {
             return Self::prepare_v2_in_own(&parent, run_name);
         }
-        Self::prepare_plain(&parent, run_name, kind)
+        let mut placement = Self::prepare_plain(&parent, run_name, kind)?;
+        placement.add_pressure_leaf(host, run_name);
+        Ok(placement)
     }
 
     /// `<parent>/resctl-<pid>/job`, resctl staying where it is.
@@ -206,6 +248,7 @@ impl Placement {
             enclosing: None,
             run_dir: Some(run_dir.clone()),
             supervisor: None,
+            pressure: None,
         };
         if kind == CgroupKind::V2 {
             if let Err(err) = writer::enable_controllers(&run_dir, &CONTROLLERS) {
@@ -238,6 +281,7 @@ impl Placement {
             enclosing: None,
             run_dir: Some(run_dir.clone()),
             supervisor: None,
+            pressure: None,
         };
         let result = (|| -> Result<PathBuf, PlacementError> {
             let supervisor = writer::create_child(&run_dir, "supervisor")?;
@@ -320,6 +364,69 @@ impl Placement {
         }
     }
 
+    /// Hybrid hosts: the job's cgroup2 leaf, whose `*.pressure` files are the job's own
+    /// stalls (see [`Placement::prepare`]); `None` elsewhere, or once given up.
+    pub fn pressure_cgroup(&self) -> Option<&Path> {
+        self.pressure.as_ref().map(|leaf| leaf.job_dir.as_path())
+    }
+
+    /// Opens the pressure leaf's `cgroup.procs` for the pre-exec move. A leaf that cannot
+    /// be opened is given up (removed, with a warning): the host's PSI stands in.
+    pub fn open_pressure_procs(&mut self) -> Option<File> {
+        let dir = self.pressure_cgroup()?.to_path_buf();
+        match writer::open_procs_for_move(&dir) {
+            Ok(file) => Some(file),
+            Err(err) => {
+                self.give_up_pressure_cgroup(&format!("{err}"));
+                None
+            }
+        }
+    }
+
+    /// After the start: keeps the pressure leaf only if the job's process `pid` is in it, by
+    /// its line in `<proc_root>/<pid>/cgroup` (the pre-exec move into the leaf is not fatal
+    /// to the job, so it is checked here). A job already gone leaves the leaf as it is.
+    pub fn confirm_pressure_cgroup(&mut self, proc_root: &Path, pid: i32) {
+        let Some(leaf) = self.pressure_cgroup() else {
+            return;
+        };
+        let file = proc_root.join(pid.to_string()).join("cgroup");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            return;
+        };
+        let v2_path = parse_proc_cgroup(&file, &text)
+            .ok()
+            .and_then(|lines| lines.into_iter().find(|line| line.hierarchy_id == 0))
+            .map(|line| line.path);
+        let inside = v2_path.as_deref().is_some_and(|path| {
+            let relative = Path::new(path.trim_start_matches('/'));
+            !relative.as_os_str().is_empty() && leaf.ends_with(relative)
+        });
+        if !inside {
+            let why = format!(
+                "the job is in {} there",
+                crate::job_text::escape(v2_path.as_deref().unwrap_or("no cgroup2 group"))
+            );
+            self.give_up_pressure_cgroup(&why);
+        }
+    }
+
+    /// Removes the pressure leaf (the job did not get into it, or it cannot be read), saying
+    /// why: from then on the host's PSI stands in for the job's.
+    pub fn give_up_pressure_cgroup(&mut self, why: &str) {
+        let Some(leaf) = self.pressure.take() else {
+            return;
+        };
+        tracing::warn!(
+            "the job's cgroup2 leaf {} for its pressure figures is given up ({why}); the host's \
+             PSI stands in for the job's",
+            leaf.job_dir.display()
+        );
+        for problem in remove_pressure_leaf(leaf) {
+            tracing::warn!("cleanup: {problem}");
+        }
+    }
+
     /// The memory limits on the job's cgroup and on every cgroup above it (a slice's
     /// MemoryMax, a container's limit), to be re-read every tick; `None` without a cgroup.
     ///
@@ -367,10 +474,9 @@ impl Placement {
         if let Some(job) = self.job_dir.take() {
             match writer::remove(&job) {
                 Ok(()) => report.removed.push(job),
-                Err(err) => report.problems.push(format!(
-                    "{}: {err} (processes the job left behind may still run there; the next resctl run removes it once empty)",
-                    job.display()
-                )),
+                Err(err) => report
+                    .problems
+                    .push(format!("{}: {err} ({LEFT_BEHIND})", job.display())),
             }
         }
         if let (Some(moved), Some(run_dir)) = (self.supervisor.take(), self.run_dir.as_ref()) {
@@ -388,7 +494,54 @@ impl Placement {
                 }
             }
         }
+        if let Some(leaf) = self.pressure.take() {
+            let removed = [leaf.job_dir.clone(), leaf.run_dir.clone()];
+            let problems = remove_pressure_leaf(leaf);
+            if problems.is_empty() {
+                report.removed.extend(removed);
+            }
+            report.problems.extend(problems);
+        }
         report
+    }
+}
+
+/// Where a job placed in the v1 memory hierarchy gets its cgroup2 leaf for its own pressure
+/// figures: resctl's own cgroup2 group on a hybrid host whose cgroup2 keeps PSI, when resctl
+/// may create groups there; `None` elsewhere (the host's PSI stands in).
+pub fn pressure_leaf_parent(host: &HostCgroups) -> Option<&Path> {
+    if host.layout != Layout::Hybrid || !host.psi {
+        return None;
+    }
+    host.v2_own
+        .as_deref()
+        .filter(|own| HostCgroups::is_writable(own))
+}
+
+/// `<own>/<run_name>/job` in the cgroup2 hierarchy, no controller enabled; what was created
+/// is removed again on failure.
+fn create_pressure_leaf(own: &Path, run_name: &str) -> Result<PressureLeaf, CgroupError> {
+    let run_dir = writer::create_child(own, run_name)?;
+    match writer::create_child(&run_dir, "job") {
+        Ok(job_dir) => Ok(PressureLeaf { run_dir, job_dir }),
+        Err(err) => {
+            if let Err(problem) = writer::remove(&run_dir) {
+                tracing::warn!("cleanup: {problem}");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Removes a pressure leaf and its run folder; the problems met, each naming its folder.
+/// Like the job's cgroup, a leaf still holding the job's orphans is left for the next run.
+fn remove_pressure_leaf(leaf: PressureLeaf) -> Vec<String> {
+    if let Err(err) = writer::remove(&leaf.job_dir) {
+        return vec![format!("{}: {err} ({LEFT_BEHIND})", leaf.job_dir.display())];
+    }
+    match writer::remove(&leaf.run_dir) {
+        Ok(()) => Vec::new(),
+        Err(err) => vec![format!("{}: {err}", leaf.run_dir.display())],
     }
 }
 
@@ -508,6 +661,82 @@ fn mount_of(host: &HostCgroups, dir: &Path) -> Option<(PathBuf, CgroupKind)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hybrid host on plain folders under `root`: the v1 memory hierarchy at `memory/`
+    /// (resctl in `memory/own`), cgroup2 at `unified/` (resctl at its root).
+    fn hybrid_host(root: &Path, psi: bool) -> HostCgroups {
+        std::fs::create_dir_all(root.join("memory/own")).unwrap();
+        std::fs::create_dir_all(root.join("unified")).unwrap();
+        HostCgroups {
+            layout: Layout::Hybrid,
+            v2_mount: Some(root.join("unified")),
+            v2_own: Some(root.join("unified")),
+            v2_controllers: Vec::new(),
+            memory_v1_mount: Some(root.join("memory")),
+            memory_v1_own: Some(root.join("memory/own")),
+            psi,
+            v2_enclosed: false,
+        }
+    }
+
+    const RUN: PlacementRequest = PlacementRequest {
+        cgroup_parent: None,
+        monitor_only: false,
+        run_id: 4242,
+        without_scope: None,
+        read_enclosing: false,
+    };
+
+    #[test]
+    fn a_hybrid_job_gets_a_cgroup2_leaf_for_its_pressure_where_cgroup2_keeps_psi() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let mut placement = Placement::prepare(&hybrid_host(root, true), &RUN).unwrap();
+        assert_eq!(placement.kind(), &PlacementKind::V1Memory);
+        let leaf = root.join("unified/resctl-4242/job");
+        assert_eq!(placement.pressure_cgroup(), Some(leaf.as_path()));
+        assert!(leaf.is_dir());
+        let report = placement.cleanup();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert!(report.removed.contains(&leaf), "{:?}", report.removed);
+        assert!(!root.join("unified/resctl-4242").exists());
+        assert!(!root.join("memory/own/resctl-4242").exists());
+
+        let placement = Placement::prepare(&hybrid_host(root, false), &RUN).unwrap();
+        assert_eq!(placement.pressure_cgroup(), None, "no PSI: no leaf");
+        assert!(!root.join("unified/resctl-4242").exists());
+    }
+
+    #[test]
+    fn the_leaf_is_kept_only_when_the_job_got_into_it() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let proc_root = root.join("proc");
+        for (pid, text) in [
+            (77, "4:memory:/own/resctl-4242/job\n0::/resctl-4242/job\n"),
+            (78, "4:memory:/own/resctl-4242/job\n0::/\n"),
+        ] {
+            std::fs::create_dir_all(proc_root.join(pid.to_string())).unwrap();
+            std::fs::write(proc_root.join(format!("{pid}/cgroup")), text).unwrap();
+        }
+        let mut placement = Placement::prepare(&hybrid_host(root, true), &RUN).unwrap();
+        let leaf = root.join("unified/resctl-4242/job");
+        placement.confirm_pressure_cgroup(&proc_root, 77);
+        assert_eq!(placement.pressure_cgroup(), Some(leaf.as_path()), "in it");
+        placement.confirm_pressure_cgroup(&proc_root, 79);
+        assert_eq!(
+            placement.pressure_cgroup(),
+            Some(leaf.as_path()),
+            "a job already gone says nothing"
+        );
+        placement.confirm_pressure_cgroup(&proc_root, 78);
+        assert_eq!(placement.pressure_cgroup(), None, "not in it: given up");
+        assert!(!root.join("unified/resctl-4242").exists(), "and removed");
+        assert!(
+            root.join("memory/own/resctl-4242/job").is_dir(),
+            "the job's own stays"
+        );
+    }
 
     #[test]
     fn slices_nest_by_their_dashes_like_systemd() {

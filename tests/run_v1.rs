@@ -11,9 +11,13 @@ use common::{
     run_with_pid, stderr, stdout,
 };
 
+/// Neither the v1 memory cgroup nor the cgroup2 leaf for the job's pressure is left.
 fn assert_no_cgroup_left(own: &Path, resctl_pid: u32) {
-    let dir = own.join(format!("resctl-{resctl_pid}"));
-    assert!(!dir.exists(), "{} was left behind", dir.display());
+    let name = format!("resctl-{resctl_pid}");
+    for dir in std::iter::once(own.join(&name)).chain(unified_own_with_psi().map(|u| u.join(&name)))
+    {
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
 }
 
 #[test]
@@ -35,6 +39,80 @@ fn the_job_runs_in_its_own_v1_memory_cgroup_and_it_is_removed() {
         "job ran in {memory_line}"
     );
     assert_no_cgroup_left(&own, pid);
+}
+
+/// This process's cgroup2 group on a hybrid host (`/sys/fs/cgroup/unified/...`), when it
+/// keeps pressure files; `None` elsewhere.
+fn unified_own_with_psi() -> Option<std::path::PathBuf> {
+    let mount = Path::new("/sys/fs/cgroup/unified");
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let dir = mount.join(path.trim_start_matches('/'));
+    dir.join("memory.pressure").is_file().then_some(dir)
+}
+
+#[test]
+fn on_a_hybrid_host_the_job_gets_a_cgroup2_leaf_for_its_own_pressure() {
+    require_v1!();
+    let Some(unified) = unified_own_with_psi() else {
+        eprintln!("skipped: no cgroup2 hierarchy with PSI beside the v1 memory controller");
+        return;
+    };
+    // A leaf that a SIGKILLed resctl left is removed, like its v1 cgroup.
+    let stale = unified.join("resctl-99999999");
+    let _ = std::fs::create_dir(&stale);
+    let _ = std::fs::create_dir(stale.join("job"));
+    let trace = std::env::temp_dir().join(format!("resctl-leaf-{}.jsonl", std::process::id()));
+    let (output, pid) = run_with_pid(
+        resctl()
+            .args(["run", "--interval", "100ms", "--record"])
+            .arg(&trace)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "grep '^0::' /proc/self/cgroup; echo \"watch=$MEMORY_PRESSURE_WATCH\"; sleep 0.6",
+            ]),
+    );
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let _ = std::fs::remove_file(&trace);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    let out = stdout(&output);
+    let leaf = unified.join(format!("resctl-{pid}/job"));
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|line| line.ends_with(&format!("/resctl-{pid}/job"))),
+        "the job's cgroup2 group: {out}"
+    );
+    assert!(
+        out.contains(&format!("watch={}", leaf.join("memory.pressure").display())),
+        "the memory pressure protocol names the leaf's file: {out}"
+    );
+    assert!(
+        err.contains(&format!(
+            "its pressure from the cgroup2 leaf {}",
+            leaf.display()
+        )),
+        "{err}"
+    );
+    // The v1 memory cgroup keeps no pressure files: a tick's figures come from the leaf.
+    let ticks_with_own_pressure = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["kind"] == "tick")
+        .filter(|line| line["sample"]["cgroup"]["memory_pressure"].is_object())
+        .count();
+    assert!(
+        ticks_with_own_pressure > 0,
+        "no tick read the leaf:\n{text}"
+    );
+    assert!(!stale.exists(), "stale {} not removed", stale.display());
+    assert!(
+        !unified.join(format!("resctl-{pid}")).exists(),
+        "the leaf was left behind"
+    );
 }
 
 #[test]

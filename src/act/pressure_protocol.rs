@@ -13,7 +13,8 @@
 //! resctl does not have to take away with fewer workers.
 //!
 //! Only on cgroup v2: v1 has no per-cgroup PSI file, so [`environment`] returns nothing there
-//! (systemd does not set the variables on such hosts either). A job started from a service
+//! (systemd does not set the variables on such hosts either). On a hybrid host the job's
+//! cgroup2 leaf (see [`crate::placement`]) has one, and that is the file named. A job started from a service
 //! that itself had `MemoryPressureWatch=` inherits that service's variables, which point at
 //! the service's cgroup, not the job's: when [`environment`] returns nothing, remove
 //! [`VARIABLES`] from the job's environment.

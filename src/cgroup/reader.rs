@@ -122,7 +122,7 @@ impl CgroupDir {
 
     fn sample_v2(&mut self) -> Result<CgroupSample, CgroupError> {
         let cpu = self.read_required("cpu.stat", parse::parse_cpu_stat)?;
-        Ok(CgroupSample {
+        let mut sample = CgroupSample {
             memory_current: self.read_optional("memory.current", parse::parse_u64)?,
             memory_peak: self.read_optional("memory.peak", parse::parse_u64)?,
             memory_high: self
@@ -139,11 +139,22 @@ impl CgroupDir {
                 .read_optional("memory.stat", parse::parse_memory_stat)?
                 .unwrap_or_default(),
             cpu: Some(cpu),
-            memory_pressure: self.read_optional("memory.pressure", pressure)?,
-            cpu_pressure: self.read_optional("cpu.pressure", pressure)?,
-            io_pressure: self.read_optional("io.pressure", pressure)?,
             pids_current: self.read_optional("pids.current", parse::parse_u64)?,
-        })
+            ..CgroupSample::default()
+        };
+        self.read_pressure_into(&mut sample)?;
+        Ok(sample)
+    }
+
+    /// Reads the cgroup2 pressure-stall files (`memory.pressure`, `cpu.pressure`,
+    /// `io.pressure`) into `sample`, each `None` where the kernel keeps none (PSI disabled,
+    /// the root cgroup of an older kernel). Also serves a hybrid host's cgroup2 leaf, which
+    /// holds the job for these files alone.
+    pub fn read_pressure_into(&mut self, sample: &mut CgroupSample) -> Result<(), CgroupError> {
+        sample.memory_pressure = self.read_optional("memory.pressure", pressure)?;
+        sample.cpu_pressure = self.read_optional("cpu.pressure", pressure)?;
+        sample.io_pressure = self.read_optional("io.pressure", pressure)?;
+        Ok(())
     }
 
     fn sample_v1(&mut self) -> Result<CgroupSample, CgroupError> {

@@ -169,6 +169,10 @@ pub struct JobCommand<'a> {
     pub remove_env: Vec<String>,
     /// `cgroup.procs` of the job's cgroup, opened beforehand, and its directory.
     pub cgroup_procs: Option<(File, PathBuf)>,
+    /// Hybrid hosts: `cgroup.procs` of the job's cgroup2 leaf for its pressure figures,
+    /// opened beforehand. The move into it is not fatal: the caller checks it after the
+    /// start ([`crate::placement::Placement::confirm_pressure_cgroup`]).
+    pub pressure_procs: Option<File>,
     /// Further set-up of the command (a jobserver's inherited fds), applied
     /// after the cgroup move is registered.
     pub configure: Option<&'a dyn Fn(&mut Command)>,
@@ -197,6 +201,17 @@ impl JobCommand<'_> {
             // async-signal-safe, and allocates nothing.
             unsafe {
                 command.pre_exec(move || move_self_into_cgroup(fd));
+            }
+        }
+        if let Some(procs) = &self.pressure_procs {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(procs);
+            // SAFETY: as above (write(2) on an fd the parent opened); a failed move is
+            // ignored here and found by the caller after the start.
+            unsafe {
+                command.pre_exec(move || {
+                    let _ = move_self_into_cgroup(fd);
+                    Ok(())
+                });
             }
         }
         if let Some(configure) = self.configure {
@@ -303,6 +318,7 @@ mod tests {
             set_env: vec![],
             remove_env: vec![],
             cgroup_procs,
+            pressure_procs: None,
             configure: None,
             user,
             protection: None,

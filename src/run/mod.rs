@@ -140,7 +140,7 @@ impl Run {
         let protection = Protection::apply(Path::new(PROC_ROOT));
         tracing::debug!("{}", protection.describe());
         let Placed {
-            placement,
+            mut placement,
             plan,
             limit_chain,
         } = place_job(&entered, request)?;
@@ -153,7 +153,7 @@ impl Run {
         let child = spawn_job(
             request,
             program_path,
-            &placement,
+            &mut placement,
             &channels,
             &protection,
             &forwarder,

@@ -311,7 +311,11 @@ impl Channels {
         let mut remove = vec!["NOTIFY_SOCKET".to_string(), scope::ENV_IN_SCOPE.to_string()];
         let pressure = match (placement.job_dir(), placement.cgroup_kind()) {
             (Some(dir), Some(CgroupKind::V2)) => pressure_protocol::environment(dir),
-            _ => Vec::new(),
+            // Hybrid hosts: the job's cgroup2 leaf has its own memory.pressure.
+            _ => placement
+                .pressure_cgroup()
+                .map(pressure_protocol::environment)
+                .unwrap_or_default(),
         };
         if pressure.is_empty() {
             // Inherited variables would point at another cgroup's file.
@@ -368,7 +372,7 @@ fn open_jobserver(
 pub fn spawn_job(
     request: &RunRequest,
     program: PathBuf,
-    placement: &Placement,
+    placement: &mut Placement,
     channels: &Channels,
     protection: &Protection,
     forwarder: &Forwarder,
@@ -393,6 +397,7 @@ pub fn spawn_job(
                 "could not open the job cgroup's cgroup.procs: {err}"
             ))
         })?,
+        pressure_procs: placement.open_pressure_procs(),
         configure: Some(&configure),
         user: request.user.as_ref(),
         protection: Some(protection),
@@ -408,6 +413,7 @@ pub fn spawn_job(
     }
     let child = job.spawn()?;
     forwarder.job_started(child.id() as i32);
+    placement.confirm_pressure_cgroup(Path::new(PROC_ROOT), child.id() as i32);
     Ok(child)
 }
 
@@ -437,7 +443,12 @@ pub fn watch_job(
     let initial_threads = policy.threads();
     let watch = Watch::new(
         JobSampler::new(
-            JobScope::for_job(placement.watched_cgroup(), limit_chain, pid),
+            JobScope::for_job(
+                placement.watched_cgroup(),
+                limit_chain,
+                placement.pressure_cgroup(),
+                pid,
+            ),
             Path::new(PROC_ROOT),
         ),
         Observer::new(super::available_cpus(), clock_ticks_per_second()),
@@ -546,7 +557,17 @@ pub fn enter_scope(host: HostCgroups, request: &RunRequest) -> Result<Entered, S
 pub fn describe_placement(placement: &Placement) -> String {
     match (placement.kind(), placement.job_dir()) {
         (PlacementKind::V2, Some(dir)) => format!("cgroup v2 {}", dir.display()),
-        (PlacementKind::V1Memory, Some(dir)) => format!("cgroup v1 memory {}", dir.display()),
+        (PlacementKind::V1Memory, Some(dir)) => match placement.pressure_cgroup() {
+            Some(leaf) => format!(
+                "cgroup v1 memory {} (its pressure from the cgroup2 leaf {})",
+                dir.display(),
+                leaf.display()
+            ),
+            None => format!(
+                "cgroup v1 memory {} (the host's PSI stands in for its own)",
+                dir.display()
+            ),
+        },
         (PlacementKind::MonitorOnly { reason }, _) => match placement.enclosing_cgroup() {
             Some(dir) => format!(
                 "no cgroup of its own (monitor-only: {reason}); the enclosing cgroup {} is read \

@@ -89,6 +89,9 @@ pub enum JobScope {
         limits: LimitChain,
         /// The job's main process, watched through /proc if the cgroup goes away.
         job_pid: i32,
+        /// Hybrid hosts: the job's cgroup2 leaf, read for its pressure figures only (the
+        /// v1 memory cgroup has none); `None` where the host's PSI stands in.
+        pressure: Option<Box<CgroupDir>>,
     },
     /// No cgroup: the job's main process and its descendants in /proc.
     Descendants(i32),
@@ -96,20 +99,33 @@ pub enum JobScope {
 
 impl JobScope {
     /// The job's cgroup when there is one and it can be opened (checked to be cgroupfs),
-    /// else its processes under `/proc` from `job_pid` down.
+    /// else its processes under `/proc` from `job_pid` down. `pressure` is a hybrid host's
+    /// cgroup2 leaf holding the job, read for its PSI.
     pub fn for_job(
         cgroup: Option<(std::path::PathBuf, crate::cgroup::reader::CgroupKind)>,
         limits: Option<LimitChain>,
+        pressure: Option<&std::path::Path>,
         job_pid: i32,
     ) -> JobScope {
         let (Some((dir, kind)), Some(limits)) = (cgroup, limits) else {
             return JobScope::Descendants(job_pid);
         };
+        let pressure = pressure.and_then(|leaf| {
+            CgroupDir::open(leaf, crate::cgroup::reader::CgroupKind::V2)
+                .map(Box::new)
+                .map_err(|err| {
+                    tracing::warn!(
+                        "cannot read the job's pressure leaf ({err}); the host's PSI stands in"
+                    );
+                })
+                .ok()
+        });
         match CgroupDir::open(&dir, kind) {
             Ok(dir) => JobScope::Cgroup {
                 dir,
                 limits,
                 job_pid,
+                pressure,
             },
             Err(err) => {
                 tracing::warn!("cannot read the job's cgroup ({err}); watching through /proc");
@@ -163,12 +179,20 @@ impl JobSampler {
             dir,
             limits,
             job_pid,
+            pressure,
         } = &mut self.scope
         {
             match dir.sample() {
                 Ok(sample) => cgroup = Some(sample),
                 Err(err) if err.is_gone() => gone_pid = Some(*job_pid),
                 Err(err) => self.last_error = Some(err.to_string()),
+            }
+            if let (Some(leaf), Some(sample)) = (pressure.as_mut(), cgroup.as_mut()) {
+                if let Err(err) = leaf.read_pressure_into(sample) {
+                    // Removed underneath, or unreadable: the host's PSI stands in from now on.
+                    self.last_error = Some(format!("{err}; the host's PSI stands in"));
+                    *pressure = None;
+                }
             }
             if gone_pid.is_none() {
                 match limits.read() {
