@@ -472,6 +472,14 @@ impl Waker {
         self.child = Some(fd);
     }
 
+    /// Also wakes on the PSI trigger of `leaf`, a hybrid host's cgroup2 leaf holding the
+    /// job (its v1 memory cgroup keeps no pressure file): the same trigger as on v2. A
+    /// trigger that cannot be armed is recorded in [`Waker::problems`].
+    pub fn watch_pressure(&mut self, leaf: &Path) {
+        let psi = open_psi_trigger(&leaf.join("memory.pressure"), &PsiTrigger::DEFAULT);
+        self.keep(psi);
+    }
+
     /// The sources that are active, e.g. `["memory.oom_control", "memory.usage_in_bytes
     /// threshold", "child exit"]` (each name once).
     pub fn sources(&self) -> Vec<&'static str> {
@@ -1095,6 +1103,29 @@ mod tests {
         assert_eq!(
             waker.describe(),
             "memory.pressure trigger, memory.events, memory.current poll (levels 50M)"
+        );
+    }
+
+    #[test]
+    fn a_hybrid_jobs_leaf_adds_its_psi_trigger_to_the_v1_sources() {
+        let job = fixture_copy("v2-job");
+        let mut waker = Waker::ticks_only();
+        assert!(!waker.sources().contains(&SOURCE_V2_PSI));
+        waker.watch_pressure(job.path());
+        assert!(
+            waker.sources().contains(&SOURCE_V2_PSI),
+            "{:?}",
+            waker.sources()
+        );
+        assert!(waker.problems().is_empty(), "{:?}", waker.problems());
+        let pressure = std::fs::read(job.path().join("memory.pressure")).unwrap();
+        assert!(pressure.starts_with(b"some 150000 2000000\0"));
+        let gone = job.path().join("gone");
+        waker.watch_pressure(&gone);
+        assert_eq!(
+            waker.problems().len(),
+            1,
+            "a leaf that is gone is a problem, not an error"
         );
     }
 

@@ -166,6 +166,7 @@ impl Run {
         let interval = request.config.interval;
         arm_wakeups(
             cgroup.clone(),
+            placement.pressure_cgroup().map(Path::to_path_buf),
             &plan.policy,
             interval,
             pid,

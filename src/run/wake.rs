@@ -23,6 +23,7 @@ use crate::policy::PolicyConfig;
 /// `RESCTL_NO_WAKEUP=1` turns them off (ticks only, for comparison).
 pub fn arm_wakeups(
     cgroup: Option<(PathBuf, CgroupKind)>,
+    pressure: Option<PathBuf>,
     config: &PolicyConfig,
     interval: Duration,
     pid: i32,
@@ -48,6 +49,9 @@ pub fn arm_wakeups(
                 Ok(mut waker) => {
                     if let Some(fd) = pidfd.as_ref().and_then(|fd| fd.try_clone().ok()) {
                         waker.watch_exit_fd(fd);
+                    }
+                    if let Some(leaf) = &pressure {
+                        waker.watch_pressure(leaf);
                     }
                     tracing::debug!("wakeups: {}", waker.describe());
                     let _ = events.send(LoopEvent::WakerReady(Box::new(waker)));
