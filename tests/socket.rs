@@ -389,6 +389,19 @@ fn the_allowed_uid_gets_the_socket_and_is_served() {
 }
 
 #[test]
+fn a_status_between_a_change_and_the_next_snapshot_gives_the_reason_for_the_new_count() {
+    let (_dir, server) = server();
+    server.update(snapshot(GIB, Level::Normal, 4, 0.0));
+    server.publish_threads(2, 4, "slice test.slice at high: at most 2 threads");
+    let status = Raw::connect(server.path()).ask(r#"{"op":"status"}"#);
+    assert_eq!(status["status"]["threads"], 2, "{status}");
+    assert_eq!(
+        status["status"]["reason"], "slice test.slice at high: at most 2 threads",
+        "{status}"
+    );
+}
+
+#[test]
 fn subscribers_receive_thread_changes() {
     let (_dir, server) = server();
     server.update(snapshot(GIB, Level::Normal, 8, 0.0));

@@ -219,8 +219,11 @@ impl ControlServer {
         });
         let mut state = self.shared.lock();
         state.threads = Some(threads);
+        // The tick's own snapshot follows; until then a status shows the new count with the
+        // reason for it, not the last snapshot's reason for the count before.
         if let Some(snapshot) = state.snapshot.as_mut() {
             snapshot.threads = threads;
+            reason.clone_into(&mut snapshot.reason);
         }
         for (id, client) in state.clients.iter().filter(|(_, client)| client.subscribed) {
             match client.outgoing.try_send(line.clone()) {
