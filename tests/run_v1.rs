@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::{
     assert_page_cache_is_not_pressure, assert_peak_between_samples_observed, example, resctl,
@@ -112,6 +113,84 @@ fn on_a_hybrid_host_the_job_gets_a_cgroup2_leaf_for_its_own_pressure() {
     assert!(
         !unified.join(format!("resctl-{pid}")).exists(),
         "the leaf was left behind"
+    );
+}
+
+/// The host's memory PSI "full" avg10, percent.
+fn host_memory_full_avg10() -> f64 {
+    std::fs::read_to_string("/proc/pressure/memory")
+        .ok()
+        .and_then(|text| {
+            let full = text.lines().find(|line| line.starts_with("full "))?;
+            let avg10 = full
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("avg10="))?;
+            avg10.parse().ok()
+        })
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_neighbours_memory_stalls_do_not_take_the_jobs_workers() {
+    use std::os::unix::process::CommandExt;
+    let own = require_v1!();
+    if unified_own_with_psi().is_none() {
+        eprintln!("skipped: no cgroup2 hierarchy with PSI beside the v1 memory controller");
+        return;
+    }
+    // The neighbour writes a file ten times its 16M limit, over and over: v1 reclaim waits
+    // on the writeback of its dirty pages, a stall the host's PSI counts.
+    let neighbour = own.join(format!("neighbour-{}", std::process::id()));
+    std::fs::create_dir(&neighbour).unwrap();
+    std::fs::write(neighbour.join("memory.limit_in_bytes"), "16M").unwrap();
+    let data =
+        std::path::PathBuf::from(format!("/var/tmp/resctl-neighbour-{}", std::process::id()));
+    let script = format!(
+        "echo $$ > '{}/cgroup.procs' && while :; do head -c 160M /dev/zero > '{}'; done",
+        neighbour.display(),
+        data.display()
+    );
+    let mut writer = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let stalled = common::eventually(Duration::from_secs(30), Duration::from_millis(250), || {
+        host_memory_full_avg10() >= 15.0
+    });
+    let output = stalled.then(|| {
+        resctl()
+            .args([
+                "run",
+                "--threads",
+                "2",
+                "--interval",
+                "200ms",
+                "--",
+                "sleep",
+                "5",
+            ])
+            .output()
+            .unwrap()
+    });
+    let during = host_memory_full_avg10();
+    let group = nix::unistd::Pid::from_raw(writer.id() as i32);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let _ = writer.wait();
+    let _ = std::fs::remove_file(&data);
+    let _ = common::eventually(Duration::from_secs(5), Duration::from_millis(50), || {
+        std::fs::remove_dir(&neighbour).is_ok()
+    });
+    let Some(output) = output else {
+        eprintln!("skipped: the neighbour never took the host's memory PSI full to 15 %");
+        return;
+    };
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    // The job sleeps: its own PSI is 0 while the host's stood at the moderate level or more.
+    assert!(
+        err.contains("highest level normal") && err.contains("threads 2 at start, 2 lowest"),
+        "host memory PSI full avg10 {during}% at the end:\n{err}"
     );
 }
 
