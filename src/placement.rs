@@ -377,7 +377,7 @@ impl Placement {
         match writer::open_procs_for_move(&dir) {
             Ok(file) => Some(file),
             Err(err) => {
-                self.give_up_pressure_cgroup(&format!("{err}"));
+                self.give_up_pressure_cgroup(&err.to_string());
                 None
             }
         }
@@ -413,7 +413,7 @@ impl Placement {
 
     /// Removes the pressure leaf (the job did not get into it, or it cannot be read), saying
     /// why: from then on the host's PSI stands in for the job's.
-    pub fn give_up_pressure_cgroup(&mut self, why: &str) {
+    fn give_up_pressure_cgroup(&mut self, why: &str) {
         let Some(leaf) = self.pressure.take() else {
             return;
         };
@@ -422,7 +422,9 @@ impl Placement {
              PSI stands in for the job's",
             leaf.job_dir.display()
         );
-        for problem in remove_pressure_leaf(leaf) {
+        let mut report = CleanupReport::default();
+        remove_pressure_leaf(leaf, &mut report);
+        for problem in report.problems {
             tracing::warn!("cleanup: {problem}");
         }
     }
@@ -495,12 +497,7 @@ impl Placement {
             }
         }
         if let Some(leaf) = self.pressure.take() {
-            let removed = [leaf.job_dir.clone(), leaf.run_dir.clone()];
-            let problems = remove_pressure_leaf(leaf);
-            if problems.is_empty() {
-                report.removed.extend(removed);
-            }
-            report.problems.extend(problems);
+            remove_pressure_leaf(leaf, &mut report);
         }
         report
     }
@@ -533,15 +530,22 @@ fn create_pressure_leaf(own: &Path, run_name: &str) -> Result<PressureLeaf, Cgro
     }
 }
 
-/// Removes a pressure leaf and its run folder; the problems met, each naming its folder.
-/// Like the job's cgroup, a leaf still holding the job's orphans is left for the next run.
-fn remove_pressure_leaf(leaf: PressureLeaf) -> Vec<String> {
+/// Removes a pressure leaf, then its run folder, into `report`: each folder removed, or the
+/// problem met naming it. Like the job's cgroup, a leaf still holding the job's orphans is
+/// left for the next run, and its run folder with it.
+fn remove_pressure_leaf(leaf: PressureLeaf, report: &mut CleanupReport) {
     if let Err(err) = writer::remove(&leaf.job_dir) {
-        return vec![format!("{}: {err} ({LEFT_BEHIND})", leaf.job_dir.display())];
+        report
+            .problems
+            .push(format!("{}: {err} ({LEFT_BEHIND})", leaf.job_dir.display()));
+        return;
     }
+    report.removed.push(leaf.job_dir);
     match writer::remove(&leaf.run_dir) {
-        Ok(()) => Vec::new(),
-        Err(err) => vec![format!("{}: {err}", leaf.run_dir.display())],
+        Ok(()) => report.removed.push(leaf.run_dir),
+        Err(err) => report
+            .problems
+            .push(format!("{}: {err}", leaf.run_dir.display())),
     }
 }
 

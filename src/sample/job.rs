@@ -110,22 +110,22 @@ impl JobScope {
         let (Some((dir, kind)), Some(limits)) = (cgroup, limits) else {
             return JobScope::Descendants(job_pid);
         };
-        let pressure = pressure.and_then(|leaf| {
-            CgroupDir::open(leaf, crate::cgroup::reader::CgroupKind::V2)
-                .map(Box::new)
-                .map_err(|err| {
-                    tracing::warn!(
-                        "cannot read the job's pressure leaf ({err}); the host's PSI stands in"
-                    );
-                })
-                .ok()
-        });
         match CgroupDir::open(&dir, kind) {
             Ok(dir) => JobScope::Cgroup {
                 dir,
                 limits,
                 job_pid,
-                pressure,
+                pressure: pressure.and_then(|leaf| {
+                    CgroupDir::open(leaf, crate::cgroup::reader::CgroupKind::V2)
+                        .map(Box::new)
+                        .map_err(|err| {
+                            tracing::warn!(
+                                "cannot read the job's pressure leaf ({err}); the host's PSI \
+                                 stands in"
+                            );
+                        })
+                        .ok()
+                }),
             },
             Err(err) => {
                 tracing::warn!("cannot read the job's cgroup ({err}); watching through /proc");
